@@ -1,0 +1,393 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/mcp-authz/mcp-authz/authz/identity"
+)
+
+// Verifier turns a token into an Identity, or fails with an error wrapping
+// identity.ErrInvalid or identity.ErrUnavailable.
+type Verifier interface {
+	Verify(ctx context.Context, token string) (identity.Identity, error)
+}
+
+// Cache holds verified results keyed by a keyed hash of the token, never the token.
+// Implementations never return an entry past the TTL it was stored with.
+type Cache interface {
+	Key(token string) [32]byte
+	Get(ctx context.Context, key [32]byte) (id identity.Identity, negative bool, ok bool)
+	Set(ctx context.Context, key [32]byte, id identity.Identity, ttl time.Duration)
+	SetNegative(ctx context.Context, key [32]byte, ttl time.Duration)
+}
+
+// Verifiers is the verifier chain of DESIGN.md step 4.
+type Verifiers struct {
+	// JWT verifiers by issuer: a JWT whose (unverified) iss names one of them goes to it. The
+	// issuer is chosen before any key lookup.
+	JWT map[string]Verifier
+	// Opaque verifies every other token (RFC 7662 introspection, API keys). Nil: such tokens
+	// are invalid.
+	Opaque Verifier
+	// FallbackToOpaque: when a JWT verifier is unavailable (its JWKS cannot be fetched), try
+	// Opaque before giving up.
+	FallbackToOpaque bool
+}
+
+// Options configure an Authorizer.
+type Options struct {
+	Resources []Resource
+	Verifiers Verifiers
+	Cache     Cache // nil: every token is verified every time
+
+	CacheMaxTTL time.Duration // upper bound of a positive cache entry; default 5m
+	NegativeTTL time.Duration // how long an invalid token is remembered; default 10s
+	ClockSkew   time.Duration // leeway re-applied to exp/nbf on cached results
+	Unavailable Unavailable
+	// ScopeImplies maps a broad scope to the narrower scopes it grants (MCP 2026-07-28:
+	// resource servers must account for scope hierarchies). Applied transitively.
+	ScopeImplies map[string][]string
+
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Authorizer decides. It is safe for concurrent use and immutable after New: a configuration
+// reload builds a new one.
+type Authorizer struct {
+	routes   []*route
+	v        Verifiers
+	cache    Cache
+	maxTTL   time.Duration
+	negTTL   time.Duration
+	skew     time.Duration
+	implies  map[string][]string
+	now      func() time.Time
+	log      *slog.Logger
+	inflight singleflight.Group
+}
+
+// New checks the options and precomputes every route's metadata and challenges.
+func New(o Options) (*Authorizer, error) {
+	a := &Authorizer{
+		v: o.Verifiers, cache: o.Cache, maxTTL: o.CacheMaxTTL, negTTL: o.NegativeTTL,
+		skew: o.ClockSkew, implies: o.ScopeImplies, now: o.Now, log: o.Logger,
+	}
+	if a.maxTTL <= 0 {
+		a.maxTTL = 5 * time.Minute
+	}
+	if a.negTTL <= 0 {
+		a.negTTL = 10 * time.Second
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if o.Unavailable.Status == 0 {
+		o.Unavailable.Status = http.StatusUnauthorized
+	}
+	if s := o.Unavailable.Status; s != http.StatusUnauthorized && s != http.StatusServiceUnavailable {
+		return nil, fmt.Errorf("unavailable status %d: must be 401 or 503", s)
+	}
+	var errs []error
+	for i, r := range o.Resources {
+		rt, err := newRoute(r)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("resources[%d]: %w", i, err))
+			continue
+		}
+		rt.denials.withUnavailable(rt, o.Unavailable)
+		a.routes = append(a.routes, rt)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Check decides one request. It never returns nil.
+func (a *Authorizer) Check(ctx context.Context, req *Request) *Decision {
+	path, query := splitPath(req.Path)
+	host, port := splitHostPort(req.Host)
+
+	// The metadata path is answered before anything else: it is never challenged (RFC 9728
+	// §3; a 401 there would leave a client no way to discover the authorization server).
+	if rt := a.metadataRoute(host, port, req.Path); rt != nil {
+		return rt.metaAnswers.answer(req.Method)
+	}
+	rt := a.match(host, port, path)
+	if rt == nil {
+		return noRouteDecision
+	}
+	if rt.public(path) {
+		return &Decision{Allow: true, Reason: ReasonPublic, Remove: rt.removeAlways, Resource: rt.Name}
+	}
+	if rt.AllowCORSPreflight && req.Method == http.MethodOptions && isPreflight(req) {
+		return &Decision{Allow: true, Reason: ReasonPreflight, Remove: rt.removeAlways, Resource: rt.Name}
+	}
+
+	authzHeader, present := req.header("authorization")
+	token, cred := extractBearer(authzHeader, present, query)
+	switch cred {
+	case credNone:
+		return rt.denials.missing
+	case credMultiple:
+		return rt.denials.multiple
+	case credInQuery:
+		return rt.denials.query
+	case credMalformed:
+		return withErr(rt.denials.invalid, errMalformed)
+	}
+
+	id, err := a.verify(ctx, token)
+	if err != nil {
+		if errors.Is(err, identity.ErrUnavailable) {
+			return withErr(rt.denials.unavailable, err)
+		}
+		return withErr(rt.denials.invalid, err)
+	}
+	if err := a.fitsResource(rt, &id); err != nil {
+		return withErr(rt.denials.invalid, err)
+	}
+	if missing := a.missingScope(&id, rt.RequiredScopes); missing != "" {
+		return withErr(rt.denials.insufficient, fmt.Errorf("missing scope %q", missing))
+	}
+	return a.allow(rt, &id)
+}
+
+var errMalformed = errors.New("malformed bearer credential")
+
+// withErr attaches private detail to a shared denial without mutating it.
+func withErr(d *Decision, err error) *Decision {
+	c := *d
+	c.Err = err
+	return &c
+}
+
+func isPreflight(req *Request) bool {
+	_, origin := req.header("origin")
+	_, method := req.header("access-control-request-method")
+	return origin && method
+}
+
+func (a *Authorizer) metadataRoute(host, port, pathAndQuery string) *route {
+	if !strings.HasPrefix(pathAndQuery, "/.well-known/oauth-protected-resource") {
+		return nil
+	}
+	var only *route
+	n := 0
+	for _, rt := range a.routes {
+		if rt.metadataPath != pathAndQuery {
+			continue
+		}
+		for _, h := range rt.hosts {
+			if h.match(host, port) {
+				return rt
+			}
+		}
+		only = rt
+		n++
+	}
+	// A request on a host no resource names (the HTTP listener reached directly, say) still
+	// gets the document when exactly one resource has that path.
+	if n == 1 {
+		return only
+	}
+	return nil
+}
+
+// match picks the route with the longest path prefix among those serving the host.
+func (a *Authorizer) match(host, port, path string) *route {
+	var best *route
+	for _, rt := range a.routes {
+		if !pathUnder(path, rt.prefix) || best != nil && len(rt.prefix) <= len(best.prefix) {
+			continue
+		}
+		for _, h := range rt.hosts {
+			if h.match(host, port) {
+				best = rt
+				break
+			}
+		}
+	}
+	return best
+}
+
+// verify answers from the cache, or runs the verifier chain once for all concurrent callers
+// presenting the same token.
+func (a *Authorizer) verify(ctx context.Context, token string) (identity.Identity, error) {
+	if a.cache == nil {
+		return a.chain(ctx, token)
+	}
+	key := a.cache.Key(token)
+	if id, neg, ok := a.cache.Get(ctx, key); ok {
+		if neg {
+			return identity.Identity{}, fmt.Errorf("%w: cached as invalid", identity.ErrInvalid)
+		}
+		return id, nil
+	}
+	v, err, _ := a.inflight.Do(string(key[:]), func() (any, error) {
+		// The caller's cancellation must not fail everyone waiting on this flight.
+		vctx := context.WithoutCancel(ctx)
+		id, err := a.chain(vctx, token)
+		switch {
+		case err == nil:
+			if ttl := a.ttl(&id); ttl > 0 {
+				a.cache.Set(vctx, key, id, ttl)
+			}
+		case errors.Is(err, identity.ErrInvalid):
+			a.cache.SetNegative(vctx, key, a.negTTL)
+		}
+		return id, err
+	})
+	if err != nil {
+		return identity.Identity{}, err
+	}
+	return v.(identity.Identity), nil
+}
+
+// ttl: never past the token's own expiry (RFC 7662 §4), never longer than configured.
+func (a *Authorizer) ttl(id *identity.Identity) time.Duration {
+	ttl := a.maxTTL
+	if !id.Expiry.IsZero() {
+		if left := id.Expiry.Sub(a.now()); left < ttl {
+			ttl = left
+		}
+	}
+	return ttl
+}
+
+func (a *Authorizer) chain(ctx context.Context, token string) (identity.Identity, error) {
+	if iss, ok := peekIssuer(token); ok {
+		if v, ok := a.v.JWT[iss]; ok {
+			id, err := v.Verify(ctx, token)
+			if err == nil || !errors.Is(err, identity.ErrUnavailable) || !a.v.FallbackToOpaque || a.v.Opaque == nil {
+				return id, err
+			}
+			a.log.Debug("jwt verifier unavailable; trying introspection", "issuer", iss, "error", err)
+		}
+	}
+	if a.v.Opaque == nil {
+		return identity.Identity{}, fmt.Errorf("%w: no verifier accepts this token", identity.ErrInvalid)
+	}
+	return a.v.Opaque.Verify(ctx, token)
+}
+
+// fitsResource applies the per-resource checks to an identity that may have come from a cache
+// filled for another resource: issuer, audience, and time (a cached entry may outlive exp by
+// less than a cache tick, so it is checked again).
+func (a *Authorizer) fitsResource(rt *route, id *identity.Identity) error {
+	if id.Source != identity.SourceAPIKey && !rt.issuers[id.Issuer] {
+		return errors.New("issuer not trusted for this resource")
+	}
+	if id.Source != identity.SourceAPIKey && !rt.audienceOK(id.Audience) {
+		return errors.New("audience does not name this resource")
+	}
+	now := a.now()
+	if !id.Expiry.IsZero() && !now.Before(id.Expiry.Add(a.skew)) {
+		return errors.New("expired")
+	}
+	if !id.NotBefore.IsZero() && now.Add(a.skew).Before(id.NotBefore) {
+		return errors.New("not yet valid")
+	}
+	return nil
+}
+
+// missingScope returns the first required scope the identity lacks, "" when it has them all.
+func (a *Authorizer) missingScope(id *identity.Identity, required []string) string {
+	for _, s := range required {
+		if !a.granted(id, s) {
+			return s
+		}
+	}
+	return ""
+}
+
+func (a *Authorizer) granted(id *identity.Identity, want string) bool {
+	if id.HasScope(want) {
+		return true
+	}
+	if len(a.implies) == 0 {
+		return false
+	}
+	// Breadth-first over the implication graph from each granted scope; scope sets are
+	// small and cycles are cut by the visited set.
+	seen := map[string]bool{}
+	queue := append([]string(nil), id.Scopes...)
+	for len(queue) > 0 {
+		s := queue[0]
+		queue = queue[1:]
+		if seen[s] {
+			continue
+		}
+		seen[s] = true
+		for _, n := range a.implies[s] {
+			if n == want {
+				return true
+			}
+			queue = append(queue, n)
+		}
+	}
+	return false
+}
+
+func (a *Authorizer) allow(rt *route, id *identity.Identity) *Decision {
+	d := &Decision{Allow: true, Reason: ReasonAllow, Resource: rt.Name, Identity: id}
+	h := &rt.Headers
+	d.Headers = make([]Header, 0, 4+len(rt.claimHeaders))
+	add := func(name, value string) {
+		if name != "" && value != "" && headerValueOK(value) {
+			d.Headers = append(d.Headers, Header{strings.ToLower(name), value})
+		}
+	}
+	add(h.Subject, id.Subject)
+	add(h.ClientID, id.ClientID)
+	if h.Scopes != "" && len(id.Scopes) > 0 {
+		add(h.Scopes, strings.Join(id.Scopes, " "))
+	}
+	add(h.Issuer, id.Issuer)
+	for _, c := range rt.claimHeaders {
+		add(c.header, id.Claims[c.claim])
+	}
+	// Headers we set replace the client's copies (the adapter overwrites); names we could
+	// not set are removed, so a forged copy never reaches upstream.
+	d.Remove = rt.removeAlways
+	if len(d.Headers) > 0 {
+		d.Remove = make([]string, 0, len(rt.removeAlways))
+		for _, n := range rt.removeAlways {
+			if !setIn(d.Headers, n) {
+				d.Remove = append(d.Remove, n)
+			}
+		}
+	}
+	return d
+}
+
+func setIn(hs []Header, name string) bool {
+	for _, h := range hs {
+		if h.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// headerValueOK refuses values that would break or smuggle header syntax.
+func headerValueOK(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,189 @@
+package authz
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// The mapping from a denial's Reason to its status, WWW-Authenticate challenge and body lives
+// here, and testdata/*.golden pins every byte of it.
+//
+// Challenges are constant per resource and reason: no request ids, nonces or token details.
+// MCP clients compare a repeated challenge with the first to decide whether to stop retrying
+// (the TypeScript SDK re-authorizes once on a 403 and loops if the challenge keeps changing).
+//
+// Parameter order follows the MCP TypeScript SDK's own server (realm, error,
+// error_description, scope, resource_metadata), and the Bearer challenge is the only one, so it
+// is always first: that SDK ignores the header unless its first token is "Bearer".
+
+// Public descriptions: generic on purpose. The private reason goes to logs.
+const (
+	descMissing      = "An access token is required."
+	descMultiple     = "The request carries more than one access token."
+	descQuery        = "Access tokens are not accepted in the query string."
+	descInvalid      = "The access token is invalid, expired, or not meant for this resource."
+	descUnavailable  = "The access token could not be verified right now."
+	descInsufficient = "The access token lacks a scope this request needs."
+	descNoRoute      = "No protected resource matches this request."
+	descInternal     = "The authorization service failed; try again."
+)
+
+// denials are a route's precomputed denial decisions.
+type denials struct {
+	missing, multiple, query, invalid, unavailable *Decision
+	insufficient                                   *Decision // for the resource's own required scopes
+
+	mu        *sync.Mutex
+	stepUp    map[string]*Decision // insufficient_scope for other scope sets (per-operation scopes)
+	stepUpLen int
+}
+
+// Unavailable says how to answer when no verifier could decide. RFC 6750 has no code for it:
+// the default, 401 invalid_token, makes a client fetch a new token, which is harmless; 503 with
+// Retry-After is for deployments whose clients handle it.
+type Unavailable struct {
+	Status     int // http.StatusUnauthorized (default) or http.StatusServiceUnavailable
+	RetryAfter int // seconds, with 503
+}
+
+func challenge(realm, errCode, desc, scope, metadataURL string) string {
+	var b strings.Builder
+	b.WriteString("Bearer ")
+	first := true
+	param := func(name, value string) {
+		if value == "" {
+			return
+		}
+		if !first {
+			b.WriteString(", ")
+		}
+		first = false
+		b.WriteString(name)
+		b.WriteString(`="`)
+		b.WriteString(quoteSafe(value))
+		b.WriteByte('"')
+	}
+	param("realm", realm)
+	param("error", errCode)
+	param("error_description", desc)
+	param("scope", scope)
+	param("resource_metadata", metadataURL)
+	return b.String()
+}
+
+// quoteSafe keeps a quoted-string within RFC 6750 §3's allowed characters
+// (%x20-21 / %x23-5B / %x5D-7E): configuration is validated, so this is a last line of defence.
+func quoteSafe(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return strings.Map(func(r rune) rune {
+				if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
+					return ' '
+				}
+				return r
+			}, s)
+		}
+	}
+	return s
+}
+
+func errorBody(code, desc string) []byte {
+	b, _ := json.Marshal(struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description,omitempty"`
+	}{code, desc})
+	return b
+}
+
+var (
+	hdrJSON        = Header{"content-type", "application/json"}
+	hdrNoStore     = Header{"cache-control", "no-store"}
+	hdrExposeAuthn = Header{"access-control-expose-headers", "WWW-Authenticate"}
+)
+
+func deny(rt *route, status int, reason Reason, errCode, desc, scope string) *Decision {
+	d := &Decision{Status: status, Reason: reason, Resource: rt.Name}
+	d.Headers = []Header{
+		{"www-authenticate", challenge(rt.Realm, errCode, desc, scope, rt.metadataURL)},
+		hdrJSON, hdrNoStore, hdrExposeAuthn,
+	}
+	bodyCode := errCode
+	if bodyCode == "" {
+		bodyCode = "unauthorized"
+	}
+	d.Body = errorBody(bodyCode, desc)
+	return d
+}
+
+func buildDenials(rt *route) denials {
+	ds := denials{mu: new(sync.Mutex)}
+	// RFC 6750 §3.1: no error code when the request carried no credentials. The scope tells an
+	// MCP client what to ask for (MCP 2025-11-25 "Scope Selection Strategy").
+	ds.missing = deny(rt, http.StatusUnauthorized, ReasonMissingToken, "", "", rt.challengeScope)
+	ds.multiple = deny(rt, http.StatusBadRequest, ReasonInvalidRequest, "invalid_request", descMultiple, "")
+	ds.query = deny(rt, http.StatusBadRequest, ReasonInvalidRequest, "invalid_request", descQuery, "")
+	ds.invalid = deny(rt, http.StatusUnauthorized, ReasonInvalidToken, "invalid_token", descInvalid, rt.challengeScope)
+	ds.insufficient = deny(rt, http.StatusForbidden, ReasonInsufficientScope, "insufficient_scope", descInsufficient, rt.challengeScope)
+	return ds
+}
+
+// withUnavailable fills the unavailable denial, which depends on service-wide settings.
+func (ds *denials) withUnavailable(rt *route, u Unavailable) {
+	if u.Status == http.StatusServiceUnavailable {
+		d := &Decision{Status: http.StatusServiceUnavailable, Reason: ReasonUnavailable, Resource: rt.Name}
+		d.Headers = []Header{hdrJSON, hdrNoStore}
+		if u.RetryAfter > 0 {
+			d.Headers = append(d.Headers, Header{"retry-after", strconv.Itoa(u.RetryAfter)})
+		}
+		d.Body = errorBody("temporarily_unavailable", descUnavailable)
+		ds.unavailable = d
+		return
+	}
+	ds.unavailable = deny(rt, http.StatusUnauthorized, ReasonUnavailable, "invalid_token", descUnavailable, rt.challengeScope)
+}
+
+// maxStepUp bounds the per-route memo of step-up challenges; scope sets come from
+// configuration, so in practice it holds a handful.
+const maxStepUp = 256
+
+// insufficientFor returns the 403 whose scope lists every scope the operation needs (MCP
+// 2026-07-28: all of them in one challenge, not only the missing ones).
+func (ds *denials) insufficientFor(rt *route, scope string) *Decision {
+	if scope == rt.challengeScope {
+		return ds.insufficient
+	}
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	if d, ok := ds.stepUp[scope]; ok {
+		return d
+	}
+	d := deny(rt, http.StatusForbidden, ReasonInsufficientScope, "insufficient_scope", descInsufficient, scope)
+	if ds.stepUp == nil {
+		ds.stepUp = make(map[string]*Decision)
+	}
+	if ds.stepUpLen < maxStepUp {
+		ds.stepUp[scope] = d
+		ds.stepUpLen++
+	}
+	return d
+}
+
+// Answers that do not depend on a route.
+var (
+	noRouteDecision = &Decision{
+		Status: http.StatusForbidden, Reason: ReasonNoRoute,
+		Headers: []Header{hdrJSON, hdrNoStore},
+		Body:    errorBody("access_denied", descNoRoute),
+	}
+	internalDecision = &Decision{
+		Status: http.StatusServiceUnavailable, Reason: ReasonInternal,
+		Headers: []Header{hdrJSON, hdrNoStore},
+		Body:    errorBody("temporarily_unavailable", descInternal),
+	}
+)
+
+// Internal is the answer to a recovered fault: a clean 503, never a crashed process.
+func Internal() *Decision { return internalDecision }

@@ -1,0 +1,137 @@
+package authz
+
+import "strings"
+
+// maxTokenLen bounds what we are willing to hash, parse or send to an IdP. Real access tokens
+// are a few KiB at most; Envoy's own header limit is 60 KiB by default.
+const maxTokenLen = 16 << 10
+
+// credentialResult is what extraction found.
+type credentialResult uint8
+
+const (
+	credNone      credentialResult = iota // no credential in a supported place: bare challenge
+	credToken                             // one well-formed Bearer token
+	credMalformed                         // a Bearer credential that is not a b64token: invalid_token
+	credMultiple                          // more than one credential: invalid_request
+	credInQuery                           // access_token in the query string: invalid_request
+)
+
+// extractBearer finds the access token per RFC 6750 §2.1. The scheme is case-insensitive
+// (RFC 9110 §11.1) and separated from the token by one or more spaces. An Authorization header
+// with another scheme (Basic, DPoP, ...) counts as no Bearer credential, so the client gets the
+// bare challenge of RFC 6750 §3.1. Tokens in the query string are refused outright: the MCP
+// specification forbids them and RFC 6750 §3.1 makes "more than one method" invalid_request.
+func extractBearer(authz string, present bool, query string) (string, credentialResult) {
+	if queryHasToken(query) {
+		return "", credInQuery
+	}
+	if !present {
+		return "", credNone
+	}
+	v := strings.Trim(authz, " \t")
+	// Envoy joins repeated headers with ","; a comma can never appear in a b64token, so any
+	// comma means a second credential (or a header we will not try to guess at).
+	if strings.IndexByte(v, ',') >= 0 {
+		if countBearer(v) > 1 {
+			return "", credMultiple
+		}
+		if hasBearerScheme(v) {
+			return "", credMalformed
+		}
+		return "", credNone
+	}
+	if !hasBearerScheme(v) {
+		return "", credNone
+	}
+	tok := strings.TrimLeft(v[len("bearer"):], " ")
+	if tok == "" || len(tok) > maxTokenLen || !isB64Token(tok) {
+		return "", credMalformed
+	}
+	return tok, credToken
+}
+
+// hasBearerScheme: "Bearerabc" is another scheme's name, not Bearer.
+func hasBearerScheme(v string) bool {
+	return len(v) >= 6 && strings.EqualFold(v[:6], "bearer") && (len(v) == 6 || v[6] == ' ')
+}
+
+func countBearer(v string) int {
+	n := 0
+	for _, part := range strings.Split(v, ",") {
+		if hasBearerScheme(strings.TrimLeft(part, " \t")) {
+			n++
+		}
+	}
+	return n
+}
+
+// isB64Token checks the RFC 6750 §2.1 token68 grammar:
+// 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func isB64Token(t string) bool {
+	i := 0
+	for ; i < len(t); i++ {
+		c := t[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' {
+			continue
+		}
+		break
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(t); i++ {
+		if t[i] != '=' {
+			return false
+		}
+	}
+	return true
+}
+
+// queryHasToken reports an access_token parameter (RFC 6750 §2.3) in a raw query string,
+// percent-encoded name included.
+func queryHasToken(q string) bool {
+	for q != "" {
+		var kv string
+		kv, q, _ = strings.Cut(q, "&")
+		name, _, _ := strings.Cut(kv, "=")
+		if name == "access_token" || strings.EqualFold(unescapeName(name), "access_token") {
+			return true
+		}
+	}
+	return false
+}
+
+// unescapeName undoes percent-encoding well enough to catch "access%5Ftoken"; anything it cannot
+// decode is returned as is.
+func unescapeName(s string) string {
+	if strings.IndexByte(s, '%') < 0 && strings.IndexByte(s, '+') < 0 {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
+}

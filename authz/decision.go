@@ -1,0 +1,64 @@
+package authz
+
+import "github.com/mcp-authz/mcp-authz/authz/identity"
+
+// Reason classifies a decision. The mapping from Reason to status and challenge lives in
+// challenge.go, and golden files pin it.
+type Reason uint8
+
+const (
+	ReasonAllow             Reason = iota + 1 // token good for this resource
+	ReasonPublic                              // public path: no token needed
+	ReasonMetadata                            // RFC 9728 metadata answered directly
+	ReasonPreflight                           // CORS preflight let through
+	ReasonMissingToken                        // 401, challenge without error= (RFC 6750 §3.1)
+	ReasonInvalidRequest                      // 400 invalid_request
+	ReasonInvalidToken                        // 401 invalid_token
+	ReasonInsufficientScope                   // 403 insufficient_scope, scope="…"
+	ReasonUnavailable                         // no verifier could decide; 401 or 503 by config
+	ReasonNoRoute                             // no protected resource matches
+	ReasonInternal                            // recovered fault: 503
+)
+
+var reasonNames = [...]string{
+	ReasonAllow:             "allow",
+	ReasonPublic:            "public",
+	ReasonMetadata:          "metadata",
+	ReasonPreflight:         "preflight",
+	ReasonMissingToken:      "missing_token",
+	ReasonInvalidRequest:    "invalid_request",
+	ReasonInvalidToken:      "invalid_token",
+	ReasonInsufficientScope: "insufficient_scope",
+	ReasonUnavailable:       "unavailable",
+	ReasonNoRoute:           "no_route",
+	ReasonInternal:          "internal",
+}
+
+func (r Reason) String() string {
+	if int(r) < len(reasonNames) && reasonNames[r] != "" {
+		return reasonNames[r]
+	}
+	return "unknown"
+}
+
+// Header is one HTTP header field.
+type Header struct{ Name, Value string }
+
+// Decision is the answer to one Request. Precomputed denials are shared between requests and
+// must be treated as read-only.
+type Decision struct {
+	Allow  bool
+	Status int // HTTP status of a denial; 200 for a metadata answer given in place of the upstream
+	Reason Reason
+	// Headers: on allow, set on the upstream request, replacing any client-sent copy; on
+	// denial, set on the response to the client.
+	Headers []Header
+	// Remove: on allow, header names removed from the upstream request.
+	Remove []string
+	Body   []byte // denial body
+
+	Resource string             // name of the matched resource, "" when none
+	Identity *identity.Identity // on allow with a token
+	// Err is the private detail of a denial (logs and spans only, never the response).
+	Err error
+}

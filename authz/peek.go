@@ -1,0 +1,33 @@
+package authz
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+)
+
+// peekIssuer reads the iss claim of a compact JWS without verifying anything, only to choose
+// which issuer's verifier (and keys) may look at the token. Trusting it for more than that
+// would be a bug: the chosen verifier checks iss again after the signature.
+func peekIssuer(token string) (string, bool) {
+	first := strings.IndexByte(token, '.')
+	if first <= 0 {
+		return "", false
+	}
+	rest := token[first+1:]
+	second := strings.IndexByte(rest, '.')
+	if second <= 0 || strings.IndexByte(rest[second+1:], '.') >= 0 {
+		return "", false // not three segments (JWE has five)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(rest[:second])
+	if err != nil {
+		return "", false
+	}
+	var c struct {
+		Iss string `json:"iss"`
+	}
+	if json.Unmarshal(payload, &c) != nil || c.Iss == "" {
+		return "", false
+	}
+	return c.Iss, true
+}

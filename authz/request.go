@@ -1,0 +1,30 @@
+package authz
+
+// Request is what a proxy tells us about one HTTP request. Adapters fill it; nothing in it has
+// been validated.
+type Request struct {
+	Method string
+	Scheme string // as the proxy saw it, for logs only: challenges are built from configuration
+	Host   string // :authority, possibly with a port
+	Path   string // path as sent, query string included (Envoy leaves it inside :path)
+	// Headers has lower-case names. A header sent more than once arrives joined with ",", as
+	// Envoy joins them.
+	Headers map[string]string
+	Body    []byte // optional: only when the proxy forwards it
+	ID      string // request id for logs (x-request-id)
+}
+
+func (r *Request) header(name string) (string, bool) {
+	v, ok := r.Headers[name]
+	return v, ok
+}
+
+// splitPath separates the path from its query string.
+func splitPath(p string) (path, query string) {
+	for i := 0; i < len(p); i++ {
+		if p[i] == '?' {
+			return p[:i], p[i+1:]
+		}
+	}
+	return p, ""
+}

@@ -1,0 +1,322 @@
+package authz
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// Resource is one protected resource: an RFC 8707 resource identifier, the requests that reach
+// it, whose tokens it trusts and what they must carry. Validation of user input happens in the
+// config package; New still refuses a Resource it could not serve correctly.
+type Resource struct {
+	Name string
+	// ID is the resource identifier (RFC 8707 §2, RFC 9728 §1.2): the URL clients call, used
+	// as the PRM "resource" and as the default accepted audience.
+	ID string
+	// Hosts the resource answers on. A host without a port matches any port; "*" matches any
+	// host. Default: the host of ID.
+	Hosts []string
+	// PathPrefix, segment-aware ("/mcp" matches "/mcp" and "/mcp/x", not "/mcpx").
+	// Default: the path of ID.
+	PathPrefix string
+
+	AuthorizationServers []string // RFC 9728 authorization_servers (issuer identifiers)
+	Issuers              []string // accepted token issuers; default AuthorizationServers
+	Audiences            []string // accepted audiences; default [ID]
+
+	RequiredScopes  []string // every request needs all of these
+	ScopesSupported []string // PRM scopes_supported; default RequiredScopes
+	PublicPaths     []string // path prefixes served without a token
+
+	Headers              IdentityHeaders
+	ForwardAuthorization bool // keep the caller's Authorization header upstream
+
+	Realm                 string
+	ResourceName          string
+	ResourceDocumentation string
+	ResourcePolicyURI     string
+	ResourceTOSURI        string
+
+	// AllowCORSPreflight lets a browser's CORS preflight (OPTIONS with Origin and
+	// Access-Control-Request-Method, which never carries credentials) through to the upstream.
+	AllowCORSPreflight bool
+}
+
+// IdentityHeaders names the upstream headers an allowed request carries. Empty names are not
+// set. Whatever the client sent under these names is removed or replaced, never passed on.
+type IdentityHeaders struct {
+	Subject  string
+	ClientID string
+	Scopes   string
+	Issuer   string
+	Claims   map[string]string // claim name → header name
+}
+
+// route is a Resource made ready to serve: everything derivable is derived once.
+type route struct {
+	Resource
+	hosts        []hostPattern
+	prefix       string
+	metadataURL  string
+	metadataPath string // path (and query) of metadataURL, matched against requests
+	audiences    []audience
+	issuers      map[string]bool
+	publicPaths  []string
+	idHeaders    []string // every identity header name, lower-case
+	removeAlways []string // removed on every allow (identity headers; authorization unless forwarded)
+
+	prm            []byte  // RFC 9728 document
+	challengeScope string  // scope= of 401/403 challenges for the resource as a whole
+	denials        denials // precomputed, shared
+	metaAnswers    metaSet // precomputed metadata answers
+	claimHeaders   []claimHeader
+}
+
+type claimHeader struct{ claim, header string }
+
+type hostPattern struct {
+	host string // lower-case, without port
+	port string // "" = any
+	any  bool
+}
+
+func (h hostPattern) match(host, port string) bool {
+	if h.any {
+		return true
+	}
+	if !strings.EqualFold(h.host, host) {
+		return false
+	}
+	return h.port == "" || h.port == port || port == "" && (h.port == "80" || h.port == "443")
+}
+
+func splitHostPort(hp string) (host, port string) {
+	if strings.HasPrefix(hp, "[") { // IPv6 literal
+		if i := strings.LastIndex(hp, "]"); i > 0 {
+			host = hp[:i+1]
+			if i+1 < len(hp) && hp[i+1] == ':' {
+				port = hp[i+2:]
+			}
+			return host, port
+		}
+		return hp, ""
+	}
+	if i := strings.LastIndexByte(hp, ':'); i >= 0 {
+		return hp[:i], hp[i+1:]
+	}
+	return hp, ""
+}
+
+// metadataLocation builds the RFC 9728 §3.1 well-known URL for a resource identifier: the
+// well-known suffix is inserted between the host and the path (and query), after dropping a
+// terminating "/" of an empty path.
+func metadataLocation(id string) (fullURL, pathAndQuery string, err error) {
+	u, err := url.Parse(id)
+	if err != nil {
+		return "", "", err
+	}
+	if u.Scheme == "" || u.Host == "" {
+		return "", "", errors.New("not an absolute URL")
+	}
+	if u.Fragment != "" || strings.Contains(id, "#") {
+		return "", "", errors.New("has a fragment")
+	}
+	p := u.EscapedPath()
+	if p == "/" {
+		p = ""
+	}
+	pq := "/.well-known/oauth-protected-resource" + p
+	if u.RawQuery != "" {
+		pq += "?" + u.RawQuery
+	}
+	return u.Scheme + "://" + u.Host + pq, pq, nil
+}
+
+// audience is an accepted audience prepared for comparison: scheme and host are compared
+// case-insensitively (RFC 3986 §6.2.2.1), the rest exactly.
+type audience struct {
+	raw    string
+	origin string // "scheme://host[:port]" for URLs, "" otherwise
+	rest   string
+}
+
+func newAudience(a string) audience {
+	o, r, ok := splitOrigin(a)
+	if !ok {
+		return audience{raw: a}
+	}
+	return audience{raw: a, origin: o, rest: r}
+}
+
+// splitOrigin splits "scheme://authority/rest" without allocating.
+func splitOrigin(s string) (origin, rest string, ok bool) {
+	i := strings.Index(s, "://")
+	if i <= 0 {
+		return "", "", false
+	}
+	j := i + 3
+	for j < len(s) && s[j] != '/' && s[j] != '?' && s[j] != '#' {
+		j++
+	}
+	return s[:j], s[j:], true
+}
+
+func (a *audience) match(v string) bool {
+	if v == a.raw {
+		return true
+	}
+	if a.origin == "" || len(v) != len(a.raw) {
+		return false
+	}
+	o, r, ok := splitOrigin(v)
+	return ok && r == a.rest && strings.EqualFold(o, a.origin)
+}
+
+func (rt *route) audienceOK(aud []string) bool {
+	for _, v := range aud {
+		for i := range rt.audiences {
+			if rt.audiences[i].match(v) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// pathUnder reports whether p is prefix or below it, segment-aware.
+func pathUnder(p, prefix string) bool {
+	if prefix == "" || prefix == "/" {
+		return true
+	}
+	if !strings.HasPrefix(p, prefix) {
+		return false
+	}
+	return len(p) == len(prefix) || p[len(prefix)] == '/' || strings.HasSuffix(prefix, "/")
+}
+
+// suspiciousPath flags paths that an upstream might resolve differently from a plain string
+// prefix: dot-segments and encoded separators. Such a path never counts as public.
+func suspiciousPath(p string) bool {
+	if strings.Contains(p, "%") {
+		l := strings.ToLower(p)
+		if strings.Contains(l, "%2e") || strings.Contains(l, "%2f") || strings.Contains(l, "%5c") || strings.Contains(l, "%00") {
+			return true
+		}
+	}
+	return strings.Contains(p, "/./") || strings.Contains(p, "/../") || strings.HasSuffix(p, "/.") ||
+		strings.HasSuffix(p, "/..") || strings.Contains(p, "\\") || strings.Contains(p, "//")
+}
+
+func (rt *route) public(path string) bool {
+	if len(rt.publicPaths) == 0 || suspiciousPath(path) {
+		return false
+	}
+	for _, pp := range rt.publicPaths {
+		if pathUnder(path, pp) {
+			return true
+		}
+	}
+	return false
+}
+
+func newRoute(r Resource) (*route, error) {
+	if r.ID == "" {
+		return nil, errors.New("resource identifier is empty")
+	}
+	full, pq, err := metadataLocation(r.ID)
+	if err != nil {
+		return nil, fmt.Errorf("resource %q: %v", r.ID, err)
+	}
+	u, _ := url.Parse(r.ID)
+	rt := &route{Resource: r, metadataURL: full, metadataPath: pq}
+	if len(r.AuthorizationServers) == 0 {
+		return nil, fmt.Errorf("resource %q: no authorization server", r.ID)
+	}
+	hosts := r.Hosts
+	if len(hosts) == 0 {
+		hosts = []string{u.Host}
+	}
+	for _, h := range hosts {
+		if h == "*" {
+			rt.hosts = append(rt.hosts, hostPattern{any: true})
+			continue
+		}
+		host, port := splitHostPort(h)
+		rt.hosts = append(rt.hosts, hostPattern{host: strings.ToLower(host), port: port})
+	}
+	rt.prefix = r.PathPrefix
+	if rt.prefix == "" {
+		rt.prefix = u.EscapedPath()
+	}
+	if rt.prefix == "" {
+		rt.prefix = "/"
+	}
+	issuers := r.Issuers
+	if len(issuers) == 0 {
+		issuers = r.AuthorizationServers
+	}
+	rt.issuers = make(map[string]bool, len(issuers))
+	for _, is := range issuers {
+		rt.issuers[is] = true
+	}
+	auds := r.Audiences
+	if len(auds) == 0 {
+		auds = []string{r.ID}
+	}
+	for _, a := range auds {
+		rt.audiences = append(rt.audiences, newAudience(a))
+	}
+	rt.publicPaths = r.PublicPaths
+	if len(r.ScopesSupported) == 0 {
+		rt.ScopesSupported = r.RequiredScopes
+	}
+	rt.challengeScope = joinScopes(r.RequiredScopes)
+
+	h := r.Headers
+	for _, n := range []string{h.Subject, h.ClientID, h.Scopes, h.Issuer} {
+		if n != "" {
+			rt.idHeaders = append(rt.idHeaders, strings.ToLower(n))
+		}
+	}
+	for claim, name := range h.Claims {
+		rt.idHeaders = append(rt.idHeaders, strings.ToLower(name))
+		rt.claimHeaders = append(rt.claimHeaders, claimHeader{claim: claim, header: strings.ToLower(name)})
+	}
+	sortClaimHeaders(rt.claimHeaders)
+	rt.removeAlways = append([]string(nil), rt.idHeaders...)
+	if !r.ForwardAuthorization {
+		rt.removeAlways = append(rt.removeAlways, "authorization")
+	}
+	if rt.prm, err = buildPRM(&rt.Resource); err != nil {
+		return nil, err
+	}
+	rt.denials = buildDenials(rt)
+	rt.metaAnswers = buildMetaAnswers(rt.prm)
+	return rt, nil
+}
+
+func sortClaimHeaders(c []claimHeader) {
+	for i := 1; i < len(c); i++ {
+		for j := i; j > 0 && c[j].header < c[j-1].header; j-- {
+			c[j], c[j-1] = c[j-1], c[j]
+		}
+	}
+}
+
+// joinScopes joins scopes for a challenge, leaving out offline_access: MCP 2026-07-28 says a
+// resource server should not ask for it, and clients add it themselves when the AS offers it.
+func joinScopes(s []string) string {
+	var b strings.Builder
+	for _, sc := range s {
+		if sc == "" || sc == "offline_access" {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(sc)
+	}
+	return b.String()
+}
