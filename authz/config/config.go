@@ -1,0 +1,162 @@
+// Package config is mcp-authz's configuration file: its YAML schema, defaults and validation.
+// Validation reports every problem at once, each naming the key at fault and how to fix it,
+// and never echoes a secret.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole file.
+type Config struct {
+	Listen       Listen              `yaml:"listen"`
+	Log          Log                 `yaml:"log"`
+	Dev          Dev                 `yaml:"dev"`
+	ClockSkew    Duration            `yaml:"clock_skew"`
+	Unavailable  Unavailable         `yaml:"unavailable"`
+	Cache        Cache               `yaml:"cache"`
+	ScopeImplies map[string][]string `yaml:"scope_implies"`
+	Issuers      []Issuer            `yaml:"issuers"`
+	Resources    []Resource          `yaml:"resources"`
+}
+
+type Listen struct {
+	GRPC           string `yaml:"grpc"`            // ext_authz gRPC listener
+	HTTP           string `yaml:"http"`            // metadata, health; "" disables
+	GRPCReflection bool   `yaml:"grpc_reflection"` // off by default: it tells anyone the API
+}
+
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // json, text
+}
+
+// Dev relaxes rules that only local development may relax.
+type Dev struct {
+	// AllowHTTP accepts http:// resource identifiers and issuers. MCP requires HTTPS
+	// (RFC 9728 §1.2, OAuth 2.1 §1.5); this exists for loopback demos.
+	AllowHTTP bool `yaml:"allow_http"`
+}
+
+type Unavailable struct {
+	Status     int      `yaml:"status"`      // 401 (default) or 503
+	RetryAfter Duration `yaml:"retry_after"` // with 503
+}
+
+type Cache struct {
+	MaxTTL      Duration `yaml:"max_ttl"`      // default 5m
+	NegativeTTL Duration `yaml:"negative_ttl"` // default 10s
+	L1Size      int      `yaml:"l1_size"`      // entries; default 100000; 0 after defaults is impossible, -1 disables
+}
+
+// Issuer is an authorization server whose JWT access tokens are verified locally.
+type Issuer struct {
+	Issuer          string   `yaml:"issuer"`
+	JWKSURI         string   `yaml:"jwks_uri"`    // default: from RFC 8414 or OIDC discovery
+	Algorithms      []string `yaml:"algorithms"`  // default RS256, ES256, PS256, EdDSA
+	RequireTyp      *bool    `yaml:"require_typ"` // RFC 9068 typ at+jwt; default true
+	RefreshInterval Duration `yaml:"jwks_refresh_interval"`
+}
+
+// Resource is one protected resource.
+type Resource struct {
+	Name                 string          `yaml:"name"`
+	Resource             string          `yaml:"resource"`
+	Hosts                []string        `yaml:"hosts"`
+	PathPrefix           string          `yaml:"path_prefix"`
+	AuthorizationServers []string        `yaml:"authorization_servers"`
+	Issuers              []string        `yaml:"issuers"`
+	Audiences            []string        `yaml:"audiences"`
+	Scopes               Scopes          `yaml:"scopes"`
+	PublicPaths          []string        `yaml:"public_paths"`
+	IdentityHeaders      IdentityHeaders `yaml:"identity_headers"`
+	ForwardAuthorization bool            `yaml:"forward_authorization"`
+	CORSPreflight        *bool           `yaml:"cors_preflight"` // default true
+	Realm                string          `yaml:"realm"`
+	ResourceName         string          `yaml:"resource_name"`
+	Documentation        string          `yaml:"resource_documentation"`
+	PolicyURI            string          `yaml:"resource_policy_uri"`
+	TOSURI               string          `yaml:"resource_tos_uri"`
+}
+
+type Scopes struct {
+	Required  []string `yaml:"required"`
+	Supported []string `yaml:"supported"`
+}
+
+// IdentityHeaders: "-" disables a header; an empty value takes the default.
+type IdentityHeaders struct {
+	Subject  string            `yaml:"subject"`
+	ClientID string            `yaml:"client_id"`
+	Scopes   string            `yaml:"scopes"`
+	Issuer   string            `yaml:"issuer"`
+	Claims   map[string]string `yaml:"claims"` // claim → header
+}
+
+// Duration reads "30s", "5m".
+type Duration time.Duration
+
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("line %d: want a duration such as 30s or 5m", n.Line)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return fmt.Errorf("line %d: %q is not a duration such as 30s or 5m", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// D is the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Load reads, defaults and validates a configuration file.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(b)
+}
+
+// Parse decodes strictly (an unknown or misspelled key is an error), applies defaults and
+// validates.
+func Parse(b []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("config is empty: it needs at least issuers and resources")
+		}
+		return nil, nameKeys(b, err)
+	}
+	c.ApplyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Marshal renders the resolved configuration (for check-config). It holds no secrets: secrets
+// are only ever referenced by file or environment variable name.
+func (c *Config) Marshal() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

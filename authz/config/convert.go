@@ -1,0 +1,76 @@
+package config
+
+import (
+	"net/http"
+	"sort"
+
+	"github.com/mcp-authz/mcp-authz/authz"
+)
+
+// AuthzResources turns the validated resources into the decision core's form.
+func (c *Config) AuthzResources() []authz.Resource {
+	out := make([]authz.Resource, 0, len(c.Resources))
+	for _, r := range c.Resources {
+		h := r.IdentityHeaders
+		out = append(out, authz.Resource{
+			Name:                 r.Name,
+			ID:                   r.Resource,
+			Hosts:                r.Hosts,
+			PathPrefix:           r.PathPrefix,
+			AuthorizationServers: r.AuthorizationServers,
+			Issuers:              r.Issuers,
+			Audiences:            r.Audiences,
+			RequiredScopes:       r.Scopes.Required,
+			ScopesSupported:      r.Scopes.Supported,
+			PublicPaths:          r.PublicPaths,
+			Headers: authz.IdentityHeaders{
+				Subject:  enabled(h.Subject),
+				ClientID: enabled(h.ClientID),
+				Scopes:   enabled(h.Scopes),
+				Issuer:   enabled(h.Issuer),
+				Claims:   h.Claims,
+			},
+			ForwardAuthorization:  r.ForwardAuthorization,
+			Realm:                 r.Realm,
+			ResourceName:          r.ResourceName,
+			ResourceDocumentation: r.Documentation,
+			ResourcePolicyURI:     r.PolicyURI,
+			ResourceTOSURI:        r.TOSURI,
+			AllowCORSPreflight:    r.CORSPreflight == nil || *r.CORSPreflight,
+		})
+	}
+	return out
+}
+
+func enabled(h string) string {
+	if h == "-" {
+		return ""
+	}
+	return h
+}
+
+// AuthzUnavailable is the configured answer when no verifier can decide.
+func (c *Config) AuthzUnavailable() authz.Unavailable {
+	u := authz.Unavailable{Status: http.StatusUnauthorized}
+	if c.Unavailable.Status == http.StatusServiceUnavailable {
+		u.Status = http.StatusServiceUnavailable
+		u.RetryAfter = int(c.Unavailable.RetryAfter.D().Seconds())
+	}
+	return u
+}
+
+// ClaimsFor lists the claims any resource maps to headers: verifiers keep only these.
+func (c *Config) ClaimsFor() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range c.Resources {
+		for claim := range r.IdentityHeaders.Claims {
+			if !seen[claim] {
+				seen[claim] = true
+				out = append(out, claim)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}

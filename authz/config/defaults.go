@@ -1,0 +1,107 @@
+package config
+
+import (
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Default identity header names.
+const (
+	DefaultSubjectHeader  = "x-auth-subject"
+	DefaultClientIDHeader = "x-auth-client-id"
+	DefaultScopesHeader   = "x-auth-scopes"
+)
+
+// DefaultAlgorithms are the asymmetric JWS algorithms accepted unless configured otherwise.
+var DefaultAlgorithms = []string{"RS256", "ES256", "PS256", "EdDSA"}
+
+// ApplyDefaults fills what the file left out. It is idempotent.
+func (c *Config) ApplyDefaults() {
+	if c.Listen.GRPC == "" {
+		c.Listen.GRPC = "127.0.0.1:9191"
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
+	if c.ClockSkew == 0 {
+		c.ClockSkew = Duration(30 * time.Second)
+	}
+	if c.Unavailable.Status == 0 {
+		c.Unavailable.Status = 401
+	}
+	if c.Cache.MaxTTL == 0 {
+		c.Cache.MaxTTL = Duration(5 * time.Minute)
+	}
+	if c.Cache.NegativeTTL == 0 {
+		c.Cache.NegativeTTL = Duration(10 * time.Second)
+	}
+	if c.Cache.L1Size == 0 {
+		c.Cache.L1Size = 100000
+	}
+	for i := range c.Issuers {
+		is := &c.Issuers[i]
+		if len(is.Algorithms) == 0 {
+			is.Algorithms = append([]string(nil), DefaultAlgorithms...)
+		}
+		if is.RequireTyp == nil {
+			t := true
+			is.RequireTyp = &t
+		}
+		if is.RefreshInterval == 0 {
+			is.RefreshInterval = Duration(30 * time.Second)
+		}
+	}
+	for i := range c.Resources {
+		r := &c.Resources[i]
+		u, err := url.Parse(r.Resource)
+		if r.Name == "" {
+			r.Name = r.Resource
+		}
+		if err == nil && u.Host != "" {
+			if len(r.Hosts) == 0 {
+				r.Hosts = []string{u.Host}
+			}
+			if r.PathPrefix == "" {
+				r.PathPrefix = u.EscapedPath()
+				if r.PathPrefix == "" {
+					r.PathPrefix = "/"
+				}
+			}
+		}
+		if len(r.AuthorizationServers) == 0 && len(c.Issuers) == 1 {
+			r.AuthorizationServers = []string{c.Issuers[0].Issuer}
+		}
+		if len(r.Issuers) == 0 {
+			r.Issuers = append([]string(nil), r.AuthorizationServers...)
+		}
+		if len(r.Audiences) == 0 && r.Resource != "" {
+			r.Audiences = []string{r.Resource}
+		}
+		if len(r.Scopes.Supported) == 0 {
+			r.Scopes.Supported = append([]string(nil), r.Scopes.Required...)
+		}
+		h := &r.IdentityHeaders
+		h.Subject = defaultHeader(h.Subject, DefaultSubjectHeader)
+		h.ClientID = defaultHeader(h.ClientID, DefaultClientIDHeader)
+		h.Scopes = defaultHeader(h.Scopes, DefaultScopesHeader)
+		h.Issuer = strings.ToLower(h.Issuer)
+		for claim, name := range h.Claims {
+			h.Claims[claim] = strings.ToLower(name)
+		}
+		if r.CORSPreflight == nil {
+			t := true
+			r.CORSPreflight = &t
+		}
+	}
+}
+
+func defaultHeader(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return strings.ToLower(v)
+}

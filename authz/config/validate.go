@@ -1,0 +1,246 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+)
+
+// Validate reports every problem, each prefixed with the key at fault.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+	}
+
+	if _, _, err := net.SplitHostPort(c.Listen.GRPC); err != nil {
+		bad("listen.grpc", "%q is not host:port (e.g. 127.0.0.1:9191)", c.Listen.GRPC)
+	}
+	if c.Listen.HTTP != "" {
+		if _, _, err := net.SplitHostPort(c.Listen.HTTP); err != nil {
+			bad("listen.http", "%q is not host:port (e.g. 127.0.0.1:9192); leave it empty to disable", c.Listen.HTTP)
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q: use debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		bad("log.format", "%q: use json or text", c.Log.Format)
+	}
+	if c.ClockSkew.D() > 5*60e9 {
+		bad("clock_skew", "%s is more than 5m; a few seconds to a minute is usual", c.ClockSkew.D())
+	}
+	if s := c.Unavailable.Status; s != 401 && s != 503 {
+		bad("unavailable.status", "%d: use 401 (clients fetch a new token) or 503 (with retry_after)", s)
+	}
+	if c.Cache.L1Size < -1 {
+		bad("cache.l1_size", "%d: use a number of entries, or -1 to disable the in-process cache", c.Cache.L1Size)
+	}
+	for s, implied := range c.ScopeImplies {
+		if !scopeTokenOK(s) {
+			bad("scope_implies", "%q is not a valid scope (RFC 6749 §3.3)", s)
+		}
+		for _, n := range implied {
+			if !scopeTokenOK(n) {
+				bad("scope_implies."+s, "%q is not a valid scope (RFC 6749 §3.3)", n)
+			}
+		}
+	}
+
+	issuers := map[string]bool{}
+	for i, is := range c.Issuers {
+		key := fmt.Sprintf("issuers[%d]", i)
+		if is.Issuer == "" {
+			bad(key+".issuer", "required: the authorization server's issuer identifier, exactly as in its tokens' iss")
+		} else if err := c.checkURL(is.Issuer, false); err != nil {
+			bad(key+".issuer", "%q %v", is.Issuer, err)
+		} else if issuers[is.Issuer] {
+			bad(key+".issuer", "%q is listed twice", is.Issuer)
+		}
+		issuers[is.Issuer] = true
+		if is.JWKSURI != "" {
+			if err := c.checkURL(is.JWKSURI, true); err != nil {
+				bad(key+".jwks_uri", "%q %v", is.JWKSURI, err)
+			}
+		}
+		for j, alg := range is.Algorithms {
+			if !asymmetricAlgs[alg] {
+				bad(fmt.Sprintf("%s.algorithms[%d]", key, j),
+					"%q is not allowed: use asymmetric algorithms (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA); none and HS* are refused (RFC 8725 §3.1)", alg)
+			}
+		}
+		if is.RefreshInterval.D() < 1e9 {
+			bad(key+".jwks_refresh_interval", "%s is under 1s; an unknown kid must not be able to make us hammer the IdP", is.RefreshInterval.D())
+		}
+	}
+	if len(c.Resources) == 0 {
+		bad("resources", "at least one protected resource is required")
+	}
+
+	names := map[string]bool{}
+	routes := map[string]string{}
+	for i, r := range c.Resources {
+		key := fmt.Sprintf("resources[%d]", i)
+		if names[r.Name] {
+			bad(key+".name", "%q is used by another resource", r.Name)
+		}
+		names[r.Name] = true
+		if r.Resource == "" {
+			bad(key+".resource", "required: the URL clients call, e.g. https://mcp.example.com/mcp (RFC 8707 resource identifier)")
+		} else if err := c.checkURL(r.Resource, true); err != nil {
+			bad(key+".resource", "%q %v", r.Resource, err)
+		}
+		if len(r.AuthorizationServers) == 0 {
+			bad(key+".authorization_servers", "at least one issuer identifier is required (MCP: the metadata must name the authorization server)")
+		}
+		for j, as := range r.AuthorizationServers {
+			if err := c.checkURL(as, false); err != nil {
+				bad(fmt.Sprintf("%s.authorization_servers[%d]", key, j), "%q %v", as, err)
+			}
+		}
+		for j, is := range r.Issuers {
+			if !issuers[is] {
+				bad(fmt.Sprintf("%s.issuers[%d]", key, j), "%q is not configured under issuers: add it there so its tokens can be verified", is)
+			}
+		}
+		for j, a := range r.Audiences {
+			if a == "" || strings.ContainsAny(a, "\"\\") {
+				bad(fmt.Sprintf("%s.audiences[%d]", key, j), "%q: an audience is a non-empty string without quotes or backslashes", a)
+			}
+		}
+		for j, h := range r.Hosts {
+			if h == "" || strings.ContainsAny(h, "/ ") {
+				bad(fmt.Sprintf("%s.hosts[%d]", key, j), "%q: use host or host:port, or * for any host", h)
+			}
+		}
+		if !strings.HasPrefix(r.PathPrefix, "/") {
+			bad(key+".path_prefix", "%q must start with /", r.PathPrefix)
+		}
+		for j, p := range r.PublicPaths {
+			if !strings.HasPrefix(p, "/") || p == "/" {
+				bad(fmt.Sprintf("%s.public_paths[%d]", key, j), "%q: a path prefix starting with / and not / itself (that would make the whole host public)", p)
+			}
+		}
+		for _, list := range []struct {
+			name   string
+			scopes []string
+		}{{"scopes.required", r.Scopes.Required}, {"scopes.supported", r.Scopes.Supported}} {
+			for j, s := range list.scopes {
+				if !scopeTokenOK(s) {
+					bad(fmt.Sprintf("%s.%s[%d]", key, list.name, j), "%q is not a valid scope (RFC 6749 §3.3: printable ASCII, no space, quote or backslash)", s)
+				}
+				if s == "offline_access" && list.name == "scopes.required" {
+					bad(fmt.Sprintf("%s.%s[%d]", key, list.name, j), "offline_access cannot be required: it is about refresh tokens, not this resource (MCP 2026-07-28)")
+				}
+			}
+		}
+		h := r.IdentityHeaders
+		for _, f := range []struct{ name, v string }{{"subject", h.Subject}, {"client_id", h.ClientID}, {"scopes", h.Scopes}, {"issuer", h.Issuer}} {
+			checkHeaderName(bad, key+".identity_headers."+f.name, f.v)
+		}
+		for claim, hn := range h.Claims {
+			if claim == "" {
+				bad(key+".identity_headers.claims", "empty claim name")
+			}
+			checkHeaderName(bad, key+".identity_headers.claims."+claim, hn)
+		}
+		if strings.ContainsAny(r.Realm, "\"\\") {
+			bad(key+".realm", "must not contain quotes or backslashes")
+		}
+		for _, u := range []struct{ name, v string }{{"resource_documentation", r.Documentation}, {"resource_policy_uri", r.PolicyURI}, {"resource_tos_uri", r.TOSURI}} {
+			if u.v == "" {
+				continue
+			}
+			if pu, err := url.Parse(u.v); err != nil || !pu.IsAbs() {
+				bad(key+"."+u.name, "%q must be an absolute URL", u.v)
+			}
+		}
+		for _, hp := range r.Hosts {
+			rk := strings.ToLower(hp) + " " + r.PathPrefix
+			if other, dup := routes[rk]; dup {
+				bad(key, "host %q and path_prefix %q are already served by resource %q", hp, r.PathPrefix, other)
+			}
+			routes[rk] = r.Name
+		}
+	}
+	return errors.Join(errs...)
+}
+
+var asymmetricAlgs = map[string]bool{
+	"RS256": true, "RS384": true, "RS512": true,
+	"PS256": true, "PS384": true, "PS512": true,
+	"ES256": true, "ES384": true, "ES512": true,
+	"EdDSA": true,
+}
+
+// checkURL: absolute, https unless dev.allow_http, no fragment; a resource may carry a query
+// (RFC 9728 §1.2 discourages it), an issuer may not (RFC 8414 §2).
+func (c *Config) checkURL(s string, queryOK bool) error {
+	u, err := url.Parse(s)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return errors.New("is not an absolute URL")
+	}
+	if u.Fragment != "" || strings.Contains(s, "#") {
+		return errors.New("must not have a fragment")
+	}
+	if u.RawQuery != "" && !queryOK {
+		return errors.New("must not have a query")
+	}
+	if strings.ContainsAny(s, "\" \\") {
+		return errors.New("must not contain spaces, quotes or backslashes")
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !c.Dev.AllowHTTP {
+			return errors.New("must use https (set dev.allow_http: true for local development only)")
+		}
+	default:
+		return errors.New("must use https")
+	}
+	return nil
+}
+
+// scopeTokenOK: RFC 6749 §3.3 scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
+func scopeTokenOK(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// reservedHeaders may not carry identity: the proxy or HTTP itself owns them.
+var reservedHeaders = map[string]bool{
+	"authorization": true, "host": true, "content-length": true, "content-type": true,
+	"transfer-encoding": true, "connection": true, "cookie": true, "te": true, "upgrade": true,
+	"x-forwarded-for": true, "x-forwarded-proto": true, "x-request-id": true,
+}
+
+func checkHeaderName(bad func(string, string, ...any), key, v string) {
+	if v == "" || v == "-" {
+		return
+	}
+	if reservedHeaders[v] || strings.HasPrefix(v, ":") {
+		bad(key, "%q is reserved; pick a name such as x-auth-...", v)
+		return
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			bad(key, "%q is not a valid header name (letters, digits, - _ .)", v)
+			return
+		}
+	}
+}
