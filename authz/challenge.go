@@ -123,6 +123,7 @@ func buildDenials(rt *route) denials {
 	// RFC 6750 §3.1: no error code when the request carried no credentials. The scope tells an
 	// MCP client what to ask for (MCP 2025-11-25 "Scope Selection Strategy").
 	ds.missing = deny(rt, http.StatusUnauthorized, ReasonMissingToken, "", "", rt.challengeScope)
+	ds.missing.Body = errorBody("unauthorized", descMissing)
 	ds.multiple = deny(rt, http.StatusBadRequest, ReasonInvalidRequest, "invalid_request", descMultiple, "")
 	ds.query = deny(rt, http.StatusBadRequest, ReasonInvalidRequest, "invalid_request", descQuery, "")
 	ds.invalid = deny(rt, http.StatusUnauthorized, ReasonInvalidToken, "invalid_token", descInvalid, rt.challengeScope)
