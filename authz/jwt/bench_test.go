@@ -1,0 +1,79 @@
+package jwt
+
+import (
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// benchVerify measures the allow path with keys loaded: what every uncached JWT Check pays.
+// Keys: RSA-2048, EC P-256, Ed25519 (verify cost depends on them; see performance.md §A).
+func benchVerify(b *testing.B, k testKey, claims []string) {
+	f := setup(b, discoveryNone, func(c *Config) { c.Claims = claims })
+	cl := f.claims()
+	cl["exp"] = f.clock.Now().Add(time.Hour).Unix()
+	cl["email"] = "u@example.com"
+	cl["groups"] = []string{"a", "b"}
+	token := mint(b, k, cl, nil)
+	if _, err := f.v.Verify(b.Context(), token); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		id, err := f.v.Verify(b.Context(), token)
+		if err != nil || id.Subject != "user-1" {
+			b.Fatal(id, err)
+		}
+	}
+}
+
+func BenchmarkVerifyRS256(b *testing.B)       { benchVerify(b, keyRSA(), nil) }
+func BenchmarkVerifyES256(b *testing.B)       { benchVerify(b, keyEC(), nil) }
+func BenchmarkVerifyEdDSA(b *testing.B)       { benchVerify(b, keyEd(), nil) }
+func BenchmarkVerifyRS256Claims(b *testing.B) { benchVerify(b, keyRSA(), []string{"email", "groups"}) }
+
+// BenchmarkVerifyRS256Parallel is the per-core throughput ceiling of local verification.
+func BenchmarkVerifyRS256Parallel(b *testing.B) {
+	f := setup(b, discoveryNone, nil)
+	token := mint(b, keyRSA(), f.claims(), nil)
+	if _, err := f.v.Verify(b.Context(), token); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := f.v.Verify(b.Context(), token); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// The deny paths: junk and downgrade attempts must stay far cheaper than a signature check,
+// and an unknown kid must cost no fetch and no crypto inside the refresh interval.
+func BenchmarkRejectAlgNone(b *testing.B) {
+	f := setup(b, discoveryNone, nil)
+	token := "eyJhbGciOiJub25lIiwidHlwIjoiYXQrand0In0." + "eyJpc3MiOiJ4In0."
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := f.v.Verify(b.Context(), token); err != errAlg {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkRejectUnknownKid(b *testing.B) {
+	f := setup(b, discoveryNone, nil)
+	if _, err := f.v.Verify(b.Context(), mint(b, keyRSA(), f.claims(), nil)); err != nil {
+		b.Fatal(err)
+	}
+	token := mint(b, testKey{kid: "nope", alg: jose.RS256, priv: rsaKey}, f.claims(), nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := f.v.Verify(b.Context(), token); err != errUnknownKid {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,642 @@
+// Package jwt verifies JWT access tokens locally, with keys from the issuer's JWKS, and reduces
+// a good one to an identity.Identity.
+//
+// It implements the resource-server checks of:
+//   - RFC 9068 §4: typ at+jwt (when required), iss identical to the configured issuer, a
+//     signature by one of the issuer's keys with an allow-listed asymmetric alg, exp/nbf/iat;
+//     the aud check is the caller's, per resource, against Identity.Audience;
+//   - RFC 8725 §3.1 and §3.2 (no "none", no HMAC, no key/alg confusion: a JWK's alg binds it),
+//     §3.8 (exact issuer), §3.10 (kid is only a lookup key; jku, x5u, jwk and x5c headers are
+//     never followed) and §3.11 (explicit typing);
+//   - RFC 7515 §4.1.11: a token with a crit header is refused (we understand no extensions);
+//   - RFC 7519 §4.1.4, §4.1.5, §4.1.6: exp (required here), nbf, iat, with a configured leeway;
+//   - RFC 7517 §5: JWKS members we cannot use (unknown kty, use other than sig) are ignored.
+//
+// Signature and issuer checks are done by github.com/coreos/go-oidc with a key set of our own,
+// which loads discovery (package asmeta) and the JWKS lazily, so that startup never waits on an
+// identity provider, refreshes on an unknown kid at most once per interval, and keeps the last
+// good keys when the provider is down.
+package jwt
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/mcp-authz/mcp-authz/authz/identity"
+)
+
+// Config configures one issuer's Verifier.
+type Config struct {
+	// Issuer is compared, as an exact string, with every token's iss (RFC 8725 §3.8).
+	Issuer string
+	// JWKSURL is where the issuer's keys are. When empty it is discovered, lazily, from the
+	// issuer's RFC 8414 or OIDC metadata.
+	JWKSURL string
+	// Algorithms is the allow-list of signature algorithms; default RS256, ES256, PS256, EdDSA.
+	// Only asymmetric algorithms are accepted: "none" and HS* are refused by New.
+	Algorithms []string
+	// RequireTyp demands the RFC 9068 header typ at+jwt or application/at+jwt
+	// (case-insensitive), which keeps ID tokens and other JWTs from passing as access tokens.
+	RequireTyp bool
+	// ClockSkew is the leeway for exp, nbf and iat. Zero means none: the default (30 s) is
+	// the configuration layer's, so that an explicit 0 stays possible here.
+	ClockSkew time.Duration
+	// Claims names extra claims copied, stringified, into Identity.Claims for identity headers.
+	Claims []string
+	// RefreshInterval is the minimum time between JWKS fetches caused by an unknown kid;
+	// default 30 s, minimum 1 s.
+	RefreshInterval time.Duration
+	// HTTPClient fetches discovery and JWKS; default a client with a 10 s timeout.
+	HTTPClient *http.Client
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Logger receives key-loading events; default discards them.
+	Logger *slog.Logger
+}
+
+// Verifier verifies access tokens from one issuer. It is safe for concurrent use.
+type Verifier struct {
+	issuer     string
+	parseAlgs  []jose.SignatureAlgorithm
+	requireTyp bool
+	skew       time.Duration
+	claims     []string
+	now        func() time.Time
+	keys       *keySet
+	oidc       *oidc.IDTokenVerifier
+}
+
+// maxTokenLen bounds what we parse. Real access tokens are 1–4 KiB; past this a token is an
+// attack on the parser (or a mistake) whatever it says.
+const maxTokenLen = 16 << 10
+
+var defaultAlgorithms = []string{"RS256", "ES256", "PS256", "EdDSA"}
+
+// asymmetric is every JWS alg New can accept (RFC 7518 §3.1 and RFC 8037 §3.1).
+var asymmetric = map[string]bool{
+	"RS256": true, "RS384": true, "RS512": true,
+	"PS256": true, "PS384": true, "PS512": true,
+	"ES256": true, "ES384": true, "ES512": true,
+	"EdDSA": true,
+}
+
+// New checks cfg and returns a Verifier. It performs no network I/O: discovery and keys are
+// loaded on the first Verify (or Warm).
+func New(cfg Config) (*Verifier, error) {
+	if err := checkURL(cfg.Issuer); err != nil {
+		return nil, fmt.Errorf("jwt: issuer %q: %v", cfg.Issuer, err)
+	}
+	if cfg.JWKSURL != "" {
+		if err := checkURL(cfg.JWKSURL); err != nil {
+			return nil, fmt.Errorf("jwt: jwks url %q: %v", cfg.JWKSURL, err)
+		}
+	}
+	algs := cfg.Algorithms
+	if len(algs) == 0 {
+		algs = defaultAlgorithms
+	}
+	var parseAlgs []jose.SignatureAlgorithm
+	for _, a := range algs {
+		if !asymmetric[a] {
+			return nil, fmt.Errorf("jwt: algorithm %q not allowed: only asymmetric algorithms (RFC 8725 §3.1)", a)
+		}
+		parseAlgs = append(parseAlgs, jose.SignatureAlgorithm(a))
+	}
+	if cfg.ClockSkew < 0 {
+		return nil, fmt.Errorf("jwt: clock skew %s is negative", cfg.ClockSkew)
+	}
+	interval := cfg.RefreshInterval
+	if interval == 0 {
+		interval = 30 * time.Second
+	}
+	if interval < time.Second {
+		return nil, fmt.Errorf("jwt: refresh interval %s is under 1s", interval)
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	client := cfg.HTTPClient
+	if client == nil {
+		client = &http.Client{Timeout: fetchTimeout}
+	}
+	var claims []string
+	for _, c := range cfg.Claims {
+		if c != "" {
+			claims = append(claims, c)
+		}
+	}
+	ks := &keySet{
+		issuer:   cfg.Issuer,
+		jwksURL:  cfg.JWKSURL,
+		client:   client,
+		interval: interval,
+		now:      now,
+		log:      log.With("issuer", cfg.Issuer),
+	}
+	v := &Verifier{
+		issuer:     cfg.Issuer,
+		parseAlgs:  parseAlgs,
+		requireTyp: cfg.RequireTyp,
+		skew:       cfg.ClockSkew,
+		claims:     claims,
+		now:        now,
+		keys:       ks,
+	}
+	v.oidc = oidc.NewVerifier(cfg.Issuer, ks, &oidc.Config{
+		// go-oidc verifies ID tokens; for access tokens the audience is the resource, which
+		// the caller checks per request, and times are checked below with our own leeway
+		// (go-oidc has none for exp and five minutes for nbf).
+		SkipClientIDCheck:    true,
+		SkipExpiryCheck:      true,
+		SupportedSigningAlgs: algs,
+		Now:                  now,
+	})
+	return v, nil
+}
+
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return errors.New("must be an absolute http(s) URL")
+	}
+	return nil
+}
+
+// Issuer returns the issuer identifier this Verifier accepts.
+func (v *Verifier) Issuer() string { return v.issuer }
+
+// Ready returns nil once keys have been loaded at least once, else why not. Later refresh
+// failures do not make it fail: the last good keys keep verifying.
+func (v *Verifier) Ready() error { return v.keys.ready() }
+
+// Warm loads discovery and keys now rather than on the first token, within the same backoff
+// as Verify. Calling it is optional; a caller may run it in the background at startup.
+func (v *Verifier) Warm(ctx context.Context) error {
+	if v.keys.loaded() {
+		return nil
+	}
+	if err := v.keys.fetch(ctx, true); err != nil {
+		return unavailable("jwt: keys unavailable", err)
+	}
+	return nil
+}
+
+// Verify checks token and returns the identity it carries. Errors wrap identity.ErrInvalid
+// (the token is bad) or identity.ErrUnavailable (the issuer's keys could not be had), with a
+// short reason and never the token or its claims.
+func (v *Verifier) Verify(ctx context.Context, token string) (identity.Identity, error) {
+	// Everything up to the signature check is cheap and refuses what needs no keys, so that
+	// junk and downgrade attempts cost neither crypto nor a JWKS fetch.
+	if len(token) > maxTokenLen {
+		return identity.Identity{}, errTooLong
+	}
+	if err := compactShape(token); err != nil {
+		return identity.Identity{}, err
+	}
+	// The shape check above leaves nothing for ParseSigned's whitespace stripping to do, which
+	// costs more than the parse itself.
+	jws, err := jose.ParseSignedCompact(token, v.parseAlgs)
+	if err != nil {
+		return identity.Identity{}, diagnose(token, v.parseAlgs)
+	}
+	h := jws.Signatures[0].Header
+	if _, ok := h.ExtraHeaders["crit"]; ok {
+		return identity.Identity{}, errCrit
+	}
+	if v.requireTyp {
+		typ, _ := h.ExtraHeaders[jose.HeaderType].(string)
+		if !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
+			return identity.Identity{}, errTyp
+		}
+	}
+	keys, err := v.keys.resolve(ctx, h.KeyID, h.Algorithm)
+	if err != nil {
+		return identity.Identity{}, err
+	}
+
+	c := &call{token: token, jws: jws, keys: keys}
+	if _, err := v.oidc.Verify(context.WithValue(ctx, callKey{}, c), token); err != nil {
+		if c.payload == nil {
+			return identity.Identity{}, errSignature
+		}
+		// The signature was good: go-oidc refused the issuer or could not read the claims.
+		var cl claims
+		if json.Unmarshal(c.payload, &cl) == nil && cl.Iss != v.issuer {
+			return identity.Identity{}, errIssuer
+		}
+		return identity.Identity{}, errClaims
+	}
+	return v.identity(c.payload)
+}
+
+// identity checks the verified payload's times and issuer and builds the Identity.
+func (v *Verifier) identity(payload []byte) (identity.Identity, error) {
+	var cl claims
+	if err := json.Unmarshal(payload, &cl); err != nil {
+		return identity.Identity{}, errClaims
+	}
+	if cl.Iss != v.issuer { // go-oidc checked too; this keeps the rule visible where it matters
+		return identity.Identity{}, errIssuer
+	}
+	now := v.now()
+	if cl.Exp == nil {
+		return identity.Identity{}, errNoExp
+	}
+	exp, ok := numericDate(*cl.Exp)
+	if !ok {
+		return identity.Identity{}, errClaims
+	}
+	if !now.Before(exp.Add(v.skew)) { // exp ≤ now − skew
+		return identity.Identity{}, errExpired
+	}
+	var nbf time.Time
+	if cl.Nbf != nil {
+		if nbf, ok = numericDate(*cl.Nbf); !ok {
+			return identity.Identity{}, errClaims
+		}
+		if nbf.After(now.Add(v.skew)) {
+			return identity.Identity{}, errNotYet
+		}
+	}
+	if cl.Iat != nil {
+		iat, ok := numericDate(*cl.Iat)
+		if !ok {
+			return identity.Identity{}, errClaims
+		}
+		if iat.After(now.Add(v.skew)) {
+			return identity.Identity{}, errIssuedFuture
+		}
+	}
+	id := identity.Identity{
+		Issuer:    cl.Iss,
+		Subject:   cl.Sub,
+		ClientID:  cl.ClientID,
+		Audience:  []string(cl.Aud),
+		Scopes:    scopes(cl.Scope, cl.Scp),
+		Expiry:    exp,
+		NotBefore: nbf,
+		Source:    identity.SourceJWT,
+	}
+	if id.ClientID == "" {
+		id.ClientID = cl.Azp
+	}
+	if len(v.claims) > 0 {
+		if id.Claims, ok = extraClaims(payload, v.claims); !ok {
+			return identity.Identity{}, errClaims
+		}
+	}
+	return id, nil
+}
+
+// claims is what Verify reads from a verified payload. Wrong JSON types make the token
+// invalid rather than silently empty.
+type claims struct {
+	Iss      string     `json:"iss"`
+	Sub      string     `json:"sub"`
+	ClientID string     `json:"client_id"`
+	Azp      string     `json:"azp"`
+	Aud      stringList `json:"aud"`
+	Scope    stringList `json:"scope"` // RFC 9068 §2.2.3 / RFC 8693 §4.2: space-separated string
+	Scp      stringList `json:"scp"`   // Entra ID, Okta: an array (or a string)
+	Exp      *float64   `json:"exp"`
+	Nbf      *float64   `json:"nbf"`
+	Iat      *float64   `json:"iat"`
+}
+
+// stringList is a claim that may be a string or an array of strings (RFC 7519 §4.1.3 aud).
+type stringList []string
+
+func (l *stringList) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '[' {
+		return json.Unmarshal(b, (*[]string)(l))
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*l = stringList{s}
+	return nil
+}
+
+// scopes merges scope and scp, each possibly space-separated, keeping first occurrences in
+// order.
+func scopes(lists ...stringList) []string {
+	var out []string
+	for _, l := range lists {
+		for _, s := range l {
+			for _, f := range strings.Fields(s) {
+				if !contains(out, f) {
+					out = append(out, f)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// extraClaims stringifies the configured claims for headers: strings as they are, numbers as
+// written, booleans as true/false, arrays of strings joined with ","; objects, nulls and
+// mixed arrays are left out because no header spelling of them would be unambiguous.
+// payload has been decoded by encoding/json already, so it is valid JSON.
+func extraClaims(payload []byte, names []string) (map[string]string, bool) {
+	var out map[string]string
+	ok := members(payload, func(name, raw []byte) {
+		n, want := wanted(name, names)
+		if !want {
+			return
+		}
+		s, ok := stringify(raw)
+		if !ok {
+			delete(out, n) // a later duplicate replaces an earlier one, as in encoding/json
+			return
+		}
+		if out == nil {
+			out = make(map[string]string, len(names))
+		}
+		out[n] = s
+	})
+	return out, ok
+}
+
+func stringify(raw []byte) (string, bool) {
+	switch raw[0] {
+	case '"':
+		var s string
+		err := json.Unmarshal(raw, &s)
+		return s, err == nil
+	case 't', 'f':
+		return string(raw), true
+	case '[':
+		var l []string
+		if json.Unmarshal(raw, &l) != nil {
+			return "", false
+		}
+		return strings.Join(l, ","), true
+	case '{', 'n':
+		return "", false
+	}
+	return string(raw), true // a JSON number, spelt as the issuer wrote it
+}
+
+// wanted reports whether the member name (raw, still JSON-escaped) is one of names.
+func wanted(name []byte, names []string) (string, bool) {
+	if bytes.IndexByte(name, '\\') >= 0 {
+		var s string
+		if json.Unmarshal(append(append([]byte{'"'}, name...), '"'), &s) != nil {
+			return "", false
+		}
+		name = []byte(s)
+	}
+	for _, n := range names {
+		if string(name) == n {
+			return n, true
+		}
+	}
+	return "", false
+}
+
+// members calls fn with the name and raw value of each top-level member of the JSON object
+// in b, in order. It exists because decoding a whole payload into map[string]json.RawMessage
+// to pick out a few claims costs more than the rest of claim handling together. b must be
+// valid JSON; members only tracks strings and nesting, and reports false if b is not an
+// object after all.
+func members(b []byte, fn func(name, raw []byte)) bool {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return false
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return true
+	}
+	for i < len(b) {
+		if b[i] != '"' {
+			return false
+		}
+		end := stringEnd(b, i)
+		if end < 0 {
+			return false
+		}
+		name := b[i+1 : end]
+		i = skipSpace(b, end+1)
+		if i >= len(b) || b[i] != ':' {
+			return false
+		}
+		i = skipSpace(b, i+1)
+		vend := valueEnd(b, i)
+		if vend <= i {
+			return false
+		}
+		fn(name, b[i:vend])
+		i = skipSpace(b, vend)
+		if i >= len(b) {
+			return false
+		}
+		switch b[i] {
+		case '}':
+			return true
+		case ',':
+			i = skipSpace(b, i+1)
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index of the quote closing the string that starts at b[i], or -1.
+func stringEnd(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j
+		}
+	}
+	return -1
+}
+
+// valueEnd returns the index just past the value that starts at b[i], or -1.
+func valueEnd(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		if e := stringEnd(b, i); e >= 0 {
+			return e + 1
+		}
+		return -1
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				if j = stringEnd(b, j); j < 0 {
+					return -1
+				}
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return -1
+	}
+	j := i
+	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\n' && b[j] != '\r' {
+		j++
+	}
+	return j
+}
+
+// maxNumericDate is 9999-12-31T23:59:59Z: later dates are nonsense, and bounding them keeps
+// the float-to-int conversion below defined.
+const maxNumericDate = 253402300799
+
+// numericDate converts an RFC 7519 §2 NumericDate, which may have a fraction.
+func numericDate(f float64) (time.Time, bool) {
+	if !(f >= 0 && f <= maxNumericDate) {
+		return time.Time{}, false
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), true
+}
+
+// compactShape accepts only the JWS compact serialization: three base64url segments, the
+// last possibly empty (alg none, refused later with a clearer reason). This keeps the JSON
+// serialization, JWE (five segments) and whitespace tricks away from the parsers.
+func compactShape(token string) error {
+	dots := 0
+	for i := 0; i < len(token); i++ {
+		switch c := token[i]; {
+		case c == '.':
+			dots++
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
+		default:
+			return errMalformed
+		}
+	}
+	switch {
+	case dots == 4:
+		return errJWE
+	case dots != 2:
+		return errMalformed
+	}
+	header, rest, _ := strings.Cut(token, ".")
+	payload, _, _ := strings.Cut(rest, ".")
+	if header == "" || payload == "" {
+		return errMalformed
+	}
+	return nil
+}
+
+// diagnose says why go-jose refused to parse a token, for logs; it runs only on that
+// failure path, so the valid path decodes the header once.
+func diagnose(token string, allowed []jose.SignatureAlgorithm) error {
+	seg, _, _ := strings.Cut(token, ".")
+	b, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		return errMalformed
+	}
+	var h struct {
+		Alg string `json:"alg"`
+	}
+	if json.Unmarshal(b, &h) != nil {
+		return errMalformed
+	}
+	for _, a := range allowed {
+		if string(a) == h.Alg {
+			return errMalformed
+		}
+	}
+	return errAlg
+}
+
+// verifyError is a verification failure: a fixed private reason, the class callers branch on,
+// and for unavailability the cause (our own fetch errors, which name URLs, never tokens).
+type verifyError struct {
+	reason string
+	class  error
+	cause  error
+}
+
+func (e *verifyError) Error() string {
+	if e.cause != nil {
+		return e.reason + ": " + e.cause.Error()
+	}
+	return e.reason
+}
+
+func (e *verifyError) Unwrap() []error {
+	if e.cause != nil {
+		return []error{e.class, e.cause}
+	}
+	return []error{e.class}
+}
+
+func invalid(reason string) error { return &verifyError{reason: reason, class: identity.ErrInvalid} }
+
+func unavailable(reason string, cause error) error {
+	return &verifyError{reason: reason, class: identity.ErrUnavailable, cause: cause}
+}
+
+// Fixed reasons allocate once; the deny path is as hot as the allow path under attack.
+var (
+	errTooLong      = invalid("jwt: token too long")
+	errMalformed    = invalid("jwt: malformed")
+	errJWE          = invalid("jwt: encrypted tokens (JWE) not supported")
+	errAlg          = invalid("jwt: alg not allowed")
+	errCrit         = invalid("jwt: crit header not supported")
+	errTyp          = invalid("jwt: typ is not at+jwt")
+	errIssuer       = invalid("jwt: wrong issuer")
+	errClaims       = invalid("jwt: malformed claims")
+	errNoExp        = invalid("jwt: exp missing")
+	errExpired      = invalid("jwt: expired")
+	errNotYet       = invalid("jwt: not yet valid (nbf)")
+	errIssuedFuture = invalid("jwt: issued in the future (iat)")
+	errUnknownKid   = invalid("jwt: unknown kid")
+	errNoKey        = invalid("jwt: no key for alg")
+	errKeyAlg       = invalid("jwt: alg does not match key")
+	errSignature    = invalid("jwt: bad signature")
+)

@@ -1,0 +1,365 @@
+package jwt
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/mcp-authz/mcp-authz/authz/asmeta"
+)
+
+const (
+	// maxJWKS caps a JWKS document; real ones are a few KiB.
+	maxJWKS = 1 << 20
+	// fetchTimeout bounds one discovery + JWKS load, which runs detached from the request
+	// that started it so that one impatient caller cannot fail it for the others waiting.
+	fetchTimeout = 10 * time.Second
+	// staleAfter is how old keys may get before a request triggers a background refresh, so
+	// a key the issuer withdrew stops verifying within about this long while the issuer is up.
+	staleAfter = 15 * time.Minute
+	// Backoff between failed loads while no keys were ever loaded: 1 s doubling to 30 s.
+	minBackoff = time.Second
+	maxBackoff = 30 * time.Second
+	// minRSABits: shorter RSA keys are refused when loaded (RFC 7518 §3.3 asks for 2048).
+	minRSABits = 2048
+)
+
+// call carries one Verify through go-oidc to the key set and back: the token Verify already
+// parsed and the keys it chose (go-oidc keeps its own parse to itself), and the payload once
+// the signature verified, because go-oidc reports key-set errors only as text.
+type call struct {
+	token   string
+	jws     *jose.JSONWebSignature
+	keys    []key
+	payload []byte
+}
+
+type callKey struct{}
+
+// keySet is the oidc.KeySet of one issuer: a JWKS loaded lazily (after discovery when no URL
+// is configured), refreshed on an unknown kid at most once per interval, kept when a refresh
+// fails.
+type keySet struct {
+	issuer   string
+	jwksURL  string // configured; empty means discover
+	client   *http.Client
+	interval time.Duration
+	now      func() time.Time
+	log      *slog.Logger
+
+	keys atomic.Pointer[keySnapshot] // nil until the first successful load
+	sf   singleflight.Group
+
+	mu          sync.Mutex
+	fetching    bool      // a fetch is in flight; new callers join it
+	lastAttempt time.Time // start of the last fetch, successful or not
+	retryAt     time.Time // while no keys: no new attempt before this
+	backoff     time.Duration
+	lastErr     error  // last failed load, for Ready and for callers during backoff
+	discovered  string // jwks_uri found by discovery
+}
+
+// keySnapshot is an immutable set of usable keys; a refresh replaces it whole.
+type keySnapshot struct {
+	keys    []key
+	fetched time.Time
+}
+
+type key struct {
+	kid string
+	alg string // from the JWK; when set, the only alg this key verifies (RFC 8725 §3.1)
+	pub crypto.PublicKey
+}
+
+// VerifySignature implements oidc.KeySet with the keys Verify resolved for this token.
+func (ks *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
+	c, _ := ctx.Value(callKey{}).(*call)
+	if c == nil || c.token != jwt {
+		return nil, errors.New("jwt: key set used outside Verify") // cannot happen: unexported
+	}
+	for _, k := range c.keys {
+		if payload, err := c.jws.Verify(k.pub); err == nil {
+			c.payload = payload
+			return payload, nil
+		}
+	}
+	return nil, errSignature
+}
+
+// resolve returns the keys that may verify a token with this kid and alg, loading or
+// refreshing the JWKS when needed and allowed. It runs before go-oidc so that tokens no key
+// can verify are refused without a second parse, and so that "unavailable" needs no
+// smuggling through go-oidc's error text.
+func (ks *keySet) resolve(ctx context.Context, kid, alg string) ([]key, error) {
+	snap := ks.keys.Load()
+	if snap == nil {
+		if err := ks.fetch(ctx, true); err != nil {
+			return nil, unavailable("jwt: keys unavailable", err)
+		}
+		snap = ks.keys.Load()
+	} else if ks.now().Sub(snap.fetched) > staleAfter {
+		ks.fetch(ctx, false) // refresh in the background; these keys serve meanwhile
+	}
+	cands, err := snap.match(kid, alg)
+	if err == errUnknownKid || err == errNoKey {
+		// Maybe the issuer rotated its keys. Ask again, unless we asked recently: a flood of
+		// made-up kids must not become a flood of JWKS requests.
+		switch ferr := ks.fetch(ctx, true); {
+		case ferr == errRateLimited:
+			return nil, err
+		case ferr != nil:
+			// The kid may be a real new key we could not fetch: not the token's fault.
+			return nil, unavailable("jwt: unknown kid and keys unavailable", ferr)
+		}
+		cands, err = ks.keys.Load().match(kid, alg)
+	}
+	return cands, err
+}
+
+// match returns the keys that may verify a token with this kid and alg. Without a kid, every
+// key fit for alg is a candidate. A key whose kid matches but whose type or declared alg does
+// not is never tried: that is the key-confusion case, not an unknown key.
+func (s *keySnapshot) match(kid, alg string) ([]key, error) {
+	var out []key
+	found := false
+	for _, k := range s.keys {
+		if kid != "" && k.kid != kid {
+			continue
+		}
+		found = true
+		if (k.alg == "" || k.alg == alg) && fits(k.pub, alg) {
+			out = append(out, k)
+		}
+	}
+	switch {
+	case len(out) > 0:
+		return out, nil
+	case kid == "":
+		return nil, errNoKey
+	case found:
+		return nil, errKeyAlg
+	}
+	return nil, errUnknownKid
+}
+
+// fits reports whether pub is the kind of key alg is defined for (RFC 7518 §3.1, RFC 8037).
+func fits(pub crypto.PublicKey, alg string) bool {
+	switch p := pub.(type) {
+	case *rsa.PublicKey:
+		return strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")
+	case *ecdsa.PublicKey:
+		switch alg {
+		case "ES256":
+			return p.Curve == elliptic.P256()
+		case "ES384":
+			return p.Curve == elliptic.P384()
+		case "ES512":
+			return p.Curve == elliptic.P521()
+		}
+	case ed25519.PublicKey:
+		return alg == "EdDSA"
+	}
+	return false
+}
+
+var errRateLimited = errors.New("jwt: jwks refresh rate-limited")
+
+// fetch starts a load of the keys, or joins the one in flight, and waits for it when wait is
+// set. With no keys yet, failed loads back off from 1 s to 30 s; with keys, a new load starts
+// at most once per interval.
+func (ks *keySet) fetch(ctx context.Context, wait bool) error {
+	ks.mu.Lock()
+	if !ks.fetching {
+		now := ks.now()
+		if ks.keys.Load() == nil {
+			if now.Before(ks.retryAt) {
+				err := ks.lastErr
+				ks.mu.Unlock()
+				return fmt.Errorf("backing off after: %w", err)
+			}
+		} else if now.Sub(ks.lastAttempt) < ks.interval {
+			ks.mu.Unlock()
+			return errRateLimited
+		}
+		ks.fetching = true
+		ks.lastAttempt = now
+	} else if !wait {
+		ks.mu.Unlock()
+		return nil
+	}
+	// Joining happens under mu, and load clears fetching under mu before it returns, so a
+	// caller that saw fetching set always joins that load rather than starting another.
+	ch := ks.sf.DoChan("", func() (any, error) { return nil, ks.load(context.WithoutCancel(ctx)) })
+	ks.mu.Unlock()
+	if !wait {
+		return nil
+	}
+	select {
+	case r := <-ch:
+		return r.Err
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for keys: %w", ctx.Err())
+	}
+}
+
+// load fetches (after discovery if needed) and installs the JWKS, recording the outcome.
+func (ks *keySet) load(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	defer cancel()
+	snap, err := ks.download(ctx)
+	now := ks.now()
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	ks.fetching = false
+	if err != nil {
+		ks.lastErr = err
+		if ks.keys.Load() == nil {
+			ks.backoff = min(max(2*ks.backoff, minBackoff), maxBackoff)
+			ks.retryAt = now.Add(ks.backoff)
+			ks.log.Warn("jwt: loading keys failed", "error", err, "retry_in", ks.backoff)
+		} else {
+			ks.log.Warn("jwt: refreshing keys failed; keeping the last good keys", "error", err)
+		}
+		return err
+	}
+	snap.fetched = now
+	ks.keys.Store(snap)
+	ks.lastErr, ks.backoff, ks.retryAt = nil, 0, time.Time{}
+	ks.log.Info("jwt: keys loaded", "keys", len(snap.keys))
+	return nil
+}
+
+func (ks *keySet) download(ctx context.Context) (*keySnapshot, error) {
+	u := ks.jwksURL
+	if u == "" {
+		ks.mu.Lock()
+		u = ks.discovered
+		ks.mu.Unlock()
+	}
+	if u == "" {
+		md, err := asmeta.Discover(ctx, ks.client, ks.issuer)
+		if err != nil {
+			return nil, err
+		}
+		if checkURL(md.JWKSURI) != nil {
+			return nil, fmt.Errorf("metadata for %s has no usable jwks_uri (%q)", ks.issuer, clip(md.JWKSURI))
+		}
+		u = md.JWKSURI
+		ks.mu.Lock()
+		ks.discovered = u
+		ks.mu.Unlock()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: bad request", u)
+	}
+	req.Header.Set("Accept", "application/jwk-set+json, application/json")
+	resp, err := ks.client.Do(req)
+	if err != nil {
+		return nil, err // a *url.Error: method, URL and cause
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: status %d", u, resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKS+1))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: reading body: %v", u, err)
+	}
+	if len(body) > maxJWKS {
+		return nil, fmt.Errorf("GET %s: JWKS larger than %d bytes", u, maxJWKS)
+	}
+	snap, skipped, err := parseJWKS(body)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %v", u, err)
+	}
+	if skipped > 0 {
+		ks.log.Debug("jwt: ignored unusable JWKS members", "skipped", skipped)
+	}
+	return snap, nil
+}
+
+// parseJWKS keeps the members we can verify with. Each is decoded on its own with go-jose,
+// rather than as a jose.JSONWebKeySet, because go-jose fails a whole set on one member it
+// does not understand, and RFC 7517 §5 says to ignore such members.
+func parseJWKS(body []byte) (*keySnapshot, int, error) {
+	var set struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' || json.Unmarshal(body, &set) != nil {
+		return nil, 0, errors.New("not a JWKS")
+	}
+	snap := &keySnapshot{}
+	skipped := 0
+	for _, raw := range set.Keys {
+		var jwk jose.JSONWebKey
+		if jwk.UnmarshalJSON(raw) != nil || (jwk.Use != "" && jwk.Use != "sig") {
+			skipped++
+			continue
+		}
+		var pub crypto.PublicKey
+		switch k := jwk.Key.(type) {
+		case *rsa.PublicKey:
+			if k.N.BitLen() < minRSABits {
+				skipped++
+				continue
+			}
+			pub = k
+		case *ecdsa.PublicKey, ed25519.PublicKey:
+			pub = k
+		default:
+			// Symmetric ("oct") keys would allow HMAC forgery by anyone holding the JWKS;
+			// private keys mean a misconfigured issuer; neither is trusted.
+			skipped++
+			continue
+		}
+		if jwk.Algorithm != "" && !fits(pub, jwk.Algorithm) {
+			skipped++
+			continue
+		}
+		snap.keys = append(snap.keys, key{kid: jwk.KeyID, alg: jwk.Algorithm, pub: pub})
+	}
+	if len(snap.keys) == 0 {
+		return nil, skipped, fmt.Errorf("no usable signing keys in JWKS (%d ignored)", skipped)
+	}
+	return snap, skipped, nil
+}
+
+func (ks *keySet) loaded() bool { return ks.keys.Load() != nil }
+
+func (ks *keySet) ready() error {
+	if ks.loaded() {
+		return nil
+	}
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if ks.lastErr != nil {
+		return fmt.Errorf("jwt: keys not loaded: %w", ks.lastErr)
+	}
+	return errors.New("jwt: keys not loaded yet (they load on the first token)")
+}
+
+// clip bounds a served string before it reaches an error message and the logs.
+func clip(s string) string {
+	if len(s) > 256 {
+		return s[:256] + "…"
+	}
+	return s
+}
