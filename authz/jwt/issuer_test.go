@@ -30,16 +30,15 @@ type testKey struct {
 
 // Keys are generated once per test binary: RSA-2048 generation is the slowest thing here.
 var (
-	keysOnce              sync.Once
-	rsaKey, rsaKey2       *rsa.PrivateKey
-	ecKey, ecKey384       *ecdsa.PrivateKey
-	edKey                 ed25519.PrivateKey
-	evilRSA               *rsa.PrivateKey
-	generatedAt           = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
-	discoveryRFC8414      = "rfc8414"
-	discoveryOIDC         = "oidc"
-	discoveryNone         = "none"
-	defaultTestAlgorithms = []string{"RS256", "ES256", "PS256", "EdDSA"}
+	keysOnce         sync.Once
+	rsaKey, rsaKey2  *rsa.PrivateKey
+	ecKey, ecKey384  *ecdsa.PrivateKey
+	edKey            ed25519.PrivateKey
+	evilRSA          *rsa.PrivateKey
+	generatedAt      = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	discoveryRFC8414 = "rfc8414"
+	discoveryOIDC    = "oidc"
+	discoveryNone    = "none"
 )
 
 func genKeys() {
