@@ -1,0 +1,212 @@
+package envoy
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/anypb"
+	"gopkg.in/yaml.v3"
+)
+
+type validator interface{ ValidateAll() error }
+
+// load decodes a bootstrap strictly (unknown fields are errors), validates it, and unpacks
+// and validates every Any inside it: Bootstrap.ValidateAll does not look into typed_config.
+func load(t *testing.T, src []byte) (*bootstrapv3.Bootstrap, error) {
+	t.Helper()
+	var y any
+	if err := yaml.Unmarshal(src, &y); err != nil {
+		return nil, err
+	}
+	js, err := json.Marshal(y)
+	if err != nil {
+		return nil, err
+	}
+	var b bootstrapv3.Bootstrap
+	if err := (protojson.UnmarshalOptions{}).Unmarshal(js, &b); err != nil {
+		return nil, err
+	}
+	if err := b.ValidateAll(); err != nil {
+		return nil, err
+	}
+	if err := validateAnys(b.ProtoReflect()); err != nil {
+		return nil, err
+	}
+	return &b, nil
+}
+
+func validateAnys(m protoreflect.Message) error {
+	var firstErr error
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		check := func(msg protoreflect.Message) {
+			if firstErr != nil {
+				return
+			}
+			if a, ok := msg.Interface().(*anypb.Any); ok {
+				inner, err := a.UnmarshalNew()
+				if err != nil {
+					firstErr = fmt.Errorf("%s: %w", a.GetTypeUrl(), err)
+					return
+				}
+				if val, ok := inner.(validator); ok {
+					if err := val.ValidateAll(); err != nil {
+						firstErr = fmt.Errorf("%s: %w", a.GetTypeUrl(), err)
+						return
+					}
+				}
+				firstErr = validateAnys(inner.ProtoReflect())
+				return
+			}
+			firstErr = validateAnys(msg)
+		}
+		switch {
+		case fd.IsList() && fd.Kind() == protoreflect.MessageKind:
+			l := v.List()
+			for i := 0; i < l.Len(); i++ {
+				check(l.Get(i).Message())
+			}
+		case fd.IsMap() && fd.MapValue().Kind() == protoreflect.MessageKind:
+			v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
+				check(mv.Message())
+				return firstErr == nil
+			})
+		case fd.Kind() == protoreflect.MessageKind:
+			check(v.Message())
+		}
+		return firstErr == nil
+	})
+	return firstErr
+}
+
+func unpack[T proto.Message](t *testing.T, a *anypb.Any, m T) T {
+	t.Helper()
+	if err := a.UnmarshalTo(m); err != nil {
+		t.Fatalf("%s: %v", a.GetTypeUrl(), err)
+	}
+	return m
+}
+
+// checkReferences checks what no schema does: the filter chain ends with the router, the
+// ext_authz filter fails closed and names a cluster that exists and speaks HTTP/2, and every
+// route names an existing cluster.
+func checkReferences(t *testing.T, b *bootstrapv3.Bootstrap) {
+	t.Helper()
+	clusters := map[string]*clusterv3.Cluster{}
+	for _, c := range b.GetStaticResources().GetClusters() {
+		if clusters[c.GetName()] != nil {
+			t.Errorf("cluster %q defined twice", c.GetName())
+		}
+		clusters[c.GetName()] = c
+	}
+	sawAuthz := false
+	for _, l := range b.GetStaticResources().GetListeners() {
+		for _, fc := range l.GetFilterChains() {
+			for _, f := range fc.GetFilters() {
+				hcm := unpack(t, f.GetTypedConfig(), &hcmv3.HttpConnectionManager{})
+				filters := hcm.GetHttpFilters()
+				if len(filters) == 0 {
+					t.Fatal("no http filters")
+				}
+				if !filters[len(filters)-1].GetTypedConfig().MessageIs(&routerv3.Router{}) {
+					t.Error("the last http filter is not the router")
+				}
+				for _, hf := range filters {
+					if !hf.GetTypedConfig().MessageIs(&extauthzv3.ExtAuthz{}) {
+						continue
+					}
+					sawAuthz = true
+					ea := unpack(t, hf.GetTypedConfig(), &extauthzv3.ExtAuthz{})
+					if ea.GetFailureModeAllow() {
+						t.Error("failure_mode_allow: true lets every request through when mcp-authz is down")
+					}
+					if ea.GetTransportApiVersion().String() != "V3" {
+						t.Errorf("transport_api_version %v", ea.GetTransportApiVersion())
+					}
+					name := ea.GetGrpcService().GetEnvoyGrpc().GetClusterName()
+					c := clusters[name]
+					if c == nil {
+						t.Fatalf("ext_authz names cluster %q, which does not exist", name)
+					}
+					opts := c.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+					if opts == nil {
+						t.Fatalf("cluster %q has no HttpProtocolOptions: gRPC needs HTTP/2", name)
+					}
+					po := unpack(t, opts, &upstreamhttpv3.HttpProtocolOptions{})
+					if po.GetExplicitHttpConfig().GetHttp2ProtocolOptions() == nil {
+						t.Errorf("cluster %q does not speak HTTP/2", name)
+					}
+				}
+				for _, vh := range hcm.GetRouteConfig().GetVirtualHosts() {
+					for _, r := range vh.GetRoutes() {
+						if c := r.GetRoute().GetCluster(); c != "" && clusters[c] == nil {
+							t.Errorf("route names cluster %q, which does not exist", c)
+						}
+					}
+				}
+			}
+		}
+	}
+	if !sawAuthz {
+		t.Error("no ext_authz filter")
+	}
+}
+
+func TestEnvoyConfigs(t *testing.T) {
+	files, _ := filepath.Glob("*.yaml")
+	if len(files) < 2 {
+		t.Fatalf("found %v; want envoy.yaml and envoy-mtls.yaml", files)
+	}
+	for _, f := range files {
+		t.Run(f, func(t *testing.T) {
+			src, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := load(t, src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkReferences(t, b)
+		})
+	}
+}
+
+// The loader must catch mistakes, or the test above proves nothing.
+func TestLoaderCatchesMistakes(t *testing.T) {
+	src, err := os.ReadFile("envoy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, from, to string }{
+		{"misspelled top-level field", "connect_timeout: 1s", "conect_timeout: 1s"},
+		{"misspelled field inside typed_config", "failure_mode_allow: false", "failure_mode_alow: false"},
+		{"bad enum", "type: STRICT_DNS", "type: STRICT_DNZ"},
+		{"unknown type", "ext_authz.v3.ExtAuthz", "ext_authz.v3.ExtAuthzz"},
+		{"PGV rule inside Any", "max_request_bytes: 65536", "max_request_bytes: 0"},
+		{"empty cluster name inside Any", "envoy_grpc: { cluster_name: mcp-authz }", "envoy_grpc: { cluster_name: \"\" }"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := strings.Replace(string(src), tc.from, tc.to, 1)
+			if bad == string(src) {
+				t.Fatalf("fixture no longer contains %q", tc.from)
+			}
+			if _, err := load(t, []byte(bad)); err == nil {
+				t.Error("accepted")
+			}
+		})
+	}
+}
