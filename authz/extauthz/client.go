@@ -1,0 +1,43 @@
+package extauthz
+
+import (
+	"context"
+	"fmt"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// NewCheckRequest builds a CheckRequest the way Envoy fills one: lower-case headers with the
+// HTTP/2 pseudo-headers, host and path (query included) in their own fields too.
+func NewCheckRequest(method, host, path string, headers map[string]string) *authv3.CheckRequest {
+	h := map[string]string{":authority": host, ":path": path, ":method": method}
+	for k, v := range headers {
+		h[k] = v
+	}
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source:      &authv3.AttributeContext_Peer{Address: &corev3.Address{}},
+		Destination: &authv3.AttributeContext_Peer{Address: &corev3.Address{}},
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Method: method, Host: host, Path: path, Headers: h, Protocol: "HTTP/1.1",
+		}},
+	}}
+}
+
+// CheckJSON sends one Check over plaintext gRPC and returns the CheckResponse as indented JSON
+// (the `mcp-authz check` command).
+func CheckJSON(ctx context.Context, addr, method, host, path string, headers map[string]string) ([]byte, error) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, NewCheckRequest(method, host, path, headers))
+	if err != nil {
+		return nil, fmt.Errorf("check %s: %w", addr, err)
+	}
+	return protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(resp)
+}

@@ -1,0 +1,214 @@
+// Package extauthz is the Envoy external-authorization (ext_authz v3 gRPC) adapter: it turns a
+// CheckRequest into an authz.Request and an authz.Decision into a CheckResponse, and nothing
+// more. It is the only package that imports go-control-plane's auth types.
+//
+// Envoy semantics it relies on (envoy source, ext_authz_grpc_impl.cc): allow or deny is decided
+// from CheckResponse.status alone, so every denial, including a metadata document answered with
+// HTTP 200, carries a non-OK status; a HeaderValueOption with neither the deprecated append
+// nor append_action set appends (APPEND_IF_EXISTS_OR_ADD), so every header we set says
+// OVERWRITE_IF_EXISTS_OR_ADD and a client-forged copy cannot survive next to ours.
+package extauthz
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+
+	"github.com/mcp-authz/mcp-authz/authz"
+)
+
+// Checker is what the adapter needs from the decision core.
+type Checker interface {
+	Check(ctx context.Context, req *authz.Request) *authz.Decision
+}
+
+// Options configure a Server.
+type Options struct {
+	Logger *slog.Logger
+	// OnDecision, if set, is called after every decision (logs, metrics).
+	OnDecision func(ctx context.Context, req *authz.Request, d *authz.Decision, took time.Duration)
+}
+
+// Server implements authv3.AuthorizationServer.
+type Server struct {
+	authv3.UnimplementedAuthorizationServer
+	checker atomic.Pointer[checkerBox]
+	log     *slog.Logger
+	onDec   func(context.Context, *authz.Request, *authz.Decision, time.Duration)
+}
+
+// checkerBox pairs a decision core with the converted responses of its shared, precomputed
+// denials (see responseKey), so a reload drops the old core's responses with it.
+type checkerBox struct {
+	c      Checker
+	denied sync.Map // responseKey → *authv3.CheckResponse
+}
+
+// New returns a Server deciding with c.
+func New(c Checker, o Options) *Server {
+	s := &Server{log: o.Logger, onDec: o.OnDecision}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.SetChecker(c)
+	return s
+}
+
+// SetChecker swaps the decision core atomically (configuration reload).
+func (s *Server) SetChecker(c Checker) { s.checker.Store(&checkerBox{c: c}) }
+
+// Register registers the Authorization service on g.
+func Register(g *grpc.Server, s *Server) { authv3.RegisterAuthorizationServer(g, s) }
+
+// Check never returns an error: a gRPC error would make Envoy apply status_on_error, and a
+// crash would take every request down. A panic in the core becomes a clean 503.
+func (s *Server) Check(ctx context.Context, in *authv3.CheckRequest) (resp *authv3.CheckResponse, _ error) {
+	start := time.Now()
+	box := s.checker.Load()
+	req := Request(in)
+	var d *authz.Decision
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("check panicked; answered 503", "panic", p, "stack", string(debug.Stack()))
+			d = authz.Internal()
+			resp = box.response(d)
+		}
+		if s.onDec != nil {
+			s.onDec(ctx, req, d, time.Since(start))
+		}
+	}()
+	d = box.c.Check(ctx, req)
+	return box.response(d), nil
+}
+
+// Request translates a CheckRequest. It tolerates any missing part.
+func Request(in *authv3.CheckRequest) *authz.Request {
+	h := in.GetAttributes().GetRequest().GetHttp()
+	r := &authz.Request{
+		Method: h.GetMethod(),
+		Scheme: h.GetScheme(),
+		Host:   h.GetHost(),
+		Path:   h.GetPath(),
+		ID:     h.GetId(),
+	}
+	if hm := h.GetHeaderMap(); hm != nil && len(hm.GetHeaders()) > 0 {
+		// encode_raw_headers: values come as raw bytes, repeats as separate entries.
+		r.Headers = make(map[string]string, len(hm.GetHeaders()))
+		for _, hv := range hm.GetHeaders() {
+			k := strings.ToLower(hv.GetKey())
+			v := hv.GetValue()
+			if len(hv.GetRawValue()) > 0 {
+				v = string(hv.GetRawValue())
+			}
+			if prev, ok := r.Headers[k]; ok {
+				v = prev + "," + v
+			}
+			r.Headers[k] = v
+		}
+	} else {
+		r.Headers = h.GetHeaders()
+		if r.Headers == nil {
+			r.Headers = map[string]string{}
+		}
+	}
+	if r.Host == "" {
+		r.Host = r.Headers[":authority"]
+	}
+	if r.Method == "" {
+		r.Method = r.Headers[":method"]
+	}
+	if r.Path == "" {
+		r.Path = r.Headers[":path"]
+	}
+	// Envoy leaves the query inside path and never fills query; honour a caller who did.
+	if q := h.GetQuery(); q != "" && !strings.Contains(r.Path, "?") {
+		r.Path += "?" + q
+	}
+	if r.ID == "" {
+		r.ID = r.Headers["x-request-id"]
+	}
+	if b := h.GetRawBody(); len(b) > 0 {
+		r.Body = b
+	} else if b := h.GetBody(); b != "" {
+		r.Body = []byte(b)
+	}
+	return r
+}
+
+var okStatus = &rpcstatus.Status{Code: int32(codes.OK)}
+
+// responseKey identifies a shared denial: withErr copies a decision but keeps its Headers
+// slice, so the address of the first header is stable for every copy of one precomputed
+// denial and distinct between denials.
+type responseKey *authz.Header
+
+func (s *checkerBox) response(d *authz.Decision) *authv3.CheckResponse {
+	if d.Allow {
+		ok := &authv3.OkHttpResponse{Headers: headerOptions(d.Headers), HeadersToRemove: d.Remove}
+		return &authv3.CheckResponse{Status: okStatus, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok}}
+	}
+	var key responseKey
+	if len(d.Headers) > 0 {
+		key = &d.Headers[0]
+		if r, ok := s.denied.Load(key); ok {
+			return r.(*authv3.CheckResponse)
+		}
+	}
+	r := &authv3.CheckResponse{
+		Status: &rpcstatus.Status{Code: int32(grpcCode(d.Status))},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)},
+			Headers: headerOptions(d.Headers),
+			Body:    string(d.Body),
+		}},
+	}
+	if key != nil {
+		s.denied.Store(key, r)
+	}
+	return r
+}
+
+func headerOptions(hs []authz.Header) []*corev3.HeaderValueOption {
+	if len(hs) == 0 {
+		return nil
+	}
+	// One allocation for all options and one for all values.
+	opts := make([]corev3.HeaderValueOption, len(hs))
+	vals := make([]corev3.HeaderValue, len(hs))
+	out := make([]*corev3.HeaderValueOption, len(hs))
+	for i, h := range hs {
+		vals[i].Key, vals[i].Value = h.Name, h.Value
+		opts[i].Header = &vals[i]
+		opts[i].AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+		out[i] = &opts[i]
+	}
+	return out
+}
+
+// grpcCode gives each denial a non-OK status; Envoy only distinguishes OK from not OK, the
+// rest is for logs and dashboards.
+func grpcCode(status int) codes.Code {
+	switch status {
+	case http.StatusUnauthorized:
+		return codes.Unauthenticated
+	case http.StatusForbidden:
+		return codes.PermissionDenied
+	case http.StatusBadRequest:
+		return codes.InvalidArgument
+	case http.StatusServiceUnavailable:
+		return codes.Unavailable
+	}
+	return codes.PermissionDenied
+}

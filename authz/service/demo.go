@@ -1,0 +1,169 @@
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/mcp-authz/mcp-authz/authz/config"
+	"github.com/mcp-authz/mcp-authz/authz/demoas"
+)
+
+// DemoOptions are the demo's addresses. Defaults: 127.0.0.1:9191 (ext_authz gRPC),
+// 127.0.0.1:9192 (HTTP), 127.0.0.1:9193 (demo authorization server).
+type DemoOptions struct {
+	GRPC, HTTP, AS string
+	Resource       string // default http://localhost:8080/mcp
+	Out            io.Writer
+	Options
+}
+
+// Demo is a running demo: an embedded authorization server and mcp-authz protecting one MCP
+// resource with it. Nothing here is reachable from `serve`: the demo authorization server
+// issues tokens to anyone who knows the published demo secret.
+type Demo struct {
+	*Service
+	AS       *demoas.Server
+	ASURL    string
+	Resource string
+	asSrv    *http.Server
+	asLn     net.Listener
+}
+
+// DemoConfig is the configuration the demo serves, for an authorization server at issuer.
+func DemoConfig(grpcAddr, httpAddr, issuer, resource string) *config.Config {
+	c := &config.Config{
+		Listen:  config.Listen{GRPC: grpcAddr, HTTP: httpAddr},
+		Log:     config.Log{Level: "info", Format: "text"},
+		Dev:     config.Dev{AllowHTTP: true},
+		Issuers: []config.Issuer{{Issuer: issuer}},
+		Resources: []config.Resource{{
+			Name:         "demo-mcp",
+			Resource:     resource,
+			Scopes:       config.Scopes{Required: []string{"mcp:tools"}, Supported: []string{"mcp:tools", "mcp:read"}},
+			PublicPaths:  []string{},
+			ResourceName: "mcp-authz demo MCP server",
+		}},
+	}
+	c.ApplyDefaults()
+	return c
+}
+
+// StartDemo starts the demo authorization server and mcp-authz.
+func StartDemo(o DemoOptions) (*Demo, error) {
+	if o.GRPC == "" {
+		o.GRPC = "127.0.0.1:9191"
+	}
+	if o.HTTP == "" {
+		o.HTTP = "127.0.0.1:9192"
+	}
+	if o.AS == "" {
+		o.AS = "127.0.0.1:9193"
+	}
+	if o.Resource == "" {
+		o.Resource = "http://localhost:8080/mcp"
+	}
+	ln, err := net.Listen("tcp", o.AS)
+	if err != nil {
+		return nil, fmt.Errorf("demo authorization server: %w", err)
+	}
+	issuer := "http://" + ln.Addr().String()
+	secret := make([]byte, 16)
+	rand.Read(secret)
+	as, err := demoas.New(demoas.Config{
+		Issuer: issuer,
+		Clients: []demoas.Client{
+			{ID: "demo", Secret: "demo-secret", Scopes: []string{"mcp:tools", "mcp:read"}},
+		},
+		Resources:            []string{o.Resource},
+		DefaultResource:      o.Resource,
+		IntrospectionClients: map[string]string{"mcp-authz": hex.EncodeToString(secret)},
+	})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	asSrv := &http.Server{Handler: as.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go asSrv.Serve(ln)
+
+	cfg := DemoConfig(o.GRPC, o.HTTP, issuer, o.Resource)
+	if err := cfg.Validate(); err != nil {
+		asSrv.Close()
+		return nil, fmt.Errorf("demo config: %w", err)
+	}
+	s, err := New(cfg, o.Options)
+	if err != nil {
+		asSrv.Close()
+		return nil, err
+	}
+	if err := s.Start(); err != nil {
+		asSrv.Close()
+		return nil, err
+	}
+	return &Demo{Service: s, AS: as, ASURL: issuer, Resource: o.Resource, asSrv: asSrv, asLn: ln}, nil
+}
+
+// Shutdown stops mcp-authz, then the demo authorization server.
+func (d *Demo) Shutdown(ctx context.Context) error {
+	err := d.Service.Shutdown(ctx)
+	d.asSrv.Shutdown(ctx)
+	return err
+}
+
+// PrintGuide writes ready-to-paste commands that show a 401 challenge, an allow and a 403
+// step-up against this demo.
+func (d *Demo) PrintGuide(w io.Writer) {
+	host, path := hostPath(d.Resource)
+	fmt.Fprintf(w, `
+mcp-authz demo is running.
+  ext_authz gRPC       %[1]s
+  HTTP (metadata)      http://%[2]s/.well-known/oauth-protected-resource%[5]s
+  demo authorization   %[3]s   (client "demo", secret "demo-secret", scopes mcp:tools mcp:read)
+  protected resource   %[4]s   (requires scope mcp:tools)
+
+Try it from another terminal, in this repository:
+
+  # 1. No token: 401 with a Bearer challenge pointing at the resource metadata
+  go run ./cmd/mcp-authz check -addr %[1]s -host %[6]s -path %[5]s
+
+  # 2. A token with scope mcp:tools: allowed, with identity headers for the upstream
+  TOKEN=$(curl -s -u demo:demo-secret -d grant_type=client_credentials -d scope=mcp:tools \
+      --data-urlencode resource=%[4]s %[3]s/token | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+  go run ./cmd/mcp-authz check -addr %[1]s -host %[6]s -path %[5]s -token "$TOKEN"
+
+  # 3. A token with only mcp:read: 403 insufficient_scope, scope="mcp:tools" (step-up)
+  READ=$(curl -s -u demo:demo-secret -d grant_type=client_credentials -d scope=mcp:read \
+      --data-urlencode resource=%[4]s %[3]s/token | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+  go run ./cmd/mcp-authz check -addr %[1]s -host %[6]s -path %[5]s -token "$READ"
+
+  # The same Check with grpcurl or ghz, through the committed protoset:
+  grpcurl -plaintext -protoset proto/authz.protoset -d '{"attributes":{"request":{"http":{"method":"POST","host":"%[6]s","path":"%[5]s","headers":{"authorization":"Bearer '"$TOKEN"'"}}}}}' %[1]s envoy.service.auth.v3.Authorization/Check
+  ghz --insecure --protoset proto/authz.protoset --call envoy.service.auth.v3.Authorization.Check -d '{"attributes":{"request":{"http":{"method":"POST","host":"%[6]s","path":"%[5]s","headers":{"authorization":"Bearer '"$TOKEN"'"}}}}}' -c 10 -n 2000 %[1]s
+
+  # Protected Resource Metadata (RFC 9728)
+  curl -s http://%[2]s/.well-known/oauth-protected-resource%[5]s
+
+Ctrl-C stops it.
+`, d.GRPCAddr(), d.HTTPAddr(), d.ASURL, d.Resource, path, host)
+}
+
+func hostPath(resource string) (host, path string) {
+	const sep = "://"
+	for i := 0; i+len(sep) <= len(resource); i++ {
+		if resource[i:i+len(sep)] == sep {
+			rest := resource[i+len(sep):]
+			for j := 0; j < len(rest); j++ {
+				if rest[j] == '/' {
+					return rest[:j], rest[j:]
+				}
+			}
+			return rest, "/"
+		}
+	}
+	return "", resource
+}

@@ -1,0 +1,253 @@
+// Package service wires mcp-authz together from a configuration: verifiers, the decision
+// core, the ext_authz gRPC listener with its health service, and the HTTP listener for
+// Protected Resource Metadata (RFC 9728) and health. Its lifecycle is explicit: New builds,
+// Start binds and serves, Shutdown drains.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/mcp-authz/mcp-authz/authz"
+	"github.com/mcp-authz/mcp-authz/authz/config"
+	"github.com/mcp-authz/mcp-authz/authz/extauthz"
+	"github.com/mcp-authz/mcp-authz/authz/jwt"
+)
+
+// authzServiceName is what Envoy and Kubernetes probes ask the gRPC health service about.
+const authzServiceName = "envoy.service.auth.v3.Authorization"
+
+// Service is one running mcp-authz.
+type Service struct {
+	cfg  *config.Config
+	log  *slog.Logger
+	core *authz.Authorizer
+	jwts []*jwt.Verifier
+
+	ext    *extauthz.Server
+	grpc   *grpc.Server
+	health *health.Server
+	http   *http.Server
+
+	grpcLn, httpLn net.Listener
+	wg             sync.WaitGroup
+	stopWarm       context.CancelFunc
+}
+
+// Options carry what is not in the configuration file.
+type Options struct {
+	Logger     *slog.Logger
+	HTTPClient *http.Client // for discovery and JWKS; default: 10 s timeout
+	Now        func() time.Time
+}
+
+// New builds everything a configuration describes without touching the network: discovery
+// and key loading happen lazily, so an IdP outage never stops the service from starting.
+func New(cfg *config.Config, o Options) (*Service, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	s := &Service{cfg: cfg, log: o.Logger}
+	core, jwts, err := buildCore(cfg, o)
+	if err != nil {
+		return nil, err
+	}
+	s.core, s.jwts = core, jwts
+	s.ext = extauthz.New(core, extauthz.Options{Logger: o.Logger, OnDecision: s.logDecision})
+
+	s.grpc = grpc.NewServer()
+	extauthz.Register(s.grpc, s.ext)
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	if cfg.Listen.GRPCReflection {
+		reflection.Register(s.grpc)
+	}
+	s.http = &http.Server{
+		Handler:           s.httpHandler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
+	}
+	return s, nil
+}
+
+func buildCore(cfg *config.Config, o Options) (*authz.Authorizer, []*jwt.Verifier, error) {
+	vs := authz.Verifiers{JWT: map[string]authz.Verifier{}}
+	var jwts []*jwt.Verifier
+	claims := cfg.ClaimsFor()
+	for i, is := range cfg.Issuers {
+		v, err := jwt.New(jwt.Config{
+			Issuer:          is.Issuer,
+			JWKSURL:         is.JWKSURI,
+			Algorithms:      is.Algorithms,
+			RequireTyp:      is.RequireTyp == nil || *is.RequireTyp,
+			ClockSkew:       cfg.ClockSkew.D(),
+			Claims:          claims,
+			RefreshInterval: is.RefreshInterval.D(),
+			HTTPClient:      o.HTTPClient,
+			Now:             o.Now,
+			Logger:          o.Logger,
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("issuers[%d]: %w", i, err)
+		}
+		vs.JWT[is.Issuer] = v
+		jwts = append(jwts, v)
+	}
+	core, err := authz.New(authz.Options{
+		Resources:    cfg.AuthzResources(),
+		Verifiers:    vs,
+		CacheMaxTTL:  cfg.Cache.MaxTTL.D(),
+		NegativeTTL:  cfg.Cache.NegativeTTL.D(),
+		ClockSkew:    cfg.ClockSkew.D(),
+		Unavailable:  cfg.AuthzUnavailable(),
+		ScopeImplies: cfg.ScopeImplies,
+		Now:          o.Now,
+		Logger:       o.Logger,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return core, jwts, nil
+}
+
+// Start binds both listeners and serves in the background.
+func (s *Service) Start() error {
+	var err error
+	if s.grpcLn, err = net.Listen("tcp", s.cfg.Listen.GRPC); err != nil {
+		return fmt.Errorf("listen.grpc: %w", err)
+	}
+	if s.cfg.Listen.HTTP != "" {
+		if s.httpLn, err = net.Listen("tcp", s.cfg.Listen.HTTP); err != nil {
+			s.grpcLn.Close()
+			return fmt.Errorf("listen.http: %w", err)
+		}
+	}
+	// Load discovery and keys in the background so readiness shows real key state and the
+	// first token does not pay for the fetch; serving never waits for it.
+	warmCtx, cancel := context.WithCancel(context.Background())
+	s.stopWarm = cancel
+	for _, v := range s.jwts {
+		go func() {
+			if err := v.Warm(warmCtx); err != nil {
+				s.log.Warn("issuer keys not loaded yet; will retry on demand", "issuer", v.Issuer(), "error", err)
+			}
+		}()
+	}
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.health.SetServingStatus(authzServiceName, healthpb.HealthCheckResponse_SERVING)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.grpc.Serve(s.grpcLn); err != nil {
+			s.log.Error("grpc listener stopped", "error", err)
+		}
+	}()
+	if s.httpLn != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("http listener stopped", "error", err)
+			}
+		}()
+	}
+	s.log.Info("mcp-authz serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "resources", len(s.cfg.Resources), "issuers", len(s.cfg.Issuers))
+	return nil
+}
+
+// GRPCAddr is the bound ext_authz address (useful with port 0).
+func (s *Service) GRPCAddr() string {
+	if s.grpcLn == nil {
+		return ""
+	}
+	return s.grpcLn.Addr().String()
+}
+
+// HTTPAddr is the bound HTTP address, "" when disabled.
+func (s *Service) HTTPAddr() string {
+	if s.httpLn == nil {
+		return ""
+	}
+	return s.httpLn.Addr().String()
+}
+
+// Shutdown stops taking new work, lets in-flight Checks finish until ctx ends, then stops.
+// Health turns NOT_SERVING first so a load balancer can drain us.
+func (s *Service) Shutdown(ctx context.Context) error {
+	s.health.Shutdown()
+	if s.stopWarm != nil {
+		s.stopWarm()
+	}
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	var err error
+	if s.httpLn != nil {
+		err = s.http.Shutdown(ctx)
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.grpc.Stop()
+		<-done
+	}
+	s.wg.Wait()
+	s.log.Info("mcp-authz stopped")
+	return err
+}
+
+// Run serves until ctx is cancelled, then shuts down gracefully (at most 10 s).
+func Run(ctx context.Context, cfg *config.Config, o Options) error {
+	s, err := New(cfg, o)
+	if err != nil {
+		return err
+	}
+	if err := s.Start(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return s.Shutdown(sctx)
+}
+
+func (s *Service) logDecision(ctx context.Context, r *authz.Request, d *authz.Decision, took time.Duration) {
+	if !s.log.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", r.ID),
+		slog.String("resource", d.Resource),
+		slog.Bool("allow", d.Allow),
+		slog.String("reason", d.Reason.String()),
+		slog.Int("status", d.Status),
+		slog.Duration("latency", took),
+	}
+	if d.Identity != nil {
+		attrs = append(attrs, slog.String("issuer", d.Identity.Issuer), slog.String("source", d.Identity.Source.String()))
+	}
+	if d.Err != nil {
+		attrs = append(attrs, slog.String("detail", d.Err.Error()))
+	}
+	s.log.LogAttrs(ctx, slog.LevelDebug, "decision", attrs...)
+}

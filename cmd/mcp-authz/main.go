@@ -1,0 +1,26 @@
+// Command mcp-authz is an Envoy external-authorization service that enforces OAuth 2.1 access
+// tokens for MCP servers and other HTTP APIs.
+//
+//	mcp-authz serve --config FILE     run the service
+//	mcp-authz check-config FILE       validate a configuration and print it resolved
+//	mcp-authz demo                    run with an embedded demo authorization server
+//	mcp-authz check [flags]           send one Check to a running service and print the answer
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mcp-authz:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/mcp-authz/mcp-authz/authz/config"
+	"github.com/mcp-authz/mcp-authz/authz/extauthz"
+	"github.com/mcp-authz/mcp-authz/authz/service"
+)
+
+const usage = `usage:
+  mcp-authz serve --config FILE     run the service
+  mcp-authz check-config FILE       validate a configuration and print it resolved
+  mcp-authz demo [flags]            run with an embedded demo authorization server (no IdP, no Redis)
+  mcp-authz check [flags]           send one ext_authz Check to a running service and print the answer
+Run "mcp-authz COMMAND -h" for a command's flags.`
+
+// run is main without the process: every path through it is testable.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, usage)
+		return errors.New("no command")
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stderr)
+	case "check-config":
+		return checkConfig(args[1:], stdout, stderr)
+	case "demo":
+		return demo(ctx, args[1:], stdout, stderr)
+	case "check":
+		return check(ctx, args[1:], stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	fmt.Fprintln(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file (YAML)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *path == "" {
+		return errors.New("serve: --config FILE is required")
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	return service.Run(ctx, cfg, service.Options{Logger: newLogger(cfg.Log, stderr)})
+}
+
+func checkConfig(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("check-config: give exactly one configuration file")
+	}
+	cfg, err := config.Load(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if _, err := service.New(cfg, service.Options{}); err != nil {
+		return err
+	}
+	out, err := cfg.Marshal()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "# %s: valid. Resolved configuration, defaults included:\n%s", fs.Arg(0), out)
+	return nil
+}
+
+func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o service.DemoOptions
+	fs.StringVar(&o.GRPC, "grpc", "127.0.0.1:9191", "ext_authz gRPC listen address")
+	fs.StringVar(&o.HTTP, "http", "127.0.0.1:9192", "HTTP listen address (metadata, health)")
+	fs.StringVar(&o.AS, "as", "127.0.0.1:9193", "demo authorization server listen address")
+	fs.StringVar(&o.Resource, "resource", "http://localhost:8080/mcp", "protected resource identifier")
+	level := fs.String("log-level", "info", "debug shows one line per decision")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	o.Logger = newLogger(config.Log{Level: *level, Format: "text"}, stderr)
+	d, err := service.StartDemo(o)
+	if err != nil {
+		return err
+	}
+	d.PrintGuide(stdout)
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return d.Shutdown(sctx)
+}
+
+func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:9191", "ext_authz gRPC address")
+	method := fs.String("method", "POST", "HTTP method of the request to check")
+	host := fs.String("host", "localhost:8080", "host (:authority) of the request")
+	path := fs.String("path", "/mcp", "path (with query) of the request")
+	token := fs.String("token", "", "Bearer token to send (none: no Authorization header)")
+	var headers headerFlags
+	fs.Var(&headers, "H", `extra request header "name: value" (repeatable)`)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	h := map[string]string{}
+	for _, kv := range headers {
+		name, value, ok := strings.Cut(kv, ":")
+		if !ok {
+			return fmt.Errorf("check: -H %q: want \"name: value\"", kv)
+		}
+		h[strings.ToLower(strings.TrimSpace(name))] = strings.TrimSpace(value)
+	}
+	if *token != "" {
+		h["authorization"] = "Bearer " + *token
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	out, err := extauthz.CheckJSON(cctx, *addr, *method, *host, *path, h)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, string(out))
+	return nil
+}
+
+type headerFlags []string
+
+func (h *headerFlags) String() string     { return strings.Join(*h, ", ") }
+func (h *headerFlags) Set(v string) error { *h = append(*h, v); return nil }
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
