@@ -9,7 +9,7 @@ import (
 
 // The adapter's own cost, in process: translation both ways around a prebuilt decision.
 func BenchmarkAdapterAllow(b *testing.B) {
-	d := &authz.Decision{Allow: true, Headers: []authz.Header{{"x-auth-subject", "u"}, {"x-auth-client-id", "c"}, {"x-auth-scopes", "mcp:tools"}}, Remove: []string{"authorization"}}
+	d := &authz.Decision{Allow: true, Headers: []authz.Header{{Name: "x-auth-subject", Value: "u"}, {Name: "x-auth-client-id", Value: "c"}, {Name: "x-auth-scopes", Value: "mcp:tools"}}, Remove: []string{"authorization"}}
 	s := New(&recorder{d: d}, Options{})
 	in := NewCheckRequest("POST", "mcp.example.com", "/mcp", map[string]string{"authorization": "Bearer x"})
 	b.ReportAllocs()
@@ -21,7 +21,7 @@ func BenchmarkAdapterAllow(b *testing.B) {
 }
 
 func BenchmarkAdapterDenyPrecomputed(b *testing.B) {
-	d := &authz.Decision{Status: 401, Headers: []authz.Header{{"www-authenticate", "Bearer x"}}, Body: []byte("{}")}
+	d := &authz.Decision{Status: 401, Headers: []authz.Header{{Name: "www-authenticate", Value: "Bearer x"}}, Body: []byte("{}")}
 	s := New(&recorder{d: d}, Options{})
 	in := NewCheckRequest("POST", "mcp.example.com", "/mcp", nil)
 	b.ReportAllocs()

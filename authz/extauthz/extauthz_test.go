@@ -101,7 +101,7 @@ func TestTranslatesEnvoyRequests(t *testing.T) {
 }
 
 func TestResponses(t *testing.T) {
-	allow := &authz.Decision{Allow: true, Headers: []authz.Header{{"x-auth-subject", "u"}, {"x-auth-scopes", "a b"}}, Remove: []string{"authorization"}}
+	allow := &authz.Decision{Allow: true, Headers: []authz.Header{{Name: "x-auth-subject", Value: "u"}, {Name: "x-auth-scopes", Value: "a b"}}, Remove: []string{"authorization"}}
 	rec := &recorder{d: allow}
 	c := serve(t, New(rec, Options{}))
 	resp, err := c.Check(context.Background(), NewCheckRequest("GET", "h", "/", nil))
@@ -121,7 +121,7 @@ func TestResponses(t *testing.T) {
 	}
 
 	for status, code := range map[int]codes.Code{401: codes.Unauthenticated, 403: codes.PermissionDenied, 400: codes.InvalidArgument, 503: codes.Unavailable, 200: codes.PermissionDenied, 204: codes.PermissionDenied, 405: codes.PermissionDenied} {
-		rec.d = &authz.Decision{Status: status, Headers: []authz.Header{{"www-authenticate", "Bearer x"}}, Body: []byte("{}")}
+		rec.d = &authz.Decision{Status: status, Headers: []authz.Header{{Name: "www-authenticate", Value: "Bearer x"}}, Body: []byte("{}")}
 		resp, err := c.Check(context.Background(), NewCheckRequest("GET", "h", "/", nil))
 		if err != nil {
 			t.Fatal(err)
