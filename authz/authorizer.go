@@ -40,6 +40,11 @@ type Verifiers struct {
 	// FallbackToOpaque: when a JWT verifier is unavailable (its JWKS cannot be fetched), try
 	// Opaque before giving up.
 	FallbackToOpaque bool
+	// APIKeys verifies static API keys (legacy clients). With APIKeyScheme "Bearer" (or "")
+	// they arrive as Bearer tokens and are tried before the other verifiers; with another
+	// scheme (e.g. "Token") only credentials in that scheme reach it.
+	APIKeys      Verifier
+	APIKeyScheme string
 }
 
 // Options configure an Authorizer.
@@ -63,16 +68,18 @@ type Options struct {
 // Authorizer decides. It is safe for concurrent use and immutable after New: a configuration
 // reload builds a new one.
 type Authorizer struct {
-	routes   []*route
-	v        Verifiers
-	cache    Cache
-	maxTTL   time.Duration
-	negTTL   time.Duration
-	skew     time.Duration
-	implies  map[string][]string
-	now      func() time.Time
-	log      *slog.Logger
-	inflight singleflight.Group
+	routes  []*route
+	v       Verifiers
+	cache   Cache
+	maxTTL  time.Duration
+	negTTL  time.Duration
+	skew    time.Duration
+	implies map[string][]string
+	// keyScheme is the API-key scheme when it is not Bearer, lower-case; "" otherwise.
+	keyScheme string
+	now       func() time.Time
+	log       *slog.Logger
+	inflight  singleflight.Group
 }
 
 // New checks the options and precomputes every route's metadata and challenges.
@@ -80,6 +87,12 @@ func New(o Options) (*Authorizer, error) {
 	a := &Authorizer{
 		v: o.Verifiers, cache: o.Cache, maxTTL: o.CacheMaxTTL, negTTL: o.NegativeTTL,
 		skew: o.ClockSkew, implies: o.ScopeImplies, now: o.Now, log: o.Logger,
+	}
+	if sc := strings.ToLower(o.Verifiers.APIKeyScheme); sc != "" && sc != "bearer" {
+		if o.Verifiers.APIKeys == nil {
+			return nil, errors.New("an API-key scheme without API keys")
+		}
+		a.keyScheme = sc
 	}
 	if a.maxTTL <= 0 {
 		a.maxTTL = 5 * time.Minute
@@ -137,6 +150,11 @@ func (a *Authorizer) Check(ctx context.Context, req *Request) *Decision {
 	}
 
 	authzHeader, present := req.header("authorization")
+	if a.keyScheme != "" && present {
+		if key, ok := schemeCredential(authzHeader, a.keyScheme); ok {
+			return a.checkAPIKey(ctx, rt, key)
+		}
+	}
 	token, cred := extractBearer(authzHeader, present, query)
 	switch cred {
 	case credNone:
@@ -156,13 +174,31 @@ func (a *Authorizer) Check(ctx context.Context, req *Request) *Decision {
 		}
 		return withErr(rt.denials.invalid, err)
 	}
-	if err := a.fitsResource(rt, &id); err != nil {
+	return a.authorize(rt, &id)
+}
+
+// authorize applies the resource's own checks to a verified identity.
+func (a *Authorizer) authorize(rt *route, id *identity.Identity) *Decision {
+	if err := a.fitsResource(rt, id); err != nil {
 		return withErr(rt.denials.invalid, err)
 	}
-	if missing := a.missingScope(&id, rt.RequiredScopes); missing != "" {
+	if missing := a.missingScope(id, rt.RequiredScopes); missing != "" {
 		return withErr(rt.denials.insufficient, fmt.Errorf("missing scope %q", missing))
 	}
-	return a.allow(rt, &id)
+	return a.allow(rt, id)
+}
+
+// checkAPIKey handles a credential in the API-key scheme. Keys are verified locally and
+// cheaply, so they are not cached.
+func (a *Authorizer) checkAPIKey(ctx context.Context, rt *route, key string) *Decision {
+	if key == "" || len(key) > maxTokenLen || !isB64Token(key) {
+		return withErr(rt.denials.invalid, errMalformed)
+	}
+	id, err := a.v.APIKeys.Verify(ctx, key)
+	if err != nil {
+		return withErr(rt.denials.invalid, err)
+	}
+	return a.authorize(rt, &id)
 }
 
 var errMalformed = errors.New("malformed bearer credential")
@@ -268,6 +304,11 @@ func (a *Authorizer) ttl(id *identity.Identity) time.Duration {
 }
 
 func (a *Authorizer) chain(ctx context.Context, token string) (identity.Identity, error) {
+	if a.v.APIKeys != nil && a.keyScheme == "" {
+		if id, err := a.v.APIKeys.Verify(ctx, token); err == nil {
+			return id, nil
+		}
+	}
 	if iss, ok := peekIssuer(token); ok {
 		if v, ok := a.v.JWT[iss]; ok {
 			id, err := v.Verify(ctx, token)
@@ -287,6 +328,9 @@ func (a *Authorizer) chain(ctx context.Context, token string) (identity.Identity
 // filled for another resource: issuer, audience, and time (a cached entry may outlive exp by
 // less than a cache tick, so it is checked again).
 func (a *Authorizer) fitsResource(rt *route, id *identity.Identity) error {
+	if id.Source == identity.SourceAPIKey && !rt.AllowAPIKeys {
+		return errors.New("API keys are not accepted for this resource")
+	}
 	if id.Source != identity.SourceAPIKey && !rt.issuers[id.Issuer] {
 		return errors.New("issuer not trusted for this resource")
 	}

@@ -381,3 +381,37 @@ func TestNewRejects(t *testing.T) {
 	var errNil error
 	_ = errors.Is(errNil, identity.ErrInvalid)
 }
+
+func TestAPIKeys(t *testing.T) {
+	key := identity.Identity{Subject: "legacy", ClientID: "ci", Scopes: []string{"mcp:tools"}, Source: identity.SourceAPIKey}
+	keys := tableVerifier{"k3y": {id: key}}
+	for _, tc := range []struct {
+		name, scheme, header string
+		allowKeys            bool
+		want                 Reason
+	}{
+		{"bearer scheme", "Bearer", "Bearer k3y", true, ReasonAllow},
+		{"token scheme", "Token", "token k3y", true, ReasonAllow},
+		{"token scheme, wrong key", "Token", "Token nope", true, ReasonInvalidToken},
+		{"token scheme, bearer sent", "Token", "Bearer k3y", true, ReasonInvalidToken},
+		{"resource does not accept keys", "Bearer", "Bearer k3y", false, ReasonInvalidToken},
+		{"token scheme, malformed", "Token", "Token a b", true, ReasonInvalidToken},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := testAuthorizer(t, func(o *Options) {
+				o.Verifiers = Verifiers{APIKeys: keys, APIKeyScheme: tc.scheme}
+				o.Resources[0].AllowAPIKeys = tc.allowKeys
+			})
+			d := a.Check(context.Background(), req("POST", "/mcp", "authorization", tc.header))
+			if d.Reason != tc.want {
+				t.Errorf("reason %s, want %s (%v)", d.Reason, tc.want, d.Err)
+			}
+			if d.Allow && headerOf(d, "x-auth-subject") != "legacy" {
+				t.Errorf("headers %v", d.Headers)
+			}
+		})
+	}
+	if _, err := New(Options{Verifiers: Verifiers{APIKeyScheme: "Token"}}); err == nil {
+		t.Error("a Token scheme without keys accepted")
+	}
+}

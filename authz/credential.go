@@ -135,3 +135,13 @@ func unhex(c byte) byte {
 	}
 	return c - 'A' + 10
 }
+
+// schemeCredential returns the credential of an Authorization header in the given
+// (lower-case) scheme, which is matched case-insensitively.
+func schemeCredential(v, scheme string) (string, bool) {
+	v = strings.Trim(v, " \t")
+	if len(v) <= len(scheme) || v[len(scheme)] != ' ' || !strings.EqualFold(v[:len(scheme)], scheme) {
+		return "", false
+	}
+	return strings.TrimLeft(v[len(scheme):], " "), true
+}

@@ -42,6 +42,8 @@ type Resource struct {
 	// AllowCORSPreflight lets a browser's CORS preflight (OPTIONS with Origin and
 	// Access-Control-Request-Method, which never carries credentials) through to the upstream.
 	AllowCORSPreflight bool
+	// AllowAPIKeys accepts static API keys (a legacy path) on this resource.
+	AllowAPIKeys bool
 }
 
 // IdentityHeaders names the upstream headers an allowed request carries. Empty names are not
