@@ -1,0 +1,489 @@
+package cache
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/maypok86/otter/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mcp-authz/mcp-authz/authz/identity"
+)
+
+// Config configures a Tiered cache. Only Secret is required.
+type Config struct {
+	// Secret keys both the lookup HMAC and the entry MAC (through separate HKDF-derived keys).
+	// At least 32 bytes; every replica sharing a Redis must use the same one.
+	Secret []byte
+	// L1Size bounds the in-process tier in entries; 0 disables it.
+	L1Size int
+	// Redis is the shared tier; nil means L1 only. The cache does not close it. Its calls are
+	// bounded by RedisTimeout only if the client honours context deadlines
+	// (ContextTimeoutEnabled, which NewRedisClient sets).
+	Redis redis.UniversalClient
+	// RedisTimeout bounds each Redis call of Get and Set; default 50ms.
+	RedisTimeout time.Duration
+	// KeyPrefix starts every Redis key; default "mcp-authz:v1:".
+	KeyPrefix string
+	// Channel is the pub/sub channel revocations are announced on; default KeyPrefix+"revoke".
+	Channel string
+	// Intern lists strings common to many entries, usually the configured issuers and resource
+	// identifiers, which Redis values then hold as a 3-byte reference instead of inline (about a
+	// quarter of a typical entry). Replicas sharing a Redis should list the same strings: an
+	// entry referring to one a replica lacks is a miss there, never a different identity.
+	Intern  []string
+	Breaker BreakerConfig
+	Logger  *slog.Logger
+	// Now is the clock for entry lifetimes and the breaker; default time.Now.
+	Now func() time.Time
+}
+
+// Stats are cumulative counters since New.
+type Stats struct {
+	L1Hits, L1Misses           uint64
+	L2Hits, L2Misses, L2Errors uint64
+	L2Skipped                  uint64 // Redis not asked: breaker open
+	BadMAC, Undecodable        uint64 // Redis values rejected (each also counted as a miss)
+	Sets                       uint64
+	EvictionsReceived          uint64 // revocations received on the channel
+}
+
+// Health is readiness detail. A cache whose Redis is down still answers (from L1, or a miss
+// that sends the caller to the IdP), so it is information, not a reason to fail readiness.
+type Health struct {
+	RedisConfigured bool
+	RedisUp         bool   // the last Redis call succeeded
+	BreakerState    string // closed, open, half-open; "" without Redis
+	LastError       string // the most recent Redis error, kept after recovery
+}
+
+// Tiered is a two-tier verified-token cache. It is safe for concurrent use.
+type Tiered struct {
+	keys    *hmacPool
+	codec   *codec
+	l1      *otter.Cache[[32]byte, l1Entry]
+	rdb     redis.UniversalClient
+	prefix  string
+	channel string
+	timeout time.Duration
+	br      *breaker
+	now     func() time.Time
+	log     *slog.Logger
+	badLog  atomic.Int64 // unix nanos of the last logged rejected value
+
+	st struct {
+		l1Hits, l1Misses, l2Hits, l2Misses, l2Errors, l2Skipped atomic.Uint64
+		badMAC, undecodable, sets, evictions                   atomic.Uint64
+	}
+
+	sub       *redis.PubSub
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type l1Entry struct {
+	entry
+	deadline int64 // unix nanos on the Now clock; the entry is dead from then on
+}
+
+const (
+	defaultPrefix  = "mcp-authz:v1:"
+	defaultTimeout = 50 * time.Millisecond
+	// subscribeWait bounds how long New waits for the revocation subscription, so a dead
+	// Redis never holds up startup for long (a refused connection fails at once anyway).
+	subscribeWait = time.Second
+	// revokeTimeout floor: revocation is an admin call, not the hot path.
+	revokeTimeout = time.Second
+	badLogEvery   = 10 * time.Second
+)
+
+// New builds the cache and, with Redis, subscribes to the revocation channel. Redis being down
+// is not an error: the cache starts on L1 and the breaker takes over.
+func New(ctx context.Context, cfg Config) (*Tiered, error) {
+	var errs []error
+	if len(cfg.Secret) < 32 {
+		errs = append(errs, errors.New("cache: secret: at least 32 bytes required"))
+	}
+	if cfg.L1Size < 0 {
+		errs = append(errs, fmt.Errorf("cache: l1 size %d: must be 0 (disabled) or more", cfg.L1Size))
+	}
+	if cfg.RedisTimeout < 0 {
+		errs = append(errs, errors.New("cache: redis timeout: must not be negative"))
+	}
+	if cfg.Breaker.Failures < 0 || cfg.Breaker.OpenFor < 0 {
+		errs = append(errs, errors.New("cache: breaker: failures and open duration must not be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.RedisTimeout == 0 {
+		cfg.RedisTimeout = defaultTimeout
+	}
+	if cfg.KeyPrefix == "" {
+		cfg.KeyPrefix = defaultPrefix
+	}
+	if cfg.Channel == "" {
+		cfg.Channel = cfg.KeyPrefix + "revoke"
+	}
+	if cfg.Breaker.Failures == 0 {
+		cfg.Breaker.Failures = 5
+	}
+	if cfg.Breaker.OpenFor == 0 {
+		cfg.Breaker.OpenFor = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+
+	// Two keys from one secret (RFC 5869): knowing lookup keys (they are Redis key names)
+	// must not help forge a MAC, and vice versa.
+	lookupKey, err := hkdf.Key(sha256.New, cfg.Secret, nil, "mcp-authz cache lookup v1", 32)
+	if err != nil {
+		return nil, fmt.Errorf("cache: derive lookup key: %w", err)
+	}
+	macKey, err := hkdf.Key(sha256.New, cfg.Secret, nil, "mcp-authz cache entry mac v1", 32)
+	if err != nil {
+		return nil, fmt.Errorf("cache: derive mac key: %w", err)
+	}
+
+	t := &Tiered{
+		keys:    newHMACPool(lookupKey),
+		codec:   newCodec(macKey, cfg.Intern),
+		rdb:     cfg.Redis,
+		prefix:  cfg.KeyPrefix,
+		channel: cfg.Channel,
+		timeout: cfg.RedisTimeout,
+		now:     cfg.Now,
+		log:     cfg.Logger,
+	}
+	if cfg.L1Size > 0 {
+		now := cfg.Now
+		t.l1, err = otter.New(&otter.Options[[32]byte, l1Entry]{
+			MaximumSize: cfg.L1Size,
+			// Expiry in otter only reclaims memory early; Get checks the deadline itself on
+			// the Now clock, so a stale entry is never returned whichever clock is behind.
+			ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[[32]byte, l1Entry]) time.Duration {
+				return time.Duration(e.Value.deadline - now().UnixNano())
+			}),
+			Logger: otterLogger{cfg.Logger},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("cache: l1: %w", err)
+		}
+	}
+	if t.rdb == nil {
+		return t, nil
+	}
+
+	t.br = &breaker{cfg: cfg.Breaker, now: cfg.Now, log: cfg.Logger}
+	pctx, cancel := context.WithTimeout(ctx, t.timeout)
+	if err := t.rdb.Ping(pctx).Err(); err != nil {
+		t.br.failure(err)
+		t.log.Warn("cache: redis not reachable at start; using the in-process cache until it is", "error", errText(err))
+	} else {
+		t.br.success()
+	}
+	cancel()
+
+	sctx, cancel := context.WithTimeout(ctx, subscribeWait)
+	defer cancel()
+	t.sub = t.rdb.Subscribe(sctx, t.channel)
+	t.done = make(chan struct{})
+	ready := make(chan struct{})
+	go t.listen(t.sub.ChannelWithSubscriptions(), ready)
+	select {
+	case <-ready:
+	case <-sctx.Done():
+		t.log.Warn("cache: revocation channel not subscribed yet; go-redis keeps retrying")
+	}
+	return t, nil
+}
+
+// listen applies revocations announced by any replica. go-redis reconnects and resubscribes
+// on its own; messages published while it was away are lost, so every (re)subscription clears
+// L1 rather than risk keeping an entry that was revoked in the gap.
+func (t *Tiered) listen(msgs <-chan any, ready chan struct{}) {
+	defer close(t.done)
+	subscribed := false
+	for msg := range msgs {
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind != "subscribe" {
+				continue
+			}
+			if t.l1 != nil {
+				t.l1.InvalidateAll()
+			}
+			if !subscribed {
+				subscribed = true
+				close(ready)
+			} else {
+				t.log.Info("cache: revocation channel resubscribed; in-process cache cleared in case revocations were missed")
+			}
+		case *redis.Message:
+			if len(m.Payload) != len([32]byte{}) {
+				continue
+			}
+			t.st.evictions.Add(1)
+			if t.l1 != nil {
+				t.l1.Invalidate([32]byte([]byte(m.Payload)))
+			}
+		}
+	}
+}
+
+// Close stops the revocation listener and the L1 maintenance goroutine. It does not close the
+// Redis client, which the caller owns.
+func (t *Tiered) Close() error {
+	t.closeOnce.Do(func() {
+		if t.sub != nil {
+			if err := t.sub.Close(); err != nil {
+				t.closeErr = fmt.Errorf("cache: close revocation subscription: %w", err)
+			}
+			<-t.done
+		}
+		if t.l1 != nil {
+			t.l1.StopAllGoroutines()
+		}
+	})
+	return t.closeErr
+}
+
+// Key is HMAC-SHA256 of the token under a key derived from the secret, so neither Redis keys
+// nor logs of them reveal a token, and nobody without the secret can compute which key a token
+// would use.
+func (t *Tiered) Key(token string) [32]byte {
+	m := t.keys.get()
+	m.h.Write(stringBytes(token))
+	k := [32]byte(m.h.Sum(m.sum[:0]))
+	t.keys.put(m)
+	return k
+}
+
+// Get answers from L1, then Redis. The Identity's slices and map are shared with the cache and
+// must not be modified.
+func (t *Tiered) Get(ctx context.Context, key [32]byte) (id identity.Identity, negative bool, ok bool) {
+	now := t.now().UnixNano()
+	if t.l1 != nil {
+		if e, hit := t.l1.GetIfPresent(key); hit && now < e.deadline {
+			t.st.l1Hits.Add(1)
+			return e.id, e.neg, true
+		}
+		t.st.l1Misses.Add(1)
+	}
+	if t.rdb == nil {
+		return identity.Identity{}, false, false
+	}
+	e, ttl, ok := t.fetch(ctx, key)
+	if !ok {
+		return identity.Identity{}, false, false
+	}
+	if t.l1 != nil {
+		t.l1.Set(key, l1Entry{entry: e, deadline: now + int64(ttl)})
+	}
+	return e.id, e.neg, true
+}
+
+// fetch reads one entry and its remaining lifetime from Redis.
+func (t *Tiered) fetch(ctx context.Context, key [32]byte) (entry, time.Duration, bool) {
+	if !t.br.allow() {
+		t.st.l2Skipped.Add(1)
+		return entry{}, 0, false
+	}
+	rkey := t.rkey(key)
+	cctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	// One round trip: the value, and how long Redis will keep it, which becomes the L1
+	// lifetime (capped by the token's expiry below).
+	pipe := t.rdb.Pipeline()
+	get := pipe.Get(cctx, rkey)
+	pttl := pipe.PTTL(cctx, rkey)
+	_, err := pipe.Exec(cctx)
+	if err != nil && !errors.Is(err, redis.Nil) {
+		t.failed(ctx, err)
+		return entry{}, 0, false
+	}
+	t.br.success()
+	v, err := get.Result()
+	if err != nil {
+		t.st.l2Misses.Add(1)
+		return entry{}, 0, false
+	}
+	e, err := t.codec.decode(rkey, v)
+	if err != nil {
+		t.rejected(key, err)
+		return entry{}, 0, false
+	}
+	ttl := pttl.Val()
+	// PTTL -1 (no expiry) means someone else rewrote the key's lifetime: not ours to trust.
+	if ttl <= 0 {
+		t.st.l2Misses.Add(1)
+		return entry{}, 0, false
+	}
+	if exp := e.id.Expiry; !exp.IsZero() {
+		if left := exp.Sub(t.now()); left < ttl {
+			ttl = left
+		}
+	}
+	if ttl <= 0 {
+		t.st.l2Misses.Add(1)
+		return entry{}, 0, false
+	}
+	t.st.l2Hits.Add(1)
+	return e, ttl, true
+}
+
+// failed classifies a Redis error: the caller giving up says nothing about Redis.
+func (t *Tiered) failed(ctx context.Context, err error) {
+	if ctx.Err() != nil {
+		t.br.abandon()
+		return
+	}
+	t.st.l2Errors.Add(1)
+	t.br.failure(err)
+}
+
+func (t *Tiered) rejected(key [32]byte, err error) {
+	if errors.Is(err, errBadMAC) {
+		t.st.badMAC.Add(1)
+	} else {
+		t.st.undecodable.Add(1)
+	}
+	t.st.l2Misses.Add(1)
+	// Whoever can write bad values can write many; one line per interval is enough to notice.
+	now := t.now().UnixNano()
+	last := t.badLog.Load()
+	if last != 0 && now-last < int64(badLogEvery) || !t.badLog.CompareAndSwap(last, now) {
+		return
+	}
+	t.log.Warn("cache: rejected a redis value (treated as a miss)", "reason", err.Error(),
+		"key", hex.EncodeToString(key[:4]), "bad_mac_total", t.st.badMAC.Load(), "undecodable_total", t.st.undecodable.Load())
+}
+
+// Set stores a verified identity for at most ttl and never past id.Expiry.
+func (t *Tiered) Set(ctx context.Context, key [32]byte, id identity.Identity, ttl time.Duration) {
+	// The cache keeps its own copy: a caller changing its slices later must not change
+	// what other requests are served.
+	id.Audience = slices.Clone(id.Audience)
+	id.Scopes = slices.Clone(id.Scopes)
+	id.Claims = maps.Clone(id.Claims)
+	t.store(ctx, key, entry{id: id}, ttl)
+}
+
+// SetNegative remembers that a token is invalid, so a flood of the same garbage reaches the IdP
+// once per ttl.
+func (t *Tiered) SetNegative(ctx context.Context, key [32]byte, ttl time.Duration) {
+	t.store(ctx, key, entry{neg: true}, ttl)
+}
+
+func (t *Tiered) store(ctx context.Context, key [32]byte, e entry, ttl time.Duration) {
+	now := t.now()
+	if exp := e.id.Expiry; !exp.IsZero() {
+		if left := exp.Sub(now); left < ttl {
+			ttl = left
+		}
+	}
+	if ttl <= 0 {
+		return
+	}
+	t.st.sets.Add(1)
+	if t.l1 != nil {
+		t.l1.Set(key, l1Entry{entry: e, deadline: now.UnixNano() + int64(ttl)})
+	}
+	// Redis keeps milliseconds: round down so it never outlives the entry.
+	ttl = ttl.Truncate(time.Millisecond)
+	if t.rdb == nil || ttl <= 0 {
+		return
+	}
+	rkey := t.rkey(key)
+	v := t.codec.encode(rkey, &e)
+	if len(v) > maxValue || !t.br.allow() {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	if err := t.rdb.Set(cctx, rkey, v, ttl).Err(); err != nil {
+		t.failed(ctx, err)
+		return
+	}
+	t.br.success()
+}
+
+// Revoke forgets a key everywhere: Redis, this replica's L1, and (through the channel) every
+// other replica's L1. An error means Redis could not be told; this replica has still forgotten.
+func (t *Tiered) Revoke(ctx context.Context, key [32]byte) error {
+	if t.l1 != nil {
+		t.l1.Invalidate(key)
+	}
+	if t.rdb == nil {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, max(t.timeout, revokeTimeout))
+	defer cancel()
+	// Delete before announcing, in separate round trips (a cluster pipeline would send them
+	// to different nodes at once): a replica that evicts on the message must find Redis
+	// already empty, or it would refill its L1 from the revoked entry.
+	if err := t.rdb.Del(cctx, t.rkey(key)).Err(); err != nil {
+		return fmt.Errorf("cache: revoke: delete: %w", err)
+	}
+	// A concurrent Get may have refilled L1 from Redis before the delete.
+	if t.l1 != nil {
+		t.l1.Invalidate(key)
+	}
+	if err := t.rdb.Publish(cctx, t.channel, key[:]).Err(); err != nil {
+		return fmt.Errorf("cache: revoke: publish: %w", err)
+	}
+	return nil
+}
+
+// Stats returns the counters.
+func (t *Tiered) Stats() Stats {
+	return Stats{
+		L1Hits: t.st.l1Hits.Load(), L1Misses: t.st.l1Misses.Load(),
+		L2Hits: t.st.l2Hits.Load(), L2Misses: t.st.l2Misses.Load(), L2Errors: t.st.l2Errors.Load(),
+		L2Skipped: t.st.l2Skipped.Load(),
+		BadMAC:    t.st.badMAC.Load(), Undecodable: t.st.undecodable.Load(),
+		Sets: t.st.sets.Load(), EvictionsReceived: t.st.evictions.Load(),
+	}
+}
+
+// Health reports the Redis tier's state.
+func (t *Tiered) Health() Health {
+	if t.rdb == nil {
+		return Health{}
+	}
+	state, failures, lastErr := t.br.snapshot()
+	return Health{
+		RedisConfigured: true,
+		RedisUp:         state == stateClosed && failures == 0,
+		BreakerState:    state.String(),
+		LastError:       lastErr,
+	}
+}
+
+func (t *Tiered) rkey(key [32]byte) string { return t.prefix + string(key[:]) }
+
+// otterLogger routes otter's rare warnings to our logger instead of slog.Default.
+type otterLogger struct{ l *slog.Logger }
+
+func (o otterLogger) Warn(ctx context.Context, msg string, err error) {
+	o.l.WarnContext(ctx, "cache: l1: "+msg, "error", err)
+}
+
+func (o otterLogger) Error(ctx context.Context, msg string, err error) {
+	o.l.ErrorContext(ctx, "cache: l1: "+msg, "error", err)
+}

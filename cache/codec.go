@@ -1,0 +1,388 @@
+package cache
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"hash"
+	"slices"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/mcp-authz/mcp-authz/authz/identity"
+)
+
+// Value format, version 1 (all integers are Go varints, strings length-prefixed):
+//
+//	version  byte = 1
+//	flags    byte: bit0 negative, bit1 expiry, bit2 not-before, bit3 claims,
+//	               bits 4-5 identity.Source, bits 6-7 zero
+//	expiry      varint unix seconds, rounded down   (if bit1)
+//	not-before  varint unix seconds, rounded up     (if bit2)
+//	then, for a positive entry only:
+//	  issuer, subject, client_id           str
+//	  audience, scopes                     uvarint count, count × str
+//	  claims                               uvarint count ≥ 1, count × (str key, str value),
+//	                                       keys strictly ascending (if bit3)
+//	mac      16 bytes
+//
+//	str: uvarint h; h even: h/2 bytes follow inline; h odd: h/2 is the 16-bit reference of
+//	     an interned string (see Config.Intern).
+//
+// The MAC is HMAC-SHA256(mac key, uvarint(len(redis key)) ‖ redis key ‖ canonical)[:16], where
+// canonical is the value above with every string inline. Binding the Redis key stops a writer
+// from moving an entry to another token; MACing the canonical form rather than the stored bytes
+// means an interned reference that one replica resolves differently from another (different
+// intern lists, or a 16-bit collision) fails the MAC instead of decoding to another string.
+const (
+	codecVersion = 1
+	macLen       = 16
+
+	flagNegative  = 1 << 0
+	flagExpiry    = 1 << 1
+	flagNotBefore = 1 << 2
+	flagClaims    = 1 << 3
+	flagSourceSh  = 4
+	flagReserved  = 0b1100_0000
+
+	// maxValue bounds what Set writes to Redis: an identity this large (thousands of scopes or
+	// claims) is kept in L1 only.
+	maxValue = 64 << 10
+	// minIntern: a reference costs 3 bytes, so shorter strings stay inline.
+	minIntern = 4
+)
+
+var (
+	errBadMAC      = errors.New("mac mismatch")
+	errUndecodable = errors.New("undecodable value")
+)
+
+// macer is a pooled keyed HMAC; Reset restores its keyed state cheaply (crypto/hmac keeps the
+// padded-key state marshaled), so a pooled one costs no allocation per use.
+type macer struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
+}
+
+type hmacPool struct{ p sync.Pool }
+
+func newHMACPool(key []byte) *hmacPool {
+	k := slices.Clone(key)
+	return &hmacPool{p: sync.Pool{New: func() any { return &macer{h: hmac.New(sha256.New, k)} }}}
+}
+
+func (p *hmacPool) get() *macer  { return p.p.Get().(*macer) }
+func (p *hmacPool) put(m *macer) { m.h.Reset(); p.p.Put(m) }
+
+// stringBytes views s as bytes without copying; only for writing into a hash, which neither
+// keeps nor modifies its input.
+func stringBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// codec encodes entries for Redis and authenticates them.
+type codec struct {
+	mac  *hmacPool
+	refs map[string]uint16 // interned string → reference
+	strs map[uint16]string // reference → interned string
+}
+
+func newCodec(macKey []byte, intern []string) *codec {
+	c := &codec{mac: newHMACPool(macKey), refs: map[string]uint16{}, strs: map[uint16]string{}}
+	// A reference is a hash of the string, not a position in the list, so replicas whose
+	// lists differ only in order or in other strings still agree on it. Colliding strings are
+	// both left inline, which is also independent of order.
+	clash := map[uint16]bool{}
+	for _, s := range intern {
+		if len(s) < minIntern {
+			continue
+		}
+		sum := sha256.Sum256([]byte(s))
+		r := binary.BigEndian.Uint16(sum[:])
+		if old, ok := c.strs[r]; ok && old != s {
+			clash[r] = true
+		}
+		c.strs[r] = s
+	}
+	for r, s := range c.strs {
+		if clash[r] {
+			delete(c.strs, r)
+			continue
+		}
+		c.refs[s] = r
+	}
+	return c
+}
+
+// entry is what both tiers hold.
+type entry struct {
+	id  identity.Identity
+	neg bool
+}
+
+// appendBody appends the value without its MAC; intern=false gives the canonical form.
+func (c *codec) appendBody(b []byte, e *entry, intern bool) []byte {
+	id := &e.id
+	var flags byte
+	if e.neg {
+		flags |= flagNegative
+	}
+	if !id.Expiry.IsZero() {
+		flags |= flagExpiry
+	}
+	if !id.NotBefore.IsZero() {
+		flags |= flagNotBefore
+	}
+	if !e.neg && len(id.Claims) > 0 {
+		flags |= flagClaims
+	}
+	flags |= byte(id.Source&3) << flagSourceSh
+	b = append(b, codecVersion, flags)
+	if flags&flagExpiry != 0 {
+		// Rounded down: the entry may only end earlier than the token, never later.
+		b = binary.AppendVarint(b, id.Expiry.Unix())
+	}
+	if flags&flagNotBefore != 0 {
+		nbf := id.NotBefore.Unix()
+		if id.NotBefore.Nanosecond() != 0 {
+			nbf++ // rounded up, for the same reason
+		}
+		b = binary.AppendVarint(b, nbf)
+	}
+	if e.neg {
+		return b
+	}
+	b = c.appendStr(b, id.Issuer, intern)
+	b = c.appendStr(b, id.Subject, intern)
+	b = c.appendStr(b, id.ClientID, intern)
+	b = c.appendList(b, id.Audience, intern)
+	b = c.appendList(b, id.Scopes, intern)
+	if flags&flagClaims != 0 {
+		keys := make([]string, 0, len(id.Claims))
+		for k := range id.Claims {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		b = binary.AppendUvarint(b, uint64(len(keys)))
+		for _, k := range keys {
+			b = c.appendStr(b, k, intern)
+			b = c.appendStr(b, id.Claims[k], intern)
+		}
+	}
+	return b
+}
+
+func (c *codec) appendList(b []byte, l []string, intern bool) []byte {
+	b = binary.AppendUvarint(b, uint64(len(l)))
+	for _, s := range l {
+		b = c.appendStr(b, s, intern)
+	}
+	return b
+}
+
+func (c *codec) appendStr(b []byte, s string, intern bool) []byte {
+	if intern {
+		if r, ok := c.refs[s]; ok {
+			return binary.AppendUvarint(b, uint64(r)<<1|1)
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(len(s))<<1)
+	return append(b, s...)
+}
+
+// encode returns the stored value for e under Redis key rkey.
+func (c *codec) encode(rkey string, e *entry) []byte {
+	b := c.appendBody(make([]byte, 0, 128), e, true)
+	var canonical []byte
+	if len(c.refs) > 0 {
+		canonical = c.appendBody(nil, e, false)
+	} else {
+		canonical = b
+	}
+	return append(b, c.sum(rkey, canonical)...)
+}
+
+func (c *codec) sum(rkey string, canonical []byte) []byte {
+	m := c.mac.get()
+	defer c.mac.put(m)
+	var n [binary.MaxVarintLen64]byte
+	m.h.Write(n[:binary.PutUvarint(n[:], uint64(len(rkey)))])
+	m.h.Write(stringBytes(rkey))
+	m.h.Write(canonical)
+	var out [macLen]byte
+	copy(out[:], m.h.Sum(m.sum[:0]))
+	return out[:]
+}
+
+// decode parses and authenticates a stored value. Its strings share v's memory.
+func (c *codec) decode(rkey, v string) (entry, error) {
+	if len(v) < 2+macLen {
+		return entry{}, errUndecodable
+	}
+	body, tag := v[:len(v)-macLen], v[len(v)-macLen:]
+	d := decoder{s: body, c: c}
+	e := d.entry()
+	if d.bad || len(d.s) != 0 {
+		return entry{}, errUndecodable
+	}
+	var canonical []byte
+	if d.refs {
+		canonical = c.appendBody(make([]byte, 0, 2*len(body)), &e, false)
+	} else {
+		canonical = stringBytes(body)
+	}
+	if !hmac.Equal(c.sum(rkey, canonical), stringBytes(tag)) {
+		return entry{}, errBadMAC
+	}
+	return e, nil
+}
+
+// decoder reads untrusted bytes: every read is bounds-checked and a failure only sets bad.
+type decoder struct {
+	s    string
+	c    *codec
+	bad  bool
+	refs bool
+}
+
+func (d *decoder) byte() byte {
+	if len(d.s) == 0 {
+		d.bad = true
+		return 0
+	}
+	b := d.s[0]
+	d.s = d.s[1:]
+	return b
+}
+
+func (d *decoder) uvarint() uint64 {
+	var x uint64
+	var shift uint
+	for i := 0; i < binary.MaxVarintLen64; i++ {
+		if i >= len(d.s) {
+			break
+		}
+		b := d.s[i]
+		if i == binary.MaxVarintLen64-1 && b > 1 {
+			break
+		}
+		x |= uint64(b&0x7f) << shift
+		if b < 0x80 {
+			d.s = d.s[i+1:]
+			return x
+		}
+		shift += 7
+	}
+	d.bad = true
+	return 0
+}
+
+func (d *decoder) varint() int64 {
+	ux := d.uvarint()
+	x := int64(ux >> 1)
+	if ux&1 != 0 {
+		x = ^x
+	}
+	return x
+}
+
+func (d *decoder) str() string {
+	h := d.uvarint()
+	if d.bad {
+		return ""
+	}
+	if h&1 == 1 {
+		if h>>1 > 0xffff {
+			d.bad = true
+			return ""
+		}
+		s, ok := d.c.strs[uint16(h>>1)]
+		if !ok {
+			d.bad = true
+			return ""
+		}
+		d.refs = true
+		return s
+	}
+	n := h >> 1
+	if n > uint64(len(d.s)) {
+		d.bad = true
+		return ""
+	}
+	s := d.s[:n]
+	d.s = d.s[n:]
+	return s
+}
+
+// count reads a list length; every element takes at least one byte, which bounds allocations
+// by the value's size whatever the count says.
+func (d *decoder) count() int {
+	n := d.uvarint()
+	if n > uint64(len(d.s)) {
+		d.bad = true
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) list() []string {
+	n := d.count()
+	if d.bad || n == 0 {
+		return nil
+	}
+	l := make([]string, n)
+	for i := range l {
+		l[i] = d.str()
+	}
+	return l
+}
+
+func (d *decoder) entry() entry {
+	var e entry
+	if d.byte() != codecVersion {
+		d.bad = true
+		return e
+	}
+	flags := d.byte()
+	if d.bad || flags&flagReserved != 0 {
+		d.bad = true
+		return e
+	}
+	e.neg = flags&flagNegative != 0
+	e.id.Source = identity.Source(flags >> flagSourceSh & 3)
+	if flags&flagExpiry != 0 {
+		e.id.Expiry = time.Unix(d.varint(), 0)
+	}
+	if flags&flagNotBefore != 0 {
+		e.id.NotBefore = time.Unix(d.varint(), 0)
+	}
+	if e.neg {
+		if flags&flagClaims != 0 {
+			d.bad = true
+		}
+		return e
+	}
+	e.id.Issuer = d.str()
+	e.id.Subject = d.str()
+	e.id.ClientID = d.str()
+	e.id.Audience = d.list()
+	e.id.Scopes = d.list()
+	if flags&flagClaims != 0 {
+		n := d.count()
+		if n == 0 {
+			d.bad = true
+			return e
+		}
+		e.id.Claims = make(map[string]string, n)
+		prev := ""
+		for i := 0; i < n && !d.bad; i++ {
+			k, v := d.str(), d.str()
+			// Strictly ascending keys keep one canonical form per identity.
+			if i > 0 && k <= prev {
+				d.bad = true
+			}
+			e.id.Claims[k], prev = v, k
+		}
+	}
+	return e
+}
