@@ -83,7 +83,7 @@ type Tiered struct {
 
 	st struct {
 		l1Hits, l1Misses, l2Hits, l2Misses, l2Errors, l2Skipped atomic.Uint64
-		badMAC, undecodable, sets, evictions                   atomic.Uint64
+		badMAC, undecodable, sets, evictions                    atomic.Uint64
 	}
 
 	sub       *redis.PubSub
