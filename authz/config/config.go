@@ -25,6 +25,57 @@ type Config struct {
 	ScopeImplies map[string][]string `yaml:"scope_implies"`
 	Issuers      []Issuer            `yaml:"issuers"`
 	Resources    []Resource          `yaml:"resources"`
+	APIKeys      APIKeys             `yaml:"api_keys"`
+	Admin        Admin               `yaml:"admin"`
+}
+
+// Secret names where a secret lives: an environment variable or a file, never the value.
+type Secret struct {
+	Env  string `yaml:"env,omitempty"`
+	File string `yaml:"file,omitempty"`
+}
+
+func (s Secret) set() bool { return s.Env != "" || s.File != "" }
+
+// Redis is the shared L2 cache: one address for a single node, several with cluster: true for
+// Redis Cluster, sentinels plus master_name for Sentinel.
+type Redis struct {
+	Addrs      []string `yaml:"addrs"`
+	MasterName string   `yaml:"master_name"`
+	Cluster    bool     `yaml:"cluster"`
+	Username   string   `yaml:"username"`
+	Password   Secret   `yaml:"password"`
+	DB         int      `yaml:"db"`
+	TLS        bool     `yaml:"tls"`
+	Timeout    Duration `yaml:"timeout"` // per call; default 50ms
+}
+
+// Introspection is an issuer's RFC 7662 endpoint, for opaque tokens.
+type Introspection struct {
+	Endpoint      string   `yaml:"endpoint"` // default: introspection_endpoint from the AS metadata
+	ClientID      string   `yaml:"client_id"`
+	ClientSecret  Secret   `yaml:"client_secret"`
+	AuthMethod    string   `yaml:"auth_method"` // client_secret_basic (default) or client_secret_post
+	Timeout       Duration `yaml:"timeout"`     // default 2s
+	MaxConcurrent int      `yaml:"max_concurrent"`
+}
+
+// APIKeys are static keys, by SHA-256 digest: a legacy path for clients without OAuth.
+type APIKeys struct {
+	Scheme string   `yaml:"scheme"` // Bearer (default) or another scheme name such as Token
+	Keys   []APIKey `yaml:"keys"`
+}
+
+type APIKey struct {
+	SHA256   string   `yaml:"sha256"` // hex digest of the key; never the key itself
+	Subject  string   `yaml:"subject"`
+	ClientID string   `yaml:"client_id"`
+	Scopes   []string `yaml:"scopes"`
+}
+
+// Admin protects the admin endpoints (token revocation) on the HTTP listener.
+type Admin struct {
+	Token Secret `yaml:"token"` // bearer token the admin endpoints require; unset disables them
 }
 
 type Listen struct {
@@ -53,7 +104,12 @@ type Unavailable struct {
 type Cache struct {
 	MaxTTL      Duration `yaml:"max_ttl"`      // default 5m
 	NegativeTTL Duration `yaml:"negative_ttl"` // default 10s
-	L1Size      int      `yaml:"l1_size"`      // entries; default 100000; 0 after defaults is impossible, -1 disables
+	L1Size      int      `yaml:"l1_size"`      // entries; default 100000; -1 disables
+	// Secret keys the cache: entries are stored under HMAC-SHA256(secret, token) and
+	// authenticated with it. Required with Redis (every replica needs the same one); without
+	// Redis a random per-process secret is used when unset.
+	Secret Secret `yaml:"secret"`
+	Redis  *Redis `yaml:"redis"`
 }
 
 // Issuer is an authorization server whose JWT access tokens are verified locally.
@@ -63,6 +119,13 @@ type Issuer struct {
 	Algorithms      []string `yaml:"algorithms"`  // default RS256, ES256, PS256, EdDSA
 	RequireTyp      *bool    `yaml:"require_typ"` // RFC 9068 typ at+jwt; default true
 	RefreshInterval Duration `yaml:"jwks_refresh_interval"`
+	// VerifyJWT: verify this issuer's JWTs locally (default true). False for an issuer of
+	// opaque tokens only, so no JWKS is ever fetched.
+	VerifyJWT     *bool          `yaml:"verify_jwt"`
+	Introspection *Introspection `yaml:"introspection"`
+	// FallbackToIntrospection: when this issuer's keys cannot be fetched, verify its JWTs
+	// through introspection instead of failing.
+	FallbackToIntrospection bool `yaml:"fallback_to_introspection"`
 }
 
 // Resource is one protected resource.
@@ -79,6 +142,7 @@ type Resource struct {
 	IdentityHeaders      IdentityHeaders `yaml:"identity_headers"`
 	ForwardAuthorization bool            `yaml:"forward_authorization"`
 	CORSPreflight        *bool           `yaml:"cors_preflight"` // default true
+	AllowAPIKeys         bool            `yaml:"allow_api_keys"`
 	Realm                string          `yaml:"realm"`
 	ResourceName         string          `yaml:"resource_name"`
 	Documentation        string          `yaml:"resource_documentation"`

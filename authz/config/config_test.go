@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -93,6 +94,18 @@ func TestValidationNamesTheKey(t *testing.T) {
 		{"duplicate route", good + "  - name: again\n    resource: https://mcp.example.com/mcp\n", "resources[1]"},
 		{"duplicate issuer", strings.Replace(good, "- issuer: https://as.example.com", "- issuer: https://as.example.com\n  - issuer: https://as.example.com", 1), "issuers[1].issuer"},
 		{"no authorization server", strings.Replace(good, "- issuer: https://as.example.com", "- issuer: https://as.example.com\n  - issuer: https://as2.example.com", 1), "resources[0].authorization_servers"},
+		{"redis without secret", "cache:\n  redis:\n    addrs: [127.0.0.1:6379]\n" + good, "cache.secret"},
+		{"redis bad addr", "cache:\n  secret: {env: S}\n  redis:\n    addrs: [nowhere]\n" + good, "cache.redis.addrs[0]"},
+		{"redis cluster db", "cache:\n  secret: {env: S}\n  redis:\n    addrs: [127.0.0.1:7000]\n    cluster: true\n    db: 2\n" + good, "cache.redis.db"},
+		{"secret env and file", "cache:\n  secret: {env: S, file: /x}\n" + good, "cache.secret"},
+		{"introspection without client", strings.Replace(good, "- issuer: https://as.example.com", "- issuer: https://as.example.com\n    introspection: {client_secret: {env: X}}", 1), "issuers[0].introspection.client_id"},
+		{"introspection without secret", strings.Replace(good, "- issuer: https://as.example.com", "- issuer: https://as.example.com\n    introspection: {client_id: rs}", 1), "issuers[0].introspection.client_secret"},
+		{"introspection bad method", strings.Replace(good, "- issuer: https://as.example.com", "- issuer: https://as.example.com\n    introspection: {client_id: rs, client_secret: {env: X}, auth_method: private_key_jwt}", 1), "issuers[0].introspection.auth_method"},
+		{"fallback without introspection", strings.Replace(good, "- issuer: https://as.example.com", "- issuer: https://as.example.com\n    fallback_to_introspection: true", 1), "issuers[0].fallback_to_introspection"},
+		{"verify_jwt false alone", strings.Replace(good, "- issuer: https://as.example.com", "- issuer: https://as.example.com\n    verify_jwt: false", 1), "issuers[0].verify_jwt"},
+		{"api key in clear", "api_keys:\n  keys:\n    - {sha256: my-secret-key, subject: ci}\n" + good, "api_keys.keys[0].sha256"},
+		{"api key without subject", "api_keys:\n  keys:\n    - {sha256: " + strings.Repeat("ab", 32) + "}\n" + good, "api_keys.keys[0].subject"},
+		{"api key scheme", "api_keys:\n  scheme: \"To ken\"\n" + good, "api_keys.scheme"},
 		{"empty file", "", "empty"},
 		{"not yaml", "{{{", "config"},
 	}
@@ -127,5 +140,22 @@ func TestAllErrorsReportedAtOnce(t *testing.T) {
 	_, err := Parse([]byte(y))
 	if err == nil || !strings.Contains(err.Error(), "log.level") || !strings.Contains(err.Error(), "log.format") {
 		t.Fatalf("want both log.level and log.format reported, got %v", err)
+	}
+}
+
+func TestSecretRead(t *testing.T) {
+	env := map[string]string{"S": "from-env"}
+	getenv := func(k string) string { return env[k] }
+	if v, err := (Secret{Env: "S"}).Read("k", getenv); err != nil || v != "from-env" {
+		t.Errorf("env: %q %v", v, err)
+	}
+	f := t.TempDir() + "/s"
+	os.WriteFile(f, []byte("from-file\n"), 0o600)
+	if v, err := (Secret{File: f}).Read("k", getenv); err != nil || v != "from-file" {
+		t.Errorf("file: %q %v", v, err)
+	}
+	_, err := (Secret{Env: "UNSET"}).Read("cache.secret", getenv)
+	if err == nil || !strings.Contains(err.Error(), "cache.secret") || !strings.Contains(err.Error(), "UNSET") {
+		t.Errorf("unset env: %v", err)
 	}
 }

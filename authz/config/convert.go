@@ -37,6 +37,7 @@ func (c *Config) AuthzResources() []authz.Resource {
 			ResourcePolicyURI:     r.PolicyURI,
 			ResourceTOSURI:        r.TOSURI,
 			AllowCORSPreflight:    r.CORSPreflight == nil || *r.CORSPreflight,
+			AllowAPIKeys:          r.AllowAPIKeys,
 		})
 	}
 	return out

@@ -42,6 +42,12 @@ func (c *Config) ApplyDefaults() {
 	if c.Cache.L1Size == 0 {
 		c.Cache.L1Size = 100000
 	}
+	if r := c.Cache.Redis; r != nil && r.Timeout == 0 {
+		r.Timeout = Duration(50 * time.Millisecond)
+	}
+	if c.APIKeys.Scheme == "" {
+		c.APIKeys.Scheme = "Bearer"
+	}
 	for i := range c.Issuers {
 		is := &c.Issuers[i]
 		if len(is.Algorithms) == 0 {
@@ -50,6 +56,21 @@ func (c *Config) ApplyDefaults() {
 		if is.RequireTyp == nil {
 			t := true
 			is.RequireTyp = &t
+		}
+		if is.VerifyJWT == nil {
+			t := true
+			is.VerifyJWT = &t
+		}
+		if in := is.Introspection; in != nil {
+			if in.AuthMethod == "" {
+				in.AuthMethod = "client_secret_basic"
+			}
+			if in.Timeout == 0 {
+				in.Timeout = Duration(2 * time.Second)
+			}
+			if in.MaxConcurrent == 0 {
+				in.MaxConcurrent = 64
+			}
 		}
 		if is.RefreshInterval == 0 {
 			is.RefreshInterval = Duration(30 * time.Second)

@@ -53,6 +53,52 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	if r := c.Cache.Redis; r != nil {
+		if len(r.Addrs) == 0 {
+			bad("cache.redis.addrs", "at least one host:port is required (sentinels when master_name is set)")
+		}
+		for j, a := range r.Addrs {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				bad(fmt.Sprintf("cache.redis.addrs[%d]", j), "%q is not host:port", a)
+			}
+		}
+		if r.Cluster && r.DB != 0 {
+			bad("cache.redis.db", "Redis Cluster has only database 0")
+		}
+		if r.Cluster && r.MasterName != "" {
+			bad("cache.redis.master_name", "Sentinel (master_name) and cluster: true exclude each other")
+		}
+		if !c.Cache.Secret.set() {
+			bad("cache.secret", "required with cache.redis: every replica must key and authenticate entries with the same secret (secret: {env: NAME} or {file: PATH}, at least 32 bytes)")
+		}
+	}
+	checkSecretRef(bad, "cache.secret", c.Cache.Secret)
+	checkSecretRef(bad, "admin.token", c.Admin.Token)
+	if c.Cache.Redis != nil {
+		checkSecretRef(bad, "cache.redis.password", c.Cache.Redis.Password)
+	}
+	seenDigest := map[string]bool{}
+	for j, k := range c.APIKeys.Keys {
+		key := fmt.Sprintf("api_keys.keys[%d]", j)
+		if len(k.SHA256) != 64 || strings.Trim(strings.ToLower(k.SHA256), "0123456789abcdef") != "" {
+			bad(key+".sha256", "want the 64-hex-digit SHA-256 of the key (e.g. printf %%s \"$KEY\" | sha256sum), never the key itself")
+		} else if seenDigest[strings.ToLower(k.SHA256)] {
+			bad(key+".sha256", "the same key is listed twice")
+		}
+		seenDigest[strings.ToLower(k.SHA256)] = true
+		if k.Subject == "" {
+			bad(key+".subject", "required: who this key identifies")
+		}
+		for s, sc := range k.Scopes {
+			if !scopeTokenOK(sc) {
+				bad(fmt.Sprintf("%s.scopes[%d]", key, s), "%q is not a valid scope", sc)
+			}
+		}
+	}
+	if sc := c.APIKeys.Scheme; sc == "" || strings.ContainsAny(sc, " \t,\"") {
+		bad("api_keys.scheme", "%q: a single auth-scheme name such as Bearer or Token", sc)
+	}
+
 	issuers := map[string]bool{}
 	for i, is := range c.Issuers {
 		key := fmt.Sprintf("issuers[%d]", i)
@@ -74,6 +120,31 @@ func (c *Config) Validate() error {
 				bad(fmt.Sprintf("%s.algorithms[%d]", key, j),
 					"%q is not allowed: use asymmetric algorithms (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA); none and HS* are refused (RFC 8725 §3.1)", alg)
 			}
+		}
+		if in := is.Introspection; in != nil {
+			if in.Endpoint != "" {
+				if err := c.checkURL(in.Endpoint, true); err != nil {
+					bad(key+".introspection.endpoint", "%q %v", in.Endpoint, err)
+				}
+			}
+			if in.ClientID == "" {
+				bad(key+".introspection.client_id", "required: RFC 7662 §2.1 makes the endpoint require client authentication")
+			}
+			if !in.ClientSecret.set() {
+				bad(key+".introspection.client_secret", "required: {env: NAME} or {file: PATH}")
+			}
+			checkSecretRef(bad, key+".introspection.client_secret", in.ClientSecret)
+			if in.AuthMethod != "client_secret_basic" && in.AuthMethod != "client_secret_post" {
+				bad(key+".introspection.auth_method", "%q: use client_secret_basic or client_secret_post", in.AuthMethod)
+			}
+			if in.MaxConcurrent < 1 {
+				bad(key+".introspection.max_concurrent", "must be at least 1")
+			}
+		} else if is.FallbackToIntrospection {
+			bad(key+".fallback_to_introspection", "needs an introspection endpoint: add issuers[%d].introspection", i)
+		}
+		if is.VerifyJWT != nil && !*is.VerifyJWT && is.Introspection == nil {
+			bad(key+".verify_jwt", "false leaves this issuer no way to verify tokens: add introspection")
 		}
 		if is.RefreshInterval.D() < 1e9 {
 			bad(key+".jwks_refresh_interval", "%s is under 1s; an unknown kid must not be able to make us hammer the IdP", is.RefreshInterval.D())
@@ -226,6 +297,13 @@ var reservedHeaders = map[string]bool{
 	"authorization": true, "host": true, "content-length": true, "content-type": true,
 	"transfer-encoding": true, "connection": true, "cookie": true, "te": true, "upgrade": true,
 	"x-forwarded-for": true, "x-forwarded-proto": true, "x-request-id": true,
+}
+
+// checkSecretRef: exactly one place, never both.
+func checkSecretRef(bad func(string, string, ...any), key string, s Secret) {
+	if s.Env != "" && s.File != "" {
+		bad(key, "give env or file, not both")
+	}
 }
 
 func checkHeaderName(bad func(string, string, ...any), key, v string) {
