@@ -415,3 +415,24 @@ func TestAPIKeys(t *testing.T) {
 		t.Error("a Token scheme without keys accepted")
 	}
 }
+
+func TestAnyOf(t *testing.T) {
+	good := tableVerifier{"t": {id: goodID()}}
+	bad := tableVerifier{}
+	down := tableVerifier{"t": {err: identity.ErrUnavailable}}
+	for _, tc := range []struct {
+		name string
+		vs   []Verifier
+		want error
+	}{
+		{"second accepts", []Verifier{bad, good}, nil},
+		{"all reject", []Verifier{bad, bad}, identity.ErrInvalid},
+		{"one down, none accept", []Verifier{bad, down}, identity.ErrUnavailable},
+		{"one down, one accepts", []Verifier{down, good}, nil},
+	} {
+		_, err := AnyOf(tc.vs...).Verify(context.Background(), "t")
+		if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+}
