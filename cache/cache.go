@@ -100,9 +100,10 @@ type l1Entry struct {
 const (
 	defaultPrefix  = "mcp-authz:v1:"
 	defaultTimeout = 50 * time.Millisecond
-	// subscribeWait bounds how long New waits for the revocation subscription, so a dead
-	// Redis never holds up startup for long (a refused connection fails at once anyway).
-	subscribeWait = time.Second
+	// waitRoundTrips × RedisTimeout bounds how long New waits for the revocation
+	// subscription, and Close for its end, so a Redis that hangs never holds up startup or
+	// shutdown for long (a refused connection fails at once anyway).
+	waitRoundTrips = 10
 	// revokeTimeout floor: revocation is an admin call, not the hot path.
 	revokeTimeout = time.Second
 	badLogEvery   = 10 * time.Second
@@ -199,7 +200,7 @@ func New(ctx context.Context, cfg Config) (*Tiered, error) {
 	}
 	cancel()
 
-	sctx, cancel := context.WithTimeout(ctx, subscribeWait)
+	sctx, cancel := context.WithTimeout(ctx, waitRoundTrips*t.timeout)
 	defer cancel()
 	t.sub = t.rdb.Subscribe(sctx, t.channel)
 	t.done = make(chan struct{})
@@ -250,14 +251,28 @@ func (t *Tiered) listen(msgs <-chan any, ready chan struct{}) {
 // Redis client, which the caller owns.
 func (t *Tiered) Close() error {
 	t.closeOnce.Do(func() {
-		if t.sub != nil {
-			if err := t.sub.Close(); err != nil {
-				t.closeErr = fmt.Errorf("cache: close revocation subscription: %w", err)
-			}
-			<-t.done
-		}
 		if t.l1 != nil {
 			t.l1.StopAllGoroutines()
+		}
+		if t.sub == nil {
+			return
+		}
+		// go-redis holds the subscription's lock while it reads, so against a Redis that
+		// hangs, PubSub.Close waits for the client's read timeout. Shutdown waits a bounded
+		// time and leaves the rest to finish in the background.
+		errc := make(chan error, 1)
+		go func() {
+			err := t.sub.Close()
+			<-t.done
+			errc <- err
+		}()
+		select {
+		case err := <-errc:
+			if err != nil {
+				t.closeErr = fmt.Errorf("cache: close revocation subscription: %w", err)
+			}
+		case <-time.After(waitRoundTrips * t.timeout):
+			t.closeErr = errors.New("cache: revocation subscription still closing (redis not answering)")
 		}
 	})
 	return t.closeErr
