@@ -440,6 +440,8 @@ func (t *Tiered) store(ctx context.Context, key [32]byte, e entry, ttl time.Dura
 
 // Revoke forgets a key everywhere: Redis, this replica's L1, and (through the channel) every
 // other replica's L1. An error means Redis could not be told; this replica has still forgotten.
+// A verification already in flight when Revoke runs may store its result afterwards, so revoke
+// the token at the authorization server first.
 func (t *Tiered) Revoke(ctx context.Context, key [32]byte) error {
 	if t.l1 != nil {
 		t.l1.Invalidate(key)

@@ -192,26 +192,24 @@ func (c *codec) appendStr(b []byte, s string, intern bool) []byte {
 
 // encode returns the stored value for e under Redis key rkey.
 func (c *codec) encode(rkey string, e *entry) []byte {
-	b := c.appendBody(make([]byte, 0, 128), e, true)
-	var canonical []byte
+	b := c.appendBody(make([]byte, 0, 256), e, true)
+	canonical := b
 	if len(c.refs) > 0 {
-		canonical = c.appendBody(nil, e, false)
-	} else {
-		canonical = b
+		canonical = c.appendBody(make([]byte, 0, 2*len(b)), e, false)
 	}
-	return append(b, c.sum(rkey, canonical)...)
+	mac := c.sum(rkey, canonical)
+	return append(b, mac[:]...)
 }
 
-func (c *codec) sum(rkey string, canonical []byte) []byte {
+func (c *codec) sum(rkey string, canonical []byte) [macLen]byte {
 	m := c.mac.get()
-	defer c.mac.put(m)
 	var n [binary.MaxVarintLen64]byte
 	m.h.Write(n[:binary.PutUvarint(n[:], uint64(len(rkey)))])
 	m.h.Write(stringBytes(rkey))
 	m.h.Write(canonical)
-	var out [macLen]byte
-	copy(out[:], m.h.Sum(m.sum[:0]))
-	return out[:]
+	out := [macLen]byte(m.h.Sum(m.sum[:0]))
+	c.mac.put(m)
+	return out
 }
 
 // decode parses and authenticates a stored value. Its strings share v's memory.
@@ -231,7 +229,7 @@ func (c *codec) decode(rkey, v string) (entry, error) {
 	} else {
 		canonical = stringBytes(body)
 	}
-	if !hmac.Equal(c.sum(rkey, canonical), stringBytes(tag)) {
+	if mac := c.sum(rkey, canonical); !hmac.Equal(mac[:], stringBytes(tag)) {
 		return entry{}, errBadMAC
 	}
 	return e, nil

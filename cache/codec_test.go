@@ -201,3 +201,18 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 }
+
+func TestL1Bounded(t *testing.T) {
+	c, err := New(t.Context(), Config{Secret: testMACKey, L1Size: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := range 1000 {
+		c.SetNegative(t.Context(), c.Key(strconv.Itoa(i)), time.Hour)
+	}
+	c.l1.CleanUp()
+	if n := c.l1.EstimatedSize(); n > 10 {
+		t.Fatalf("L1 holds %d entries, bound 10", n)
+	}
+}
