@@ -35,13 +35,20 @@ type Demo struct {
 	asLn     net.Listener
 }
 
+// demoSecretEnv names the demo's introspection secret, which StartDemo supplies itself.
+const demoSecretEnv = "MCP_AUTHZ_DEMO_INTROSPECTION_SECRET"
+
 // DemoConfig is the configuration the demo serves, for an authorization server at issuer.
 func DemoConfig(grpcAddr, httpAddr, issuer, resource string) *config.Config {
 	c := &config.Config{
-		Listen:  config.Listen{GRPC: grpcAddr, HTTP: httpAddr},
-		Log:     config.Log{Level: "info", Format: "text"},
-		Dev:     config.Dev{AllowHTTP: true},
-		Issuers: []config.Issuer{{Issuer: issuer}},
+		Listen: config.Listen{GRPC: grpcAddr, HTTP: httpAddr},
+		Log:    config.Log{Level: "info", Format: "text"},
+		Dev:    config.Dev{AllowHTTP: true},
+		Issuers: []config.Issuer{{
+			Issuer: issuer,
+			// Opaque tokens (client demo-opaque) go through RFC 7662 introspection.
+			Introspection: &config.Introspection{ClientID: "mcp-authz", ClientSecret: config.Secret{Env: demoSecretEnv}},
+		}},
 		Resources: []config.Resource{{
 			Name:         "demo-mcp",
 			Resource:     resource,
@@ -79,6 +86,7 @@ func StartDemo(o DemoOptions) (*Demo, error) {
 		Issuer: issuer,
 		Clients: []demoas.Client{
 			{ID: "demo", Secret: "demo-secret", Scopes: []string{"mcp:tools", "mcp:read"}},
+			{ID: "demo-opaque", Secret: "demo-secret", Scopes: []string{"mcp:tools", "mcp:read"}, Opaque: true},
 		},
 		Resources:            []string{o.Resource},
 		DefaultResource:      o.Resource,
@@ -92,6 +100,18 @@ func StartDemo(o DemoOptions) (*Demo, error) {
 	go asSrv.Serve(ln)
 
 	cfg := DemoConfig(o.GRPC, o.HTTP, issuer, o.Resource)
+	// The introspection secret is drawn per run and handed over as if from the environment.
+	introspectionSecret := hex.EncodeToString(secret)
+	parent := o.Getenv
+	o.Getenv = func(name string) string {
+		if name == demoSecretEnv {
+			return introspectionSecret
+		}
+		if parent != nil {
+			return parent(name)
+		}
+		return ""
+	}
 	if err := cfg.Validate(); err != nil {
 		asSrv.Close()
 		return nil, fmt.Errorf("demo config: %w", err)
@@ -123,7 +143,8 @@ func (d *Demo) PrintGuide(w io.Writer) {
 mcp-authz demo is running.
   ext_authz gRPC       %[1]s
   HTTP (metadata)      http://%[2]s/.well-known/oauth-protected-resource%[5]s
-  demo authorization   %[3]s   (client "demo", secret "demo-secret", scopes mcp:tools mcp:read)
+  demo authorization   %[3]s   (clients "demo" (JWT) and "demo-opaque" (opaque, introspected),
+                       secret "demo-secret", scopes mcp:tools mcp:read)
   protected resource   %[4]s   (requires scope mcp:tools)
 
 Try it from another terminal, in this repository:
@@ -140,6 +161,11 @@ Try it from another terminal, in this repository:
   READ=$(curl -s -u demo:demo-secret -d grant_type=client_credentials -d scope=mcp:read \
       --data-urlencode resource=%[4]s %[3]s/token | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
   go run ./cmd/mcp-authz check -addr %[1]s -host %[6]s -path %[5]s -token "$READ"
+
+  # 4. An opaque token (client demo-opaque): allowed through RFC 7662 introspection, then cached
+  OPAQUE=$(curl -s -u demo-opaque:demo-secret -d grant_type=client_credentials -d scope=mcp:tools \
+      --data-urlencode resource=%[4]s %[3]s/token | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+  go run ./cmd/mcp-authz check -addr %[1]s -host %[6]s -path %[5]s -token "$OPAQUE"
 
   # The same Check with grpcurl or ghz, through the committed protoset:
   grpcurl -plaintext -protoset proto/authz.protoset -d '{"attributes":{"request":{"http":{"method":"POST","host":"%[6]s","path":"%[5]s","headers":{"authorization":"Bearer '"$TOKEN"'"}}}}}' %[1]s envoy.service.auth.v3.Authorization/Check

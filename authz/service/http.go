@@ -1,7 +1,10 @@
 package service
 
 import (
+	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -18,6 +21,7 @@ func (s *Service) httpHandler() http.Handler {
 	})
 	mux.HandleFunc("/readyz", s.ready)
 	mux.HandleFunc("/.well-known/", s.metadata)
+	mux.HandleFunc("POST /admin/revoke", s.revoke)
 	return mux
 }
 
@@ -50,10 +54,22 @@ func (s *Service) ready(w http.ResponseWriter, _ *http.Request) {
 		Ready bool   `json:"ready"`
 		Error string `json:"error,omitempty"`
 	}
+	type cacheState struct {
+		L1             bool   `json:"l1"`
+		Redis          bool   `json:"redis_configured"`
+		RedisUp        bool   `json:"redis_up"`
+		Breaker        string `json:"breaker,omitempty"`
+		LastRedisError string `json:"last_redis_error,omitempty"`
+	}
 	out := struct {
 		Serving bool                   `json:"serving"`
 		Issuers map[string]issuerState `json:"issuers"`
+		Cache   *cacheState            `json:"cache,omitempty"`
 	}{Serving: true, Issuers: map[string]issuerState{}}
+	if s.cache != nil {
+		h := s.cache.Health()
+		out.Cache = &cacheState{L1: s.cfg.Cache.L1Size > 0, Redis: h.RedisConfigured, RedisUp: h.RedisUp, Breaker: h.BreakerState, LastRedisError: h.LastError}
+	}
 	for _, v := range s.jwts {
 		st := issuerState{Ready: true}
 		if err := v.Ready(); err != nil {
@@ -64,4 +80,51 @@ func (s *Service) ready(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	json.NewEncoder(w).Encode(out)
+}
+
+// revoke evicts a token from every cache tier of every replica: Redis, and through Redis
+// pub/sub each replica's L1. The token (form field "token") or its cache key ("key", hex, as
+// logs never show tokens) identifies it. Only with admin.token configured, and only for a
+// caller presenting it.
+func (s *Service) revoke(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if s.adminToken == "" || s.cache == nil {
+		http.Error(w, "revocation is not enabled (admin.token and a cache are required)", http.StatusNotFound)
+		return
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.adminToken)) != 1 {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="mcp-authz-admin"`)
+		http.Error(w, "admin token required", http.StatusUnauthorized)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "want a form body with token= or key=", http.StatusBadRequest)
+		return
+	}
+	var key [32]byte
+	switch tok, hexKey := r.PostForm.Get("token"), r.PostForm.Get("key"); {
+	case tok != "" && hexKey == "":
+		key = s.cache.Key(tok)
+	case hexKey != "" && tok == "":
+		b, err := hex.DecodeString(hexKey)
+		if err != nil || len(b) != len(key) {
+			http.Error(w, "key: want 64 hex digits", http.StatusBadRequest)
+			return
+		}
+		copy(key[:], b)
+	default:
+		http.Error(w, "give exactly one of token= or key=", http.StatusBadRequest)
+		return
+	}
+	if err := s.cache.Revoke(r.Context(), key); err != nil {
+		// Local L1 is evicted even so; other replicas may keep it until its TTL.
+		s.log.Warn("revocation not propagated through redis", "key", hex.EncodeToString(key[:]), "error", err)
+		http.Error(w, "evicted locally; redis unavailable, other replicas keep it until its TTL", http.StatusServiceUnavailable)
+		return
+	}
+	s.log.Info("token revoked", "key", hex.EncodeToString(key[:]))
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, "{\"revoked\":\"%s\"}\n", hex.EncodeToString(key[:]))
 }

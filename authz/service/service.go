@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -19,10 +20,13 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/mcp-authz/mcp-authz/authz"
 	"github.com/mcp-authz/mcp-authz/authz/config"
 	"github.com/mcp-authz/mcp-authz/authz/extauthz"
 	"github.com/mcp-authz/mcp-authz/authz/jwt"
+	"github.com/mcp-authz/mcp-authz/cache"
 )
 
 // authzServiceName is what Envoy and Kubernetes probes ask the gRPC health service about.
@@ -30,10 +34,13 @@ const authzServiceName = "envoy.service.auth.v3.Authorization"
 
 // Service is one running mcp-authz.
 type Service struct {
-	cfg  *config.Config
-	log  *slog.Logger
-	core *authz.Authorizer
-	jwts []*jwt.Verifier
+	cfg        *config.Config
+	log        *slog.Logger
+	core       *authz.Authorizer
+	jwts       []*jwt.Verifier
+	cache      *cache.Tiered
+	redis      redis.UniversalClient
+	adminToken string
 
 	ext    *extauthz.Server
 	grpc   *grpc.Server
@@ -48,8 +55,9 @@ type Service struct {
 // Options carry what is not in the configuration file.
 type Options struct {
 	Logger     *slog.Logger
-	HTTPClient *http.Client // for discovery and JWKS; default: 10 s timeout
+	HTTPClient *http.Client // for discovery, JWKS and introspection; default: 10 s timeout
 	Now        func() time.Time
+	Getenv     func(string) string // where secrets named by env come from; default os.Getenv
 }
 
 // New builds everything a configuration describes without touching the network: discovery
@@ -62,12 +70,15 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 		o.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	s := &Service{cfg: cfg, log: o.Logger}
-	core, jwts, err := buildCore(cfg, o)
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
+	p, err := build(cfg, o)
 	if err != nil {
 		return nil, err
 	}
-	s.core, s.jwts = core, jwts
-	s.ext = extauthz.New(core, extauthz.Options{Logger: o.Logger, OnDecision: s.logDecision})
+	s.core, s.jwts, s.cache, s.redis, s.adminToken = p.core, p.jwts, p.cache, p.redis, p.adminToken
+	s.ext = extauthz.New(s.core, extauthz.Options{Logger: o.Logger, OnDecision: s.logDecision})
 
 	s.grpc = grpc.NewServer()
 	extauthz.Register(s.grpc, s.ext)
@@ -86,46 +97,6 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
 	}
 	return s, nil
-}
-
-func buildCore(cfg *config.Config, o Options) (*authz.Authorizer, []*jwt.Verifier, error) {
-	vs := authz.Verifiers{JWT: map[string]authz.Verifier{}}
-	var jwts []*jwt.Verifier
-	claims := cfg.ClaimsFor()
-	for i, is := range cfg.Issuers {
-		v, err := jwt.New(jwt.Config{
-			Issuer:          is.Issuer,
-			JWKSURL:         is.JWKSURI,
-			Algorithms:      is.Algorithms,
-			RequireTyp:      is.RequireTyp == nil || *is.RequireTyp,
-			ClockSkew:       cfg.ClockSkew.D(),
-			Claims:          claims,
-			RefreshInterval: is.RefreshInterval.D(),
-			HTTPClient:      o.HTTPClient,
-			Now:             o.Now,
-			Logger:          o.Logger,
-		})
-		if err != nil {
-			return nil, nil, fmt.Errorf("issuers[%d]: %w", i, err)
-		}
-		vs.JWT[is.Issuer] = v
-		jwts = append(jwts, v)
-	}
-	core, err := authz.New(authz.Options{
-		Resources:    cfg.AuthzResources(),
-		Verifiers:    vs,
-		CacheMaxTTL:  cfg.Cache.MaxTTL.D(),
-		NegativeTTL:  cfg.Cache.NegativeTTL.D(),
-		ClockSkew:    cfg.ClockSkew.D(),
-		Unavailable:  cfg.AuthzUnavailable(),
-		ScopeImplies: cfg.ScopeImplies,
-		Now:          o.Now,
-		Logger:       o.Logger,
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	return core, jwts, nil
 }
 
 // Start binds both listeners and serves in the background.
@@ -212,6 +183,12 @@ func (s *Service) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	s.wg.Wait()
+	if s.cache != nil {
+		s.cache.Close()
+	}
+	if s.redis != nil {
+		s.redis.Close()
+	}
 	s.log.Info("mcp-authz stopped")
 	return err
 }

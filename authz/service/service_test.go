@@ -45,12 +45,17 @@ func dial(t *testing.T, addr string) *grpc.ClientConn {
 // token asks the demo authorization server for a client_credentials token over real HTTP.
 func token(t *testing.T, d *Demo, scope string) string {
 	t.Helper()
+	return tokenFor(t, d, "demo", scope)
+}
+
+func tokenFor(t *testing.T, d *Demo, client, scope string) string {
+	t.Helper()
 	form := "grant_type=client_credentials&resource=" + d.Resource
 	if scope != "" {
 		form += "&scope=" + scope
 	}
 	req, _ := http.NewRequest("POST", d.ASURL+"/token", strings.NewReader(form))
-	req.SetBasicAuth("demo", "demo-secret")
+	req.SetBasicAuth(client, "demo-secret")
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -152,7 +157,24 @@ func TestDemoEndToEnd(t *testing.T) {
 		t.Errorf("scopeless token: %v", resp)
 	}
 
-	// 5. Metadata through Check: denied with 200 (Envoy needs the non-OK status) and the document.
+	// 5. An opaque token (client demo-opaque): allowed through introspection, then from the
+	// cache: two Checks, one introspection call.
+	opaque := tokenFor(t, d, "demo-opaque", "mcp:tools")
+	if strings.Count(opaque, ".") == 2 {
+		t.Fatalf("demo-opaque got a JWT")
+	}
+	before := d.AS.Counts().Introspect
+	for range 2 {
+		resp, err = client.Check(ctx, checkReq("/mcp", map[string]string{"authorization": "Bearer " + opaque}))
+		if err != nil || resp.GetOkResponse() == nil {
+			t.Fatalf("opaque token: %v %v", resp, err)
+		}
+	}
+	if n := d.AS.Counts().Introspect - before; n != 1 {
+		t.Errorf("%d introspection calls for two Checks; want 1", n)
+	}
+
+	// 6. Metadata through Check: denied with 200 (Envoy needs the non-OK status) and the document.
 	resp, _ = client.Check(ctx, checkReq("/.well-known/oauth-protected-resource/mcp", nil))
 	if resp.GetStatus().GetCode() == 0 || resp.GetDeniedResponse().GetStatus().GetCode() != 200 {
 		t.Fatalf("metadata via Check: %v", resp)

@@ -1,0 +1,103 @@
+package service
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/mcp-authz/mcp-authz/authz/config"
+	"github.com/mcp-authz/mcp-authz/authz/demoas"
+	"github.com/mcp-authz/mcp-authz/authz/extauthz"
+)
+
+// benchService builds the real service (real JWT verifier against a real demoas issuer, real
+// L1 cache) and returns its ext_authz server for in-process calls: CheckRequest in,
+// CheckResponse out, no network on the measured path.
+func benchService(b *testing.B, l1 int) (*extauthz.Server, string) {
+	b.Helper()
+	a, srv := asServer(b)
+	cfg := &config.Config{
+		Listen:    config.Listen{GRPC: "127.0.0.1:0"},
+		Dev:       config.Dev{AllowHTTP: true},
+		Cache:     config.Cache{L1Size: l1},
+		Issuers:   []config.Issuer{{Issuer: srv}},
+		Resources: []config.Resource{{Resource: resource, Scopes: config.Scopes{Required: []string{"mcp:tools"}}}},
+	}
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		b.Fatal(err)
+	}
+	s, err := New(cfg, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok, err := a.Mint(map[string]any{"iss": srv, "sub": "bench-user", "aud": resource, "client_id": "bench-client",
+		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(), "jti": "j", "scope": "mcp:tools mcp:read"}, demoas.MintOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s.ext, tok
+}
+
+func benchReq(tok string) *authv3.CheckRequest {
+	h := map[string]string{}
+	if tok != "" {
+		h["authorization"] = "Bearer " + tok
+	}
+	return extauthz.NewCheckRequest("POST", "localhost:8080", "/mcp", h)
+}
+
+// A JWT seen before: answered from L1 without signature verification.
+func BenchmarkCheckCachedJWT(b *testing.B) {
+	ext, tok := benchService(b, 1000)
+	req := benchReq(tok)
+	ctx := context.Background()
+	if r, _ := ext.Check(ctx, req); r.GetOkResponse() == nil {
+		b.Fatal(r)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if r, _ := ext.Check(ctx, req); r.GetOkResponse() == nil {
+			b.Fatal(r)
+		}
+	}
+}
+
+// The same JWT verified every time (RS256-2048): the crypto bound.
+func BenchmarkCheckUncachedJWT(b *testing.B) {
+	ext, tok := benchService(b, -1)
+	req := benchReq(tok)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if r, _ := ext.Check(ctx, req); r.GetOkResponse() == nil {
+			b.Fatal(r)
+		}
+	}
+}
+
+func BenchmarkCheckNoToken(b *testing.B) {
+	ext, _ := benchService(b, 1000)
+	req := benchReq("")
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if r, _ := ext.Check(ctx, req); r.GetDeniedResponse().GetStatus().GetCode() != 401 {
+			b.Fatal(r)
+		}
+	}
+}
+
+func BenchmarkCheckMalformed(b *testing.B) {
+	ext, _ := benchService(b, 1000)
+	req := benchReq("not a token")
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if r, _ := ext.Check(ctx, req); r.GetDeniedResponse().GetStatus().GetCode() != 401 {
+			b.Fatal(r)
+		}
+	}
+}

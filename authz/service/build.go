@@ -1,0 +1,176 @@
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mcp-authz/mcp-authz/authz"
+	"github.com/mcp-authz/mcp-authz/authz/apikey"
+	"github.com/mcp-authz/mcp-authz/authz/config"
+	"github.com/mcp-authz/mcp-authz/authz/introspect"
+	"github.com/mcp-authz/mcp-authz/authz/jwt"
+	"github.com/mcp-authz/mcp-authz/cache"
+)
+
+// parts is everything built from a configuration.
+type parts struct {
+	core       *authz.Authorizer
+	jwts       []*jwt.Verifier
+	cache      *cache.Tiered
+	redis      redis.UniversalClient
+	adminToken string
+}
+
+// build turns a validated configuration into the decision core and what it needs. Nothing
+// here performs network I/O except opening the Redis client, which connects lazily.
+func build(cfg *config.Config, o Options) (p parts, err error) {
+	defer func() {
+		if err != nil {
+			if p.cache != nil {
+				p.cache.Close()
+			}
+			if p.redis != nil {
+				p.redis.Close()
+			}
+		}
+	}()
+	claims := cfg.ClaimsFor()
+	vs := authz.Verifiers{JWT: map[string]authz.Verifier{}}
+	var opaque []authz.Verifier
+	for i, is := range cfg.Issuers {
+		key := fmt.Sprintf("issuers[%d]", i)
+		if is.VerifyJWT == nil || *is.VerifyJWT {
+			v, err := jwt.New(jwt.Config{
+				Issuer:          is.Issuer,
+				JWKSURL:         is.JWKSURI,
+				Algorithms:      is.Algorithms,
+				RequireTyp:      is.RequireTyp == nil || *is.RequireTyp,
+				ClockSkew:       cfg.ClockSkew.D(),
+				Claims:          claims,
+				RefreshInterval: is.RefreshInterval.D(),
+				HTTPClient:      o.HTTPClient,
+				Now:             o.Now,
+				Logger:          o.Logger,
+			})
+			if err != nil {
+				return p, fmt.Errorf("%s: %w", key, err)
+			}
+			vs.JWT[is.Issuer] = v
+			p.jwts = append(p.jwts, v)
+		}
+		if in := is.Introspection; in != nil {
+			secret, err := in.ClientSecret.Read(key+".introspection.client_secret", o.Getenv)
+			if err != nil {
+				return p, err
+			}
+			v, err := introspect.New(introspect.Config{
+				Issuer:        is.Issuer,
+				Endpoint:      in.Endpoint,
+				ClientID:      in.ClientID,
+				ClientSecret:  secret,
+				AuthMethod:    in.AuthMethod,
+				Timeout:       in.Timeout.D(),
+				MaxConcurrent: in.MaxConcurrent,
+				Claims:        claims,
+				HTTPClient:    o.HTTPClient,
+				Now:           o.Now,
+				Logger:        o.Logger,
+			})
+			if err != nil {
+				return p, fmt.Errorf("%s.introspection: %w", key, err)
+			}
+			opaque = append(opaque, v)
+			vs.FallbackToOpaque = vs.FallbackToOpaque || is.FallbackToIntrospection
+		}
+	}
+	if len(opaque) > 0 {
+		vs.Opaque = authz.AnyOf(opaque...)
+	}
+	if len(cfg.APIKeys.Keys) > 0 {
+		keys := make([]apikey.Key, 0, len(cfg.APIKeys.Keys))
+		for _, k := range cfg.APIKeys.Keys {
+			keys = append(keys, apikey.Key{SHA256: k.SHA256, Subject: k.Subject, ClientID: k.ClientID, Scopes: k.Scopes})
+		}
+		v, err := apikey.New(apikey.Config{Keys: keys})
+		if err != nil {
+			return p, fmt.Errorf("api_keys: %w", err)
+		}
+		vs.APIKeys, vs.APIKeyScheme = v, cfg.APIKeys.Scheme
+	}
+
+	if err := buildCache(cfg, o, &p); err != nil {
+		return p, err
+	}
+	if p.adminToken, err = cfg.Admin.Token.Read("admin.token", o.Getenv); err != nil {
+		return p, err
+	}
+	var c authz.Cache
+	if p.cache != nil {
+		c = p.cache
+	}
+	p.core, err = authz.New(authz.Options{
+		Resources:    cfg.AuthzResources(),
+		Verifiers:    vs,
+		Cache:        c,
+		CacheMaxTTL:  cfg.Cache.MaxTTL.D(),
+		NegativeTTL:  cfg.Cache.NegativeTTL.D(),
+		ClockSkew:    cfg.ClockSkew.D(),
+		Unavailable:  cfg.AuthzUnavailable(),
+		ScopeImplies: cfg.ScopeImplies,
+		Now:          o.Now,
+		Logger:       o.Logger,
+	})
+	return p, err
+}
+
+// buildCache: L1 in process, Redis when configured. Without a configured secret (allowed only
+// without Redis) each process draws its own: entries never leave it, so none is needed.
+func buildCache(cfg *config.Config, o Options, p *parts) error {
+	secret, err := cfg.Cache.Secret.Read("cache.secret", o.Getenv)
+	if err != nil {
+		return err
+	}
+	key := []byte(secret)
+	if secret == "" {
+		key = make([]byte, 32)
+		rand.Read(key)
+	} else if len(key) < 32 {
+		return fmt.Errorf("cache.secret: %d bytes; use at least 32 random bytes (e.g. openssl rand -hex 32)", len(key))
+	}
+	l1 := cfg.Cache.L1Size
+	if l1 < 0 {
+		l1 = 0
+	}
+	if l1 == 0 && cfg.Cache.Redis == nil {
+		return nil // no cache at all: every token is verified every time
+	}
+	cc := cache.Config{Secret: key, L1Size: l1, Logger: o.Logger, Now: o.Now}
+	if r := cfg.Cache.Redis; r != nil {
+		pw, err := r.Password.Read("cache.redis.password", o.Getenv)
+		if err != nil {
+			return err
+		}
+		p.redis, err = cache.NewRedisClient(cache.RedisConfig{
+			Addrs: r.Addrs, MasterName: r.MasterName, Cluster: r.Cluster,
+			Username: r.Username, Password: pw, DB: r.DB, TLS: r.TLS,
+		})
+		if err != nil {
+			return fmt.Errorf("cache.redis: %w", err)
+		}
+		cc.Redis, cc.RedisTimeout = p.redis, r.Timeout.D()
+		for _, is := range cfg.Issuers {
+			cc.Intern = append(cc.Intern, is.Issuer)
+		}
+		for _, res := range cfg.Resources {
+			cc.Intern = append(cc.Intern, res.Audiences...)
+		}
+	}
+	p.cache, err = cache.New(context.Background(), cc)
+	if err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,291 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mcp-authz/mcp-authz/authz/config"
+	"github.com/mcp-authz/mcp-authz/authz/demoas"
+	"github.com/mcp-authz/mcp-authz/cache/redistest"
+)
+
+const resource = "http://localhost:8080/mcp"
+
+// as starts a real authorization server (demoas) behind httptest.
+func as(t *testing.T) (*demoas.Server, *httptest.Server) {
+	t.Helper()
+	a, srv := asServerTB(t)
+	return a, srv
+}
+
+func asServer(tb testing.TB) (*demoas.Server, string) {
+	a, srv := asServerTB(tb)
+	return a, srv.URL
+}
+
+func asServerTB(t testing.TB) (*demoas.Server, *httptest.Server) {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	a, err := demoas.New(demoas.Config{
+		Issuer:               srv.URL,
+		Clients:              []demoas.Client{{ID: "c", Secret: "s", Scopes: []string{"mcp:tools"}}},
+		Resources:            []string{resource},
+		DefaultResource:      resource,
+		IntrospectionClients: map[string]string{"rs": "rs-secret"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = a.Handler()
+	return a, srv
+}
+
+// replica starts one mcp-authz with the given Redis (nil: none), as a replica would run.
+func replica(t *testing.T, issuer string, redisAddrs []string, mod func(*config.Config)) *Service {
+	t.Helper()
+	cfg := &config.Config{
+		Listen: config.Listen{GRPC: "127.0.0.1:0", HTTP: "127.0.0.1:0"},
+		Dev:    config.Dev{AllowHTTP: true},
+		Cache:  config.Cache{Secret: config.Secret{Env: "CACHE_SECRET"}},
+		Admin:  config.Admin{Token: config.Secret{Env: "ADMIN_TOKEN"}},
+		Issuers: []config.Issuer{{Issuer: issuer, Introspection: &config.Introspection{
+			ClientID: "rs", ClientSecret: config.Secret{Env: "RS_SECRET"}}}},
+		Resources: []config.Resource{{Resource: resource, Scopes: config.Scopes{Required: []string{"mcp:tools"}}}},
+	}
+	if redisAddrs != nil {
+		cfg.Cache.Redis = &config.Redis{Addrs: redisAddrs, Timeout: config.Duration(200 * time.Millisecond)}
+	}
+	if mod != nil {
+		mod(cfg)
+	}
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"CACHE_SECRET": strings.Repeat("k", 32), "ADMIN_TOKEN": "admin-token", "RS_SECRET": "rs-secret"}
+	s, err := New(cfg, Options{Getenv: func(k string) string { return env[k] }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+	})
+	return s
+}
+
+func checkToken(t *testing.T, s *Service, tok string) *authv3.CheckResponse {
+	t.Helper()
+	resp, err := authv3.NewAuthorizationClient(dial(t, s.GRPCAddr())).Check(context.Background(), checkReq("/mcp", map[string]string{"authorization": "Bearer " + tok}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+func allowed(r *authv3.CheckResponse) bool {
+	return r.GetStatus().GetCode() == 0 && r.GetOkResponse() != nil
+}
+
+func revoke(t *testing.T, s *Service, form url.Values, adminToken string) int {
+	t.Helper()
+	req, _ := http.NewRequest("POST", "http://"+s.HTTPAddr()+"/admin/revoke", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if adminToken != "" {
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// Two replicas sharing one real Redis: an opaque token is introspected once and allowed by
+// both; revocation evicts it on both; a tampered Redis entry is refused; Redis killed → the
+// replicas keep deciding.
+func TestReplicasShareRedis(t *testing.T) {
+	rs := redistest.Start(t)
+	a, srv := as(t)
+	r1 := replica(t, srv.URL, []string{rs.Addr()}, nil)
+	r2 := replica(t, srv.URL, []string{rs.Addr()}, nil)
+
+	tok := a.IssueOpaque("alice", "c", []string{"mcp:tools"}, resource, time.Hour)
+	if !allowed(checkToken(t, r1, tok)) {
+		t.Fatal("replica 1 denied a valid opaque token")
+	}
+	if !allowed(checkToken(t, r2, tok)) || !allowed(checkToken(t, r2, tok)) {
+		t.Fatal("replica 2 denied a valid opaque token")
+	}
+	if n := a.Counts().Introspect; n != 1 {
+		t.Errorf("introspected %d times for two replicas; want 1 (shared through Redis)", n)
+	}
+
+	// The Redis keys never contain the token.
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
+	defer rdb.Close()
+	keys, _ := rdb.Keys(context.Background(), "*").Result()
+	for _, k := range keys {
+		v, _ := rdb.Get(context.Background(), k).Result()
+		if strings.Contains(k, tok) || strings.Contains(v, tok) {
+			t.Fatal("the token is stored in Redis")
+		}
+	}
+
+	// Revocation: admin auth required; then evicted on both replicas, so the next check goes
+	// to the AS, which now says inactive.
+	if code := revoke(t, r1, url.Values{"token": {tok}}, ""); code != 401 {
+		t.Errorf("revoke without admin token: %d", code)
+	}
+	if code := revoke(t, r1, url.Values{"token": {tok}}, "wrong"); code != 401 {
+		t.Errorf("revoke with wrong admin token: %d", code)
+	}
+	a.Revoke(tok)
+	if code := revoke(t, r1, url.Values{"token": {tok}}, "admin-token"); code != 200 {
+		t.Fatalf("revoke: %d", code)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for allowed(checkToken(t, r2, tok)) {
+		if time.Now().After(deadline) {
+			t.Fatal("replica 2 still allows a revoked token")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if allowed(checkToken(t, r1, tok)) {
+		t.Error("replica 1 still allows a revoked token")
+	}
+
+	// A tampered entry: rewrite every value in Redis; the next replica to read refuses it and
+	// asks the AS again.
+	tok2 := a.IssueOpaque("bob", "c", []string{"mcp:tools"}, resource, time.Hour)
+	if !allowed(checkToken(t, r1, tok2)) {
+		t.Fatal("tok2 denied")
+	}
+	keys, _ = rdb.Keys(context.Background(), "*").Result()
+	for _, k := range keys {
+		v, err := rdb.Get(context.Background(), k).Bytes()
+		if err != nil {
+			continue
+		}
+		v[len(v)/2] ^= 0xff
+		rdb.Set(context.Background(), k, v, time.Hour)
+	}
+	before := a.Counts().Introspect
+	r3 := replica(t, srv.URL, []string{rs.Addr()}, nil)
+	if !allowed(checkToken(t, r3, tok2)) {
+		t.Fatal("tok2 denied after tampering; a bad MAC must be a miss, then the AS answers")
+	}
+	if a.Counts().Introspect != before+1 {
+		t.Errorf("tampered entry was used: introspections %d → %d", before, a.Counts().Introspect)
+	}
+	if st := r3.cache.Stats(); st.BadMAC == 0 {
+		t.Errorf("bad MAC not counted: %+v", st)
+	}
+
+	// Redis down: decisions go on from L1 and the AS.
+	rs.Kill()
+	if !allowed(checkToken(t, r1, tok2)) {
+		t.Error("cached token denied with Redis down")
+	}
+	tok3 := a.IssueOpaque("carol", "c", []string{"mcp:tools"}, resource, time.Hour)
+	if !allowed(checkToken(t, r2, tok3)) {
+		t.Error("new token denied with Redis down")
+	}
+	ready, err := http.Get("http://" + r2.HTTPAddr() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Cache struct {
+			RedisUp bool `json:"redis_up"`
+		} `json:"cache"`
+	}
+	json.NewDecoder(ready.Body).Decode(&st)
+	ready.Body.Close()
+	if st.Cache.RedisUp {
+		t.Error("/readyz says Redis is up while it is down")
+	}
+}
+
+// A token whose exp is sooner than the cache's max TTL stops being accepted at exp, cached or not.
+func TestCachedTokenExpiresAtExp(t *testing.T) {
+	rs := redistest.Start(t)
+	a, srv := as(t)
+	r := replica(t, srv.URL, []string{rs.Addr()}, func(c *config.Config) {
+		c.Cache.MaxTTL = config.Duration(time.Hour)
+		c.ClockSkew = config.Duration(time.Nanosecond)
+	})
+	tok := a.IssueOpaque("dave", "c", []string{"mcp:tools"}, resource, 1500*time.Millisecond)
+	if !allowed(checkToken(t, r, tok)) {
+		t.Fatal("denied")
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
+	defer rdb.Close()
+	keys, _ := rdb.Keys(context.Background(), "*").Result()
+	for _, k := range keys {
+		if ttl, _ := rdb.PTTL(context.Background(), k).Result(); ttl > 1500*time.Millisecond {
+			t.Errorf("Redis TTL %v outlives the token's exp", ttl)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for allowed(checkToken(t, r, tok)) {
+		if time.Now().After(deadline) {
+			t.Fatal("still allowed long after exp")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// JWKS endpoint down → the same JWT is accepted through introspection where configured; all
+// IdPs down → 401 invalid_token, never a 5xx.
+func TestFallbackAndOutage(t *testing.T) {
+	a, srv := as(t)
+	tok, err := a.Mint(map[string]any{"iss": srv.URL, "sub": "erin", "aud": resource, "client_id": "c",
+		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(), "scope": "mcp:tools"}, demoas.MintOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The introspection endpoint lives on another server, so the AS's JWKS can fail alone.
+	intro := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		if r.PostForm.Get("token") == tok {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"active":true,"iss":%q,"sub":"erin","aud":%q,"scope":"mcp:tools","exp":%d}`, srv.URL, resource, time.Now().Add(time.Hour).Unix())
+			return
+		}
+		fmt.Fprint(w, `{"active":false}`)
+	}))
+	defer intro.Close()
+	a.SetDown(true)
+	r := replica(t, srv.URL, nil, func(c *config.Config) {
+		c.Issuers[0].Introspection.Endpoint = intro.URL
+		c.Issuers[0].FallbackToIntrospection = true
+		c.Admin = config.Admin{}
+	})
+	if !allowed(checkToken(t, r, tok)) {
+		t.Fatal("JWKS down: the JWT was not accepted through introspection")
+	}
+	// Now everything is down.
+	intro.Close()
+	resp := checkToken(t, r, "opaque-token-never-seen")
+	if d := resp.GetDeniedResponse(); d.GetStatus().GetCode() != 401 || !strings.Contains(respHeader(d.GetHeaders(), "www-authenticate"), `error="invalid_token"`) {
+		t.Errorf("all IdPs down: %v", resp)
+	}
+}
