@@ -64,7 +64,9 @@ func TestServeStartsAndStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	var errb bytes.Buffer
-	go func() { done <- run(ctx, []string{"serve", "--config", cfg}, func(string) string { return "" }, &bytes.Buffer{}, &errb) }()
+	go func() {
+		done <- run(ctx, []string{"serve", "--config", cfg}, func(string) string { return "" }, &bytes.Buffer{}, &errb)
+	}()
 	// The IdP is unreachable (a closed loopback port); startup must not wait for it.
 	cancel()
 	if err := <-done; err != nil {
