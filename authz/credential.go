@@ -66,17 +66,27 @@ func countBearer(v string) int {
 	return n
 }
 
-// isB64Token checks the RFC 6750 §2.1 token68 grammar:
-// 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+// b64tokenChar marks the token68 characters of RFC 6750 §2.1:
+// ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/". A table because this runs over every byte
+// of every token on the hot path.
+var b64tokenChar = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-._~+/" {
+		t[c] = true
+	}
+	return t
+}()
+
+// isB64Token checks the RFC 6750 §2.1 grammar: 1*b64tokenChar *"=".
 func isB64Token(t string) bool {
 	i := 0
-	for ; i < len(t); i++ {
-		c := t[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' {
-			continue
-		}
-		break
+	for i < len(t) && b64tokenChar[t[i]] {
+		i++
 	}
 	if i == 0 {
 		return false
