@@ -66,7 +66,8 @@ ok=r["statusCodeDistribution"].get("OK",0); n=r["count"]
 print(f'{r["rps"]:.0f} {lat.get(50,0)/1e6:.2f} {lat.get(99,0)/1e6:.2f} {ticks/hz*1e6/max(n,1):.1f} {ok}/{n}')
 PY
 }
-SCEN=("noop 127.0.0.1:9291 $NOOP_PID D_NONE" "no-token-401 127.0.0.1:9191 $DEMO_PID D_NONE"
+# The baseline receives the same request bytes as the JWT scenarios (a 700-byte token).
+SCEN=("noop 127.0.0.1:9291 $NOOP_PID D_JWT" "no-token-401 127.0.0.1:9191 $DEMO_PID D_NONE"
       "jwt-cached 127.0.0.1:9191 $DEMO_PID D_JWT" "opaque-L1 127.0.0.1:9191 $DEMO_PID D_OPAQUE"
       "invalid-token 127.0.0.1:9191 $DEMO_PID D_BAD" "jwt-uncached 127.0.0.1:9194 $NOCACHE_PID D_JWT")
 # Keep only scenarios whose token could be had (e.g. an older demo without the opaque client).
