@@ -283,10 +283,13 @@ func newRoute(r Resource) (*route, error) {
 		}
 	}
 	for claim, name := range h.Claims {
-		rt.idHeaders = append(rt.idHeaders, strings.ToLower(name))
 		rt.claimHeaders = append(rt.claimHeaders, claimHeader{claim: claim, header: strings.ToLower(name)})
 	}
+	// Map order is random; decisions (and their golden files) must not be.
 	sortClaimHeaders(rt.claimHeaders)
+	for _, c := range rt.claimHeaders {
+		rt.idHeaders = append(rt.idHeaders, c.header)
+	}
 	rt.removeAlways = append([]string(nil), rt.idHeaders...)
 	if !r.ForwardAuthorization {
 		rt.removeAlways = append(rt.removeAlways, "authorization")
