@@ -289,3 +289,36 @@ func TestFallbackAndOutage(t *testing.T) {
 		t.Errorf("all IdPs down: %v", resp)
 	}
 }
+
+// Concurrent misses for one token coalesce into one IdP call.
+func TestConcurrentMissesCoalesce(t *testing.T) {
+	a, srv := as(t)
+	r := replica(t, srv.URL, nil, nil)
+	tok := a.IssueOpaque("frank", "c", []string{"mcp:tools"}, resource, time.Hour)
+	client := authv3.NewAuthorizationClient(dial(t, r.GRPCAddr()))
+	errs := make(chan error, 20)
+	for range 20 {
+		go func() {
+			resp, err := client.Check(context.Background(), checkReq("/mcp", map[string]string{"authorization": "Bearer " + tok}))
+			if err == nil && !allowed(resp) {
+				err = fmt.Errorf("denied: %v", resp)
+			}
+			errs <- err
+		}()
+	}
+	for range 20 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := a.Counts().Introspect; n != 1 {
+		t.Errorf("%d introspection calls for 20 concurrent Checks of one token; want 1", n)
+	}
+	// A garbage token is remembered as invalid: a flood does not reach the AS.
+	for range 10 {
+		checkToken(t, r, "garbage-token")
+	}
+	if n := a.Counts().Introspect; n != 2 {
+		t.Errorf("%d introspection calls after 10 checks of one garbage token; want 2 (negative cache)", n)
+	}
+}
