@@ -99,6 +99,17 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 	return s, nil
 }
 
+// Close releases what New built (the cache, the Redis client) for a Service that was never
+// started; a started one is stopped with Shutdown.
+func (s *Service) Close() {
+	if s.cache != nil {
+		s.cache.Close()
+	}
+	if s.redis != nil {
+		s.redis.Close()
+	}
+}
+
 // Start binds both listeners and serves in the background.
 func (s *Service) Start() error {
 	var err error
@@ -183,12 +194,7 @@ func (s *Service) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	s.wg.Wait()
-	if s.cache != nil {
-		s.cache.Close()
-	}
-	if s.redis != nil {
-		s.redis.Close()
-	}
+	s.Close()
 	s.log.Info("mcp-authz stopped")
 	return err
 }

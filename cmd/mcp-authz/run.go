@@ -30,9 +30,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	switch args[0] {
 	case "serve":
-		return serve(ctx, args[1:], stderr)
+		return serve(ctx, args[1:], getenv, stderr)
 	case "check-config":
-		return checkConfig(args[1:], stdout, stderr)
+		return checkConfig(args[1:], getenv, stdout, stderr)
 	case "demo":
 		return demo(ctx, args[1:], stdout, stderr)
 	case "check":
@@ -45,7 +45,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return fmt.Errorf("unknown command %q", args[0])
 }
 
-func serve(ctx context.Context, args []string, stderr io.Writer) error {
+func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file (YAML)")
@@ -59,10 +59,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return service.Run(ctx, cfg, service.Options{Logger: newLogger(cfg.Log, stderr)})
+	return service.Run(ctx, cfg, service.Options{Logger: newLogger(cfg.Log, stderr), Getenv: getenv})
 }
 
-func checkConfig(args []string, stdout, stderr io.Writer) error {
+func checkConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	if err := fs.Parse(args); err != nil {
@@ -75,9 +75,15 @@ func checkConfig(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, err := service.New(cfg, service.Options{}); err != nil {
+	// Build everything (verifiers, secrets, the core) as serve would, but without Redis:
+	// check-config must not touch the network.
+	probe := *cfg
+	probe.Cache.Redis = nil
+	s, err := service.New(&probe, service.Options{Getenv: getenv})
+	if err != nil {
 		return err
 	}
+	s.Close()
 	out, err := cfg.Marshal()
 	if err != nil {
 		return err

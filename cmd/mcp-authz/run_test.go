@@ -73,3 +73,28 @@ func TestServeStartsAndStops(t *testing.T) {
 		t.Fatalf("serve: %v\n%s", err, errb.String())
 	}
 }
+
+// check-config reads the secrets a config names (so a missing one is caught before deploy)
+// but never contacts Redis.
+func TestCheckConfigSecrets(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte("cache:\n  secret: {env: CACHE_SECRET}\n  redis: {addrs: [\"127.0.0.1:1\"]}\nissuers:\n  - issuer: https://as.example.com\nresources:\n  - resource: https://mcp.example.com/mcp\n"), 0o600)
+	var out, errb bytes.Buffer
+	err := run(context.Background(), []string{"check-config", cfg}, func(string) string { return "" }, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "cache.secret") || !strings.Contains(err.Error(), "CACHE_SECRET") {
+		t.Errorf("unset secret: %v", err)
+	}
+	env := func(k string) string {
+		if k == "CACHE_SECRET" {
+			return strings.Repeat("x", 32)
+		}
+		return ""
+	}
+	if err := run(context.Background(), []string{"check-config", cfg}, env, &out, &errb); err != nil {
+		t.Errorf("with the secret set: %v", err)
+	}
+	if strings.Contains(out.String(), strings.Repeat("x", 32)) {
+		t.Error("check-config printed a secret")
+	}
+}
