@@ -1,7 +1,9 @@
 package service
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -55,6 +57,11 @@ func asServerTB(t testing.TB) (*demoas.Server, *httptest.Server) {
 // replica starts one mcp-authz with the given Redis (nil: none), as a replica would run.
 func replica(t *testing.T, issuer string, redisAddrs []string, mod func(*config.Config)) *Service {
 	t.Helper()
+	return replicaLog(t, issuer, redisAddrs, mod, nil)
+}
+
+func replicaLog(t *testing.T, issuer string, redisAddrs []string, mod func(*config.Config), log *slog.Logger) *Service {
+	t.Helper()
 	cfg := &config.Config{
 		Listen: config.Listen{GRPC: "127.0.0.1:0", HTTP: "127.0.0.1:0"},
 		Dev:    config.Dev{AllowHTTP: true},
@@ -75,7 +82,7 @@ func replica(t *testing.T, issuer string, redisAddrs []string, mod func(*config.
 		t.Fatal(err)
 	}
 	env := map[string]string{"CACHE_SECRET": strings.Repeat("k", 32), "ADMIN_TOKEN": "admin-token", "RS_SECRET": "rs-secret"}
-	s, err := New(cfg, Options{Getenv: func(k string) string { return env[k] }})
+	s, err := New(cfg, Options{Getenv: func(k string) string { return env[k] }, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,5 +327,40 @@ func TestConcurrentMissesCoalesce(t *testing.T) {
 	}
 	if n := a.Counts().Introspect; n != 2 {
 		t.Errorf("%d introspection calls after 10 checks of one garbage token; want 2 (negative cache)", n)
+	}
+}
+
+// A full scenario at debug level: no token, client secret, cache secret or admin token
+// appears in the logs.
+func TestNoSecretsInLogs(t *testing.T) {
+	rs := redistest.Start(t)
+	a, srv := as(t)
+	var logs bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	r := replicaLog(t, srv.URL, []string{rs.Addr()}, nil, log)
+	jwt, _ := a.Mint(map[string]any{"iss": srv.URL, "sub": "gina", "aud": resource, "client_id": "c",
+		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(), "scope": "mcp:tools"}, demoas.MintOptions{})
+	expired, _ := a.Mint(map[string]any{"iss": srv.URL, "sub": "gina", "aud": resource, "exp": 1}, demoas.MintOptions{})
+	opaque := a.IssueOpaque("gina", "c", []string{"mcp:tools"}, resource, time.Hour)
+	garbage := "garbage-token-value-0123456789"
+	for _, tok := range []string{jwt, expired, opaque, garbage, jwt, opaque} {
+		checkToken(t, r, tok)
+	}
+	revoke(t, r, url.Values{"token": {opaque}}, "admin-token")
+	rs.Kill()
+	checkToken(t, r, "another-opaque-token-abcdef")
+	a.SetDown(true)
+	checkToken(t, r, "yet-another-token-ghijkl")
+	if logs.Len() == 0 {
+		t.Fatal("no logs captured: the test would prove nothing")
+	}
+	for name, secret := range map[string]string{
+		"jwt": jwt, "jwt signature": jwt[strings.LastIndexByte(jwt, '.')+1:], "expired jwt": expired,
+		"opaque": opaque, "garbage": garbage, "another": "another-opaque-token-abcdef",
+		"client secret": "rs-secret", "cache secret": strings.Repeat("k", 32), "admin token": "admin-token",
+	} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("the %s appears in the logs", name)
+		}
 	}
 }
