@@ -3,9 +3,9 @@ package service
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
