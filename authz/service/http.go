@@ -20,6 +20,7 @@ func (s *Service) httpHandler() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("/readyz", s.ready)
+	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.HandleFunc("/.well-known/", s.metadata)
 	mux.HandleFunc("POST /admin/revoke", s.revoke)
 	return mux

@@ -27,6 +27,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/authz/extauthz"
 	"github.com/mcp-authz/mcp-authz/authz/jwt"
 	"github.com/mcp-authz/mcp-authz/cache"
+	"github.com/mcp-authz/mcp-authz/telemetry"
 )
 
 // authzServiceName is what Envoy and Kubernetes probes ask the gRPC health service about.
@@ -41,6 +42,7 @@ type Service struct {
 	cache      *cache.Tiered
 	redis      redis.UniversalClient
 	adminToken string
+	metrics    *telemetry.Metrics
 
 	ext    *extauthz.Server
 	grpc   *grpc.Server
@@ -78,7 +80,20 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 		return nil, err
 	}
 	s.core, s.jwts, s.cache, s.redis, s.adminToken = p.core, p.jwts, p.cache, p.redis, p.adminToken
-	s.ext = extauthz.New(s.core, extauthz.Options{Logger: o.Logger, OnDecision: s.logDecision})
+	var stats func() telemetry.CacheStats
+	if s.cache != nil {
+		stats = func() telemetry.CacheStats {
+			st, h := s.cache.Stats(), s.cache.Health()
+			return telemetry.CacheStats{
+				L1Hits: st.L1Hits, L1Misses: st.L1Misses, L2Hits: st.L2Hits, L2Misses: st.L2Misses,
+				L2Errors: st.L2Errors, L2Skipped: st.L2Skipped, BadMAC: st.BadMAC, Undecodable: st.Undecodable,
+				Sets: st.Sets, EvictionsReceived: st.EvictionsReceived,
+				RedisConfigured: h.RedisConfigured, RedisUp: h.RedisUp,
+			}
+		}
+	}
+	s.metrics = telemetry.New(stats)
+	s.ext = extauthz.New(s.core, extauthz.Options{Logger: o.Logger, OnDecision: s.onDecision})
 
 	s.grpc = grpc.NewServer()
 	extauthz.Register(s.grpc, s.ext)
@@ -214,7 +229,8 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	return s.Shutdown(sctx)
 }
 
-func (s *Service) logDecision(ctx context.Context, r *authz.Request, d *authz.Decision, took time.Duration) {
+func (s *Service) onDecision(ctx context.Context, r *authz.Request, d *authz.Decision, took time.Duration) {
+	s.metrics.Decision(d.Resource, d.Allow, d.Reason.String(), took)
 	if !s.log.Enabled(ctx, slog.LevelDebug) {
 		return
 	}

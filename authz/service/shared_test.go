@@ -364,3 +364,39 @@ func TestNoSecretsInLogs(t *testing.T) {
 		}
 	}
 }
+
+// /metrics counts decisions by resource, decision and reason, and cache lookups by tier.
+func TestMetrics(t *testing.T) {
+	rs := redistest.Start(t)
+	a, srv := as(t)
+	r := replica(t, srv.URL, []string{rs.Addr()}, nil)
+	tok := a.IssueOpaque("hank", "c", []string{"mcp:tools"}, resource, time.Hour)
+	checkToken(t, r, tok)
+	checkToken(t, r, tok)
+	checkToken(t, r, "not-a-valid-token")
+	authv3.NewAuthorizationClient(dial(t, r.GRPCAddr())).Check(context.Background(), checkReq("/mcp", nil))
+	resp, err := http.Get("http://" + r.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body bytes.Buffer
+	body.ReadFrom(resp.Body)
+	resp.Body.Close()
+	m := body.String()
+	for _, want := range []string{
+		`mcp_authz_decisions_total{decision="allow",reason="allow",resource="` + resource + `"} 2`,
+		`mcp_authz_decisions_total{decision="deny",reason="invalid_token",resource="` + resource + `"} 1`,
+		`mcp_authz_decisions_total{decision="deny",reason="missing_token",resource="` + resource + `"} 1`,
+		`mcp_authz_cache_requests_total{result="hit",tier="l1"} 1`,
+		`mcp_authz_cache_requests_total{result="miss",tier="redis"} 2`,
+		`mcp_authz_redis_up 1`,
+		`mcp_authz_check_duration_seconds_count{decision="allow"} 2`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(m, tok) || strings.Contains(m, "hank") {
+		t.Error("a token or subject appears in /metrics")
+	}
+}

@@ -1,0 +1,109 @@
+// Package telemetry holds mcp-authz's Prometheus metrics: one registry per service (no global
+// state), instruments the decision path updates, and collectors that read counters kept
+// elsewhere (the cache's) at scrape time. No label ever carries a token, a subject or any other
+// per-caller value: labels are resources, decisions, reasons, tiers and issuers, all from
+// configuration.
+package telemetry
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the service's instruments.
+type Metrics struct {
+	reg       *prometheus.Registry
+	decisions *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+}
+
+// CacheStats is what the cache collector reads at scrape time.
+type CacheStats struct {
+	L1Hits, L1Misses, L2Hits, L2Misses, L2Errors, L2Skipped, BadMAC, Undecodable, Sets, EvictionsReceived uint64
+	RedisConfigured, RedisUp                                                                              bool
+}
+
+// New registers the instruments, plus Go runtime and process collectors. cacheStats may be
+// nil (no cache).
+func New(cacheStats func() CacheStats) *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mcp_authz_decisions_total",
+		Help: "Check decisions by resource, decision (allow or deny) and reason.",
+	}, []string{"resource", "decision", "reason"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "mcp_authz_check_duration_seconds",
+		Help: "Time from CheckRequest received to CheckResponse built, by decision.",
+		// From a cached decision (µs) to an IdP round trip at its timeout (seconds).
+		Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{"decision"})
+	m.reg.MustRegister(m.decisions, m.latency, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if cacheStats != nil {
+		m.reg.MustRegister(&cacheCollector{stats: cacheStats})
+	}
+	return m
+}
+
+// Decision records one decision.
+func (m *Metrics) Decision(resource string, allow bool, reason string, took time.Duration) {
+	d := "deny"
+	if allow {
+		d = "allow"
+	}
+	if resource == "" {
+		resource = "none"
+	}
+	m.decisions.WithLabelValues(resource, d, reason).Inc()
+	m.latency.WithLabelValues(d).Observe(took.Seconds())
+}
+
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+var (
+	cacheRequestsDesc = prometheus.NewDesc("mcp_authz_cache_requests_total",
+		"Verified-token cache lookups by tier (l1, redis) and result (hit, miss, error, skipped).", []string{"tier", "result"}, nil)
+	cacheRejectedDesc = prometheus.NewDesc("mcp_authz_cache_rejected_total",
+		"Redis values refused: bad_mac (tampered or another secret) or undecodable.", []string{"why"}, nil)
+	cacheSetsDesc      = prometheus.NewDesc("mcp_authz_cache_sets_total", "Entries written to the cache.", nil, nil)
+	cacheEvictionsDesc = prometheus.NewDesc("mcp_authz_cache_revocations_received_total", "Revocations received over Redis pub/sub.", nil, nil)
+	redisUpDesc        = prometheus.NewDesc("mcp_authz_redis_up", "1 when the last Redis call succeeded, 0 when not; absent without Redis.", nil, nil)
+)
+
+type cacheCollector struct{ stats func() CacheStats }
+
+func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{cacheRequestsDesc, cacheRejectedDesc, cacheSetsDesc, cacheEvictionsDesc, redisUpDesc} {
+		ch <- d
+	}
+}
+
+func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	counter(cacheRequestsDesc, s.L1Hits, "l1", "hit")
+	counter(cacheRequestsDesc, s.L1Misses, "l1", "miss")
+	if s.RedisConfigured {
+		counter(cacheRequestsDesc, s.L2Hits, "redis", "hit")
+		counter(cacheRequestsDesc, s.L2Misses, "redis", "miss")
+		counter(cacheRequestsDesc, s.L2Errors, "redis", "error")
+		counter(cacheRequestsDesc, s.L2Skipped, "redis", "skipped")
+		counter(cacheRejectedDesc, s.BadMAC, "bad_mac")
+		counter(cacheRejectedDesc, s.Undecodable, "undecodable")
+		counter(cacheEvictionsDesc, s.EvictionsReceived)
+		up := 0.0
+		if s.RedisUp {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(redisUpDesc, prometheus.GaugeValue, up)
+	}
+	counter(cacheSetsDesc, s.Sets)
+}
