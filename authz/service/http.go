@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/mcp-authz/mcp-authz/authz"
+	"github.com/mcp-authz/mcp-authz/authz/forwardauth"
 )
 
 // httpHandler serves RFC 9728 metadata (the same precomputed answers Check gives Envoy), and
@@ -23,6 +24,12 @@ func (s *Service) httpHandler() http.Handler {
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.HandleFunc("/.well-known/", s.metadata)
 	mux.HandleFunc("POST /admin/revoke", s.revoke)
+	// Forward-auth for HTTP proxies: nginx auth_request, Traefik/Caddy forward-auth (original
+	// request in X-Forwarded-*/X-Original-* headers), and Envoy's HTTP ext_authz service with
+	// path_prefix /forward-auth (original path appended).
+	fa := forwardauth.Handler(s.core)
+	mux.Handle("/forward-auth", fa)
+	mux.Handle("/forward-auth/", http.StripPrefix("/forward-auth", fa))
 	return mux
 }
 

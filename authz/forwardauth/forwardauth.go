@@ -1,0 +1,86 @@
+// Package forwardauth is the HTTP front door to the decision core, for proxies that ask an
+// HTTP service whether to let a request through: nginx auth_request, Traefik and Caddy
+// forward-auth, Envoy's HTTP ext_authz service. It only translates, like extauthz does for
+// gRPC: the decision and its challenge are the same.
+//
+// The proxy tells us about the original request in headers it sets itself:
+// X-Forwarded-Method / X-Original-Method, X-Forwarded-Uri / X-Original-URI,
+// X-Forwarded-Host (else Host) and X-Forwarded-Proto. The proxy must overwrite any client
+// copies of them; the shipped configurations do.
+//
+// On allow the answer is 200 with the identity headers; the proxy copies them upstream
+// (overwriting client copies) and clears Authorization. On denial the answer carries the
+// decision's status, WWW-Authenticate and body.
+package forwardauth
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/mcp-authz/mcp-authz/authz"
+)
+
+// Checker is what the front door needs from the decision core.
+type Checker interface {
+	Check(ctx context.Context, req *authz.Request) *authz.Decision
+}
+
+// Handler answers forward-auth subrequests with c's decisions.
+func Handler(c Checker) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d := c.Check(r.Context(), Request(r))
+		h := w.Header()
+		for _, hd := range d.Headers {
+			h.Set(hd.Name, hd.Value)
+		}
+		if d.Allow {
+			// Names the proxy must not pass upstream as the client sent them.
+			if len(d.Remove) > 0 {
+				h.Set("X-Auth-Remove", strings.Join(d.Remove, ", "))
+			}
+			h.Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		w.WriteHeader(d.Status)
+		if r.Method != http.MethodHead {
+			w.Write(d.Body)
+		}
+	})
+}
+
+// Request rebuilds the original request from the proxy's headers.
+func Request(r *http.Request) *authz.Request {
+	first := func(names ...string) string {
+		for _, n := range names {
+			if v := r.Header.Get(n); v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	req := &authz.Request{
+		Method:  first("X-Forwarded-Method", "X-Original-Method"),
+		Host:    first("X-Forwarded-Host"),
+		Path:    first("X-Forwarded-Uri", "X-Original-Uri"),
+		Scheme:  first("X-Forwarded-Proto"),
+		ID:      first("X-Request-Id"),
+		Headers: make(map[string]string, len(r.Header)),
+	}
+	if req.Method == "" {
+		req.Method = r.Method
+	}
+	if req.Host == "" {
+		req.Host = r.Host
+	}
+	if req.Path == "" {
+		req.Path = r.URL.RequestURI()
+	}
+	for name, vals := range r.Header {
+		// Joined with "," as Envoy joins repeated headers, so two Authorization headers
+		// look like two credentials (invalid_request), not one.
+		req.Headers[strings.ToLower(name)] = strings.Join(vals, ",")
+	}
+	return req
+}
