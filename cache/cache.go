@@ -239,10 +239,11 @@ func (t *Tiered) listen(msgs <-chan any, ready chan struct{}) {
 			if len(m.Payload) != len([32]byte{}) {
 				continue
 			}
-			t.st.evictions.Add(1)
 			if t.l1 != nil {
 				t.l1.Invalidate([32]byte([]byte(m.Payload)))
 			}
+			// Counted after the eviction took effect, so the counter means "applied".
+			t.st.evictions.Add(1)
 		}
 	}
 }
