@@ -37,6 +37,20 @@ func build(cfg *config.Config, o Options) (p parts, err error) {
 			}
 		}
 	}()
+	if err := buildCache(cfg, o, &p); err != nil {
+		return p, err
+	}
+	if p.adminToken, err = cfg.Admin.Token.Read("admin.token", o.Getenv); err != nil {
+		return p, err
+	}
+	p.core, p.jwts, err = buildCore(cfg, o, p.cache)
+	return p, err
+}
+
+// buildCore builds the verifiers and the decision core on an existing cache (nil: none). A
+// configuration reload calls it alone: the cache, its Redis connection and the listeners stay.
+func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authorizer, []*jwt.Verifier, error) {
+	var jwts []*jwt.Verifier
 	claims := cfg.ClaimsFor()
 	vs := authz.Verifiers{JWT: map[string]authz.Verifier{}}
 	var opaque []authz.Verifier
@@ -56,15 +70,15 @@ func build(cfg *config.Config, o Options) (p parts, err error) {
 				Logger:          o.Logger,
 			})
 			if err != nil {
-				return p, fmt.Errorf("%s: %w", key, err)
+				return nil, nil, fmt.Errorf("%s: %w", key, err)
 			}
 			vs.JWT[is.Issuer] = v
-			p.jwts = append(p.jwts, v)
+			jwts = append(jwts, v)
 		}
 		if in := is.Introspection; in != nil {
 			secret, err := in.ClientSecret.Read(key+".introspection.client_secret", o.Getenv)
 			if err != nil {
-				return p, err
+				return nil, nil, err
 			}
 			v, err := introspect.New(introspect.Config{
 				Issuer:        is.Issuer,
@@ -80,7 +94,7 @@ func build(cfg *config.Config, o Options) (p parts, err error) {
 				Logger:        o.Logger,
 			})
 			if err != nil {
-				return p, fmt.Errorf("%s.introspection: %w", key, err)
+				return nil, nil, fmt.Errorf("%s.introspection: %w", key, err)
 			}
 			opaque = append(opaque, v)
 			vs.FallbackToOpaque = vs.FallbackToOpaque || is.FallbackToIntrospection
@@ -96,22 +110,16 @@ func build(cfg *config.Config, o Options) (p parts, err error) {
 		}
 		v, err := apikey.New(apikey.Config{Keys: keys})
 		if err != nil {
-			return p, fmt.Errorf("api_keys: %w", err)
+			return nil, nil, fmt.Errorf("api_keys: %w", err)
 		}
 		vs.APIKeys, vs.APIKeyScheme = v, cfg.APIKeys.Scheme
 	}
 
-	if err := buildCache(cfg, o, &p); err != nil {
-		return p, err
-	}
-	if p.adminToken, err = cfg.Admin.Token.Read("admin.token", o.Getenv); err != nil {
-		return p, err
-	}
 	var c authz.Cache
-	if p.cache != nil {
-		c = p.cache
+	if tc != nil {
+		c = tc
 	}
-	p.core, err = authz.New(authz.Options{
+	core, err := authz.New(authz.Options{
 		Resources:    cfg.AuthzResources(),
 		Verifiers:    vs,
 		Cache:        c,
@@ -123,7 +131,7 @@ func build(cfg *config.Config, o Options) (p parts, err error) {
 		Now:          o.Now,
 		Logger:       o.Logger,
 	})
-	return p, err
+	return core, jwts, err
 }
 
 // buildCache: L1 in process, Redis when configured. Without a configured secret (allowed only

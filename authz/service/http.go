@@ -27,7 +27,7 @@ func (s *Service) httpHandler() http.Handler {
 	// Forward-auth for HTTP proxies: nginx auth_request, Traefik/Caddy forward-auth (original
 	// request in X-Forwarded-*/X-Original-* headers), and Envoy's HTTP ext_authz service with
 	// path_prefix /forward-auth (original path appended).
-	fa := forwardauth.Handler(s.core)
+	fa := forwardauth.Handler(liveCore{s})
 	mux.Handle("/forward-auth", fa)
 	mux.Handle("/forward-auth/", http.StripPrefix("/forward-auth", fa))
 	return mux
@@ -38,7 +38,7 @@ func (s *Service) metadata(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	d := s.core.Check(r.Context(), &authz.Request{
+	d := liveCore{s}.Check(r.Context(), &authz.Request{
 		Method: r.Method, Host: r.Host, Path: r.URL.RequestURI(), Headers: map[string]string{},
 	})
 	if d.Reason != authz.ReasonMetadata {
@@ -76,9 +76,9 @@ func (s *Service) ready(w http.ResponseWriter, _ *http.Request) {
 	}{Serving: true, Issuers: map[string]issuerState{}}
 	if s.cache != nil {
 		h := s.cache.Health()
-		out.Cache = &cacheState{L1: s.cfg.Cache.L1Size > 0, Redis: h.RedisConfigured, RedisUp: h.RedisUp, Breaker: h.BreakerState, LastRedisError: h.LastError}
+		out.Cache = &cacheState{L1: s.live.Load().cfg.Cache.L1Size > 0, Redis: h.RedisConfigured, RedisUp: h.RedisUp, Breaker: h.BreakerState, LastRedisError: h.LastError}
 	}
-	for _, v := range s.jwts {
+	for _, v := range s.live.Load().jwts {
 		st := issuerState{Ready: true}
 		if err := v.Ready(); err != nil {
 			st = issuerState{Error: err.Error()}

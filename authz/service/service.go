@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -37,8 +38,8 @@ const authzServiceName = "envoy.service.auth.v3.Authorization"
 type Service struct {
 	cfg        *config.Config
 	log        *slog.Logger
-	core       *authz.Authorizer
-	jwts       []*jwt.Verifier
+	opts       Options
+	live       atomic.Pointer[state] // swapped whole on reload; in-flight Checks keep theirs
 	cache      *cache.Tiered
 	redis      redis.UniversalClient
 	adminToken string
@@ -51,7 +52,69 @@ type Service struct {
 
 	grpcLn, httpLn net.Listener
 	wg             sync.WaitGroup
+	warmCtx        context.Context
 	stopWarm       context.CancelFunc
+}
+
+// state is what a configuration reload replaces.
+type state struct {
+	cfg  *config.Config
+	core *authz.Authorizer
+	jwts []*jwt.Verifier
+}
+
+func (s *Service) warm(jwts []*jwt.Verifier) {
+	if s.warmCtx == nil {
+		return
+	}
+	for _, v := range jwts {
+		go func() {
+			if err := v.Warm(s.warmCtx); err != nil {
+				s.log.Warn("issuer keys not loaded yet; will retry on demand", "issuer", v.Issuer(), "error", err)
+			}
+		}()
+	}
+}
+
+// Reload switches to a new configuration without dropping in-flight Checks: the new core is
+// built completely first, then swapped in atomically. On any error nothing changes and the
+// old configuration keeps serving. Listeners, the cache and its Redis connection, and the
+// admin token stay as they were started; changes to them are logged as needing a restart.
+func (s *Service) Reload(cfg *config.Config) error {
+	old := s.live.Load()
+	core, jwts, err := buildCore(cfg, s.opts, s.cache)
+	if err != nil {
+		return err
+	}
+	if cfg.Listen != old.cfg.Listen {
+		s.log.Warn("reload: listen addresses change only on restart")
+	}
+	if !sameCache(cfg.Cache, old.cfg.Cache) || cfg.Admin != old.cfg.Admin {
+		s.log.Warn("reload: cache and admin settings change only on restart")
+	}
+	s.live.Store(&state{cfg: cfg, core: core, jwts: jwts})
+	s.ext.SetChecker(core)
+	s.warm(jwts)
+	s.log.Info("configuration reloaded", "resources", len(cfg.Resources), "issuers", len(cfg.Issuers))
+	return nil
+}
+
+func sameCache(a, b config.Cache) bool {
+	if (a.Redis == nil) != (b.Redis == nil) {
+		return false
+	}
+	if a.Redis != nil && fmt.Sprint(*a.Redis) != fmt.Sprint(*b.Redis) {
+		return false
+	}
+	a.Redis, b.Redis = nil, nil
+	return a == b
+}
+
+// liveCore decides with whatever core is current, for the HTTP front doors.
+type liveCore struct{ s *Service }
+
+func (l liveCore) Check(ctx context.Context, r *authz.Request) *authz.Decision {
+	return l.s.live.Load().core.Check(ctx, r)
 }
 
 // Options carry what is not in the configuration file.
@@ -79,7 +142,9 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.core, s.jwts, s.cache, s.redis, s.adminToken = p.core, p.jwts, p.cache, p.redis, p.adminToken
+	s.opts = o
+	s.live.Store(&state{cfg: cfg, core: p.core, jwts: p.jwts})
+	s.cache, s.redis, s.adminToken = p.cache, p.redis, p.adminToken
 	var stats func() telemetry.CacheStats
 	if s.cache != nil {
 		stats = func() telemetry.CacheStats {
@@ -93,7 +158,7 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 		}
 	}
 	s.metrics = telemetry.New(stats)
-	s.ext = extauthz.New(s.core, extauthz.Options{Logger: o.Logger, OnDecision: s.onDecision})
+	s.ext = extauthz.New(p.core, extauthz.Options{Logger: o.Logger, OnDecision: s.onDecision})
 
 	s.grpc = grpc.NewServer()
 	extauthz.Register(s.grpc, s.ext)
@@ -140,14 +205,8 @@ func (s *Service) Start() error {
 	// Load discovery and keys in the background so readiness shows real key state and the
 	// first token does not pay for the fetch; serving never waits for it.
 	warmCtx, cancel := context.WithCancel(context.Background())
-	s.stopWarm = cancel
-	for _, v := range s.jwts {
-		go func() {
-			if err := v.Warm(warmCtx); err != nil {
-				s.log.Warn("issuer keys not loaded yet; will retry on demand", "issuer", v.Issuer(), "error", err)
-			}
-		}()
-	}
+	s.warmCtx, s.stopWarm = warmCtx, cancel
+	s.warm(s.live.Load().jwts)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.health.SetServingStatus(authzServiceName, healthpb.HealthCheckResponse_SERVING)
 	s.wg.Add(1)
@@ -214,8 +273,14 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// Run serves until ctx is cancelled, then shuts down gracefully (at most 10 s).
-func Run(ctx context.Context, cfg *config.Config, o Options) error {
+// Run serves until ctx is cancelled, then shuts down gracefully (at most 10 s). Each value on
+// reload (SIGHUP, a file change) makes it call load and switch to the result; a load or build
+// error is logged with the key at fault and the running configuration keeps serving.
+func Run(ctx context.Context, load func() (*config.Config, error), reload <-chan struct{}, o Options) error {
+	cfg, err := load()
+	if err != nil {
+		return err
+	}
 	s, err := New(cfg, o)
 	if err != nil {
 		return err
@@ -223,7 +288,20 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if err := s.Start(); err != nil {
 		return err
 	}
-	<-ctx.Done()
+	for running := true; running; {
+		select {
+		case <-ctx.Done():
+			running = false
+		case <-reload:
+			next, err := load()
+			if err == nil {
+				err = s.Reload(next)
+			}
+			if err != nil {
+				s.log.Error("configuration reload refused; the running configuration keeps serving", "error", err)
+			}
+		}
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return s.Shutdown(sctx)

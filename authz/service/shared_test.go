@@ -400,3 +400,43 @@ func TestMetrics(t *testing.T) {
 		t.Error("a token or subject appears in /metrics")
 	}
 }
+
+// Reload swaps the configuration atomically; an invalid one changes nothing.
+func TestReload(t *testing.T) {
+	a, srv := as(t)
+	r := replica(t, srv.URL, nil, nil)
+	tok := a.IssueOpaque("ivy", "c", []string{"mcp:tools"}, resource, time.Hour)
+	if !allowed(checkToken(t, r, tok)) {
+		t.Fatal("denied before reload")
+	}
+	next := *r.live.Load().cfg
+	next.Resources = []config.Resource{{Resource: resource, Scopes: config.Scopes{Required: []string{"mcp:admin"}}}}
+	next.ApplyDefaults()
+	if err := r.Reload(&next); err != nil {
+		t.Fatal(err)
+	}
+	resp := checkToken(t, r, tok)
+	if resp.GetDeniedResponse().GetStatus().GetCode() != 403 || !strings.Contains(respHeader(resp.GetDeniedResponse().GetHeaders(), "www-authenticate"), `scope="mcp:admin"`) {
+		t.Errorf("after reload requiring mcp:admin: %v", resp)
+	}
+	// The HTTP metadata follows the new configuration too.
+	m, err := http.Get("http://" + r.HTTPAddr() + "/.well-known/oauth-protected-resource/mcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body bytes.Buffer
+	body.ReadFrom(m.Body)
+	m.Body.Close()
+	if !strings.Contains(body.String(), "mcp:admin") {
+		t.Errorf("metadata after reload: %s", body.String())
+	}
+	// A configuration that cannot be built is refused; the running one stays.
+	bad := next
+	bad.Issuers = []config.Issuer{{Issuer: srv.URL, Algorithms: []string{"HS256"}}}
+	if err := r.Reload(&bad); err == nil {
+		t.Error("reload accepted an HS256 issuer")
+	}
+	if resp := checkToken(t, r, tok); resp.GetDeniedResponse().GetStatus().GetCode() != 403 {
+		t.Errorf("a refused reload changed decisions: %v", resp)
+	}
+}

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mcp-authz/mcp-authz/authz/config"
@@ -59,7 +62,33 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err != nil {
 		return err
 	}
-	return service.Run(ctx, cfg, service.Options{Logger: newLogger(cfg.Log, stderr), Getenv: getenv})
+	// SIGHUP reloads the file; an invalid one is refused and the old configuration stays.
+	reload := make(chan struct{}, 1)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				select {
+				case reload <- struct{}{}:
+				default: // one pending reload reads the newest file anyway
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	first := true
+	load := func() (*config.Config, error) {
+		if first {
+			first = false
+			return cfg, nil
+		}
+		return config.Load(*path)
+	}
+	return service.Run(ctx, load, reload, service.Options{Logger: newLogger(cfg.Log, stderr), Getenv: getenv})
 }
 
 func checkConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) error {

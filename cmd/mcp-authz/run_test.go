@@ -3,10 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func runCmd(args ...string) (string, string, error) {
@@ -98,3 +104,76 @@ func TestCheckConfigSecrets(t *testing.T) {
 		t.Error("check-config printed a secret")
 	}
 }
+
+// SIGHUP reloads the file; an invalid file is refused, logged with its key, and the old
+// configuration keeps serving.
+func TestServeReloadsOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "c.yaml")
+	httpAddr := freeAddr(t)
+	write := func(scope string) {
+		os.WriteFile(cfgPath, []byte("listen:\n  grpc: 127.0.0.1:0\n  http: "+httpAddr+"\nlog: {format: text}\nissuers:\n  - issuer: https://127.0.0.1:1\nresources:\n  - resource: https://mcp.example.com/mcp\n    scopes: {required: ["+scope+"]}\n"), 0o600)
+	}
+	write("mcp:tools")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errb := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--config", cfgPath}, func(string) string { return "" }, &bytes.Buffer{}, errb)
+	}()
+	metadata := func() string {
+		resp, err := http.Get("http://" + httpAddr + "/.well-known/oauth-protected-resource/mcp")
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s; log:\n%s", what, errb.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor("start", func() bool { return strings.Contains(metadata(), "mcp:tools") })
+	write("mcp:admin")
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitFor("reload", func() bool { return strings.Contains(metadata(), "mcp:admin") })
+	os.WriteFile(cfgPath, []byte("issuers:\n  - issuer: https://127.0.0.1:1\n    algorithms: [none]\nresources:\n  - resource: https://mcp.example.com/mcp\n"), 0o600)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitFor("refusal logged", func() bool { return strings.Contains(errb.String(), "issuers[0].algorithms[0]") })
+	if !strings.Contains(metadata(), "mcp:admin") {
+		t.Error("the refused reload changed what is served")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
