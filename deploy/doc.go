@@ -1,0 +1,3 @@
+// Package deploy holds deployment files (Kubernetes manifests, nginx configuration, an example
+// configuration) and the tests that load each of them into the real API types.
+package deploy
