@@ -67,16 +67,27 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	// A change of the file (a ConfigMap update, an edit) reloads it too. Polling the file's
+	// size and modification time needs no inotify and sees a ConfigMap's symlink swap.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	last := fileStamp(*path)
 	go func() {
 		for {
 			select {
 			case <-hup:
-				select {
-				case reload <- struct{}{}:
-				default: // one pending reload reads the newest file anyway
+			case <-tick.C:
+				now := fileStamp(*path)
+				if now == last {
+					continue
 				}
+				last = now
 			case <-ctx.Done():
 				return
+			}
+			select {
+			case reload <- struct{}{}:
+			default: // one pending reload reads the newest file anyway
 			}
 		}
 	}()
@@ -177,6 +188,15 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout, string(out))
 	return nil
+}
+
+// fileStamp identifies a version of a file well enough to notice an edit.
+func fileStamp(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
 }
 
 type headerFlags []string

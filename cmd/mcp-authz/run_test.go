@@ -177,3 +177,49 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// An edit of the file reloads it without a signal.
+func TestServeReloadsOnFileChange(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "c.yaml")
+	httpAddr := freeAddr(t)
+	write := func(scope string) {
+		os.WriteFile(cfgPath, []byte("listen:\n  grpc: 127.0.0.1:0\n  http: "+httpAddr+"\nissuers:\n  - issuer: https://127.0.0.1:1\nresources:\n  - resource: https://mcp.example.com/mcp\n    scopes: {required: ["+scope+"]}\n"), 0o600)
+	}
+	write("mcp:tools")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	errb := &syncBuffer{}
+	go func() {
+		done <- run(ctx, []string{"serve", "--config", cfgPath}, func(string) string { return "" }, &bytes.Buffer{}, errb)
+	}()
+	metadata := func() string {
+		resp, err := http.Get("http://" + httpAddr + "/.well-known/oauth-protected-resource/mcp")
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(metadata(), "mcp:tools") {
+		if time.Now().After(deadline) {
+			t.Fatalf("not started:\n%s", errb.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	write("mcp:files.write") // a different size, so the change shows even within one mtime tick
+	deadline = time.Now().Add(10 * time.Second)
+	for !strings.Contains(metadata(), "mcp:files.write") {
+		if time.Now().After(deadline) {
+			t.Fatalf("file change not picked up:\n%s", errb.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
