@@ -152,7 +152,7 @@ func (a *Authorizer) Check(ctx context.Context, req *Request) *Decision {
 	authzHeader, present := req.header("authorization")
 	if a.keyScheme != "" && present {
 		if key, ok := schemeCredential(authzHeader, a.keyScheme); ok {
-			return a.checkAPIKey(ctx, rt, key)
+			return a.checkAPIKey(ctx, rt, req, key)
 		}
 	}
 	token, cred := extractBearer(authzHeader, present, query)
@@ -174,23 +174,31 @@ func (a *Authorizer) Check(ctx context.Context, req *Request) *Decision {
 		}
 		return withErr(rt.denials.invalid, err)
 	}
-	return a.authorize(rt, &id)
+	return a.authorize(rt, req, &id)
 }
 
-// authorize applies the resource's own checks to a verified identity.
-func (a *Authorizer) authorize(rt *route, id *identity.Identity) *Decision {
+// authorize applies the resource's own checks to a verified identity, then the scopes the
+// request's operation needs.
+func (a *Authorizer) authorize(rt *route, req *Request, id *identity.Identity) *Decision {
 	if err := a.fitsResource(rt, id); err != nil {
 		return withErr(rt.denials.invalid, err)
 	}
 	if missing := a.missingScope(id, rt.RequiredScopes); missing != "" {
 		return withErr(rt.denials.insufficient, fmt.Errorf("missing scope %q", missing))
 	}
+	if extra := rt.MCP.operationScopes(req); len(extra) > 0 {
+		if missing := a.missingScope(id, extra); missing != "" {
+			// One challenge naming every scope the operation needs, not only the missing one.
+			need := joinScopes(unionScopes(rt.RequiredScopes, extra))
+			return withErr(rt.denials.insufficientFor(rt, need), fmt.Errorf("operation needs scope %q", missing))
+		}
+	}
 	return a.allow(rt, id)
 }
 
 // checkAPIKey handles a credential in the API-key scheme. Keys are verified locally and
 // cheaply, so they are not cached.
-func (a *Authorizer) checkAPIKey(ctx context.Context, rt *route, key string) *Decision {
+func (a *Authorizer) checkAPIKey(ctx context.Context, rt *route, req *Request, key string) *Decision {
 	if key == "" || len(key) > maxTokenLen || !isB64Token(key) {
 		return withErr(rt.denials.invalid, errMalformed)
 	}
@@ -198,7 +206,7 @@ func (a *Authorizer) checkAPIKey(ctx context.Context, rt *route, key string) *De
 	if err != nil {
 		return withErr(rt.denials.invalid, err)
 	}
-	return a.authorize(rt, &id)
+	return a.authorize(rt, req, &id)
 }
 
 var errMalformed = errors.New("malformed bearer credential")

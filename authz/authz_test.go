@@ -436,3 +436,57 @@ func TestAnyOf(t *testing.T) {
 		}
 	}
 }
+
+func TestMCPPerToolScopes(t *testing.T) {
+	files := goodID()
+	files.Scopes = []string{"mcp:tools", "files:read"}
+	all := goodID()
+	all.Scopes = []string{"mcp:tools", "files:*"}
+	ids := tableVerifier{"good": {id: goodID()}, "files": {id: files}, "all": {id: all}}
+	a := testAuthorizer(t, func(o *Options) {
+		o.Verifiers = Verifiers{Opaque: ids}
+		o.Resources[0].MCP = &MCPScopes{
+			Tools:   map[string][]string{"delete_file": {"files:write"}, "read_file": {"files:read"}},
+			Methods: map[string][]string{"resources/read": {"files:read"}},
+		}
+		o.ScopeImplies = map[string][]string{"files:*": {"files:read", "files:write"}}
+	})
+	call := func(tok, body, ct string) *Decision {
+		r := req("POST", "/mcp", "authorization", "Bearer "+tok, "content-type", ct)
+		r.Body = []byte(body)
+		return a.Check(context.Background(), r)
+	}
+	const json = "application/json"
+	for _, tc := range []struct {
+		name, tok, body, ct string
+		want                Reason
+		scope               string // expected challenge scope on 403
+	}{
+		{"no body: resource scopes only", "good", "", json, ReasonAllow, ""},
+		{"tool not listed, no *", "good", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}`, json, ReasonAllow, ""},
+		{"tool needs files:write", "files", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_file","arguments":{"path":"/x"}}}`, json, ReasonInsufficientScope, "mcp:tools files:write"},
+		{"tool satisfied", "files", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file"}}`, json, ReasonAllow, ""},
+		{"method scope", "good", `{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"file:///x"}}`, "application/json; charset=utf-8", ReasonInsufficientScope, "mcp:tools files:read"},
+		{"batch needs the union", "good", `[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_file"}},{"jsonrpc":"2.0","id":2,"method":"resources/read"}]`, json, ReasonInsufficientScope, "mcp:tools files:read files:write"},
+		{"hierarchy: files:* implies files:write", "all", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_file"}}`, json, ReasonAllow, ""},
+		{"malformed JSON fails closed", "files", `{"jsonrpc":"2.0","method":"tools/call","params":{"name":"read_fi`, json, ReasonInsufficientScope, "mcp:tools files:read files:write"},
+		{"malformed JSON, every scope held", "all", `{{{`, json, ReasonAllow, ""},
+		{"non-JSON body untouched", "good", `not json at all`, "text/plain", ReasonAllow, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := call(tc.tok, tc.body, tc.ct)
+			if d.Reason != tc.want {
+				t.Fatalf("reason %s, want %s (%v)", d.Reason, tc.want, d.Err)
+			}
+			if tc.scope != "" {
+				if got := headerOf(d, "www-authenticate"); !strings.Contains(got, `scope="`+tc.scope+`"`) || !strings.HasPrefix(got, `Bearer error="insufficient_scope"`) {
+					t.Errorf("challenge %s, want scope=%q", got, tc.scope)
+				}
+				// The same operation gets the same challenge, byte for byte.
+				if again := call(tc.tok, tc.body, tc.ct); headerOf(again, "www-authenticate") != headerOf(d, "www-authenticate") {
+					t.Error("the step-up challenge changed between identical requests")
+				}
+			}
+		})
+	}
+}

@@ -44,6 +44,9 @@ type Resource struct {
 	AllowCORSPreflight bool
 	// AllowAPIKeys accepts static API keys (a legacy path) on this resource.
 	AllowAPIKeys bool
+	// MCP maps JSON-RPC operations in the request body to further required scopes; nil: the
+	// body is never read.
+	MCP *MCPScopes
 }
 
 // IdentityHeaders names the upstream headers an allowed request carries. Empty names are not

@@ -143,11 +143,19 @@ type Resource struct {
 	ForwardAuthorization bool            `yaml:"forward_authorization"`
 	CORSPreflight        *bool           `yaml:"cors_preflight"` // default true
 	AllowAPIKeys         bool            `yaml:"allow_api_keys"`
+	MCP                  *MCP            `yaml:"mcp"`
 	Realm                string          `yaml:"realm"`
 	ResourceName         string          `yaml:"resource_name"`
 	Documentation        string          `yaml:"resource_documentation"`
 	PolicyURI            string          `yaml:"resource_policy_uri"`
 	TOSURI               string          `yaml:"resource_tos_uri"`
+}
+
+// MCP maps MCP JSON-RPC operations in the request body (Envoy with_request_body) to the
+// scopes they need beyond scopes.required.
+type MCP struct {
+	Tools   map[string][]string `yaml:"tools"`   // tools/call by tool name; "*" for any other tool
+	Methods map[string][]string `yaml:"methods"` // any JSON-RPC method, e.g. resources/read
 }
 
 type Scopes struct {

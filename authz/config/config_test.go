@@ -106,6 +106,7 @@ func TestValidationNamesTheKey(t *testing.T) {
 		{"api key in clear", "api_keys:\n  keys:\n    - {sha256: my-secret-key, subject: ci}\n" + good, "api_keys.keys[0].sha256"},
 		{"api key without subject", "api_keys:\n  keys:\n    - {sha256: " + strings.Repeat("ab", 32) + "}\n" + good, "api_keys.keys[0].subject"},
 		{"api key scheme", "api_keys:\n  scheme: \"To ken\"\n" + good, "api_keys.scheme"},
+		{"mcp tool scope", good + "    mcp:\n      tools:\n        delete: [\"bad scope\"]\n", "resources[0].mcp.tools.delete[0]"},
 		{"empty file", "", "empty"},
 		{"not yaml", "{{{", "config"},
 	}

@@ -38,9 +38,17 @@ func (c *Config) AuthzResources() []authz.Resource {
 			ResourceTOSURI:        r.TOSURI,
 			AllowCORSPreflight:    r.CORSPreflight == nil || *r.CORSPreflight,
 			AllowAPIKeys:          r.AllowAPIKeys,
+			MCP:                   mcpScopes(r.MCP),
 		})
 	}
 	return out
+}
+
+func mcpScopes(m *MCP) *authz.MCPScopes {
+	if m == nil || len(m.Tools)+len(m.Methods) == 0 {
+		return nil
+	}
+	return &authz.MCPScopes{Tools: m.Tools, Methods: m.Methods}
 }
 
 func enabled(h string) string {

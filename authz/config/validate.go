@@ -211,6 +211,20 @@ func (c *Config) Validate() error {
 				}
 			}
 		}
+		if m := r.MCP; m != nil {
+			for kind, table := range map[string]map[string][]string{"tools": m.Tools, "methods": m.Methods} {
+				for name, scopes := range table {
+					if name == "" {
+						bad(key+".mcp."+kind, "an empty name")
+					}
+					for j, sc := range scopes {
+						if !scopeTokenOK(sc) || sc == "offline_access" {
+							bad(fmt.Sprintf("%s.mcp.%s.%s[%d]", key, kind, name, j), "%q is not a scope a resource can require", sc)
+						}
+					}
+				}
+			}
+		}
 		h := r.IdentityHeaders
 		for _, f := range []struct{ name, v string }{{"subject", h.Subject}, {"client_id", h.ClientID}, {"scopes", h.Scopes}, {"issuer", h.Issuer}} {
 			checkHeaderName(bad, key+".identity_headers."+f.name, f.v)
