@@ -82,6 +82,15 @@ type Listen struct {
 	GRPC           string `yaml:"grpc"`            // ext_authz gRPC listener
 	HTTP           string `yaml:"http"`            // metadata, health; "" disables
 	GRPCReflection bool   `yaml:"grpc_reflection"` // off by default: it tells anyone the API
+	// TLS on the gRPC listener; with ClientCAFile, mTLS: only proxies with a certificate from
+	// that CA may ask. Files are re-read when they change (certificate rotation).
+	TLS TLS `yaml:"tls"`
+}
+
+type TLS struct {
+	CertFile     string `yaml:"cert_file"`
+	KeyFile      string `yaml:"key_file"`
+	ClientCAFile string `yaml:"client_ca_file"`
 }
 
 type Log struct {

@@ -107,6 +107,8 @@ func TestValidationNamesTheKey(t *testing.T) {
 		{"api key without subject", "api_keys:\n  keys:\n    - {sha256: " + strings.Repeat("ab", 32) + "}\n" + good, "api_keys.keys[0].subject"},
 		{"api key scheme", "api_keys:\n  scheme: \"To ken\"\n" + good, "api_keys.scheme"},
 		{"mcp tool scope", good + "    mcp:\n      tools:\n        delete: [\"bad scope\"]\n", "resources[0].mcp.tools.delete[0]"},
+		{"tls cert without key", "listen:\n  tls: {cert_file: /x.crt}\n" + good, "listen.tls"},
+		{"client ca without cert", "listen:\n  tls: {client_ca_file: /ca.crt}\n" + good, "listen.tls.client_ca_file"},
 		{"empty file", "", "empty"},
 		{"not yaml", "{{{", "config"},
 	}

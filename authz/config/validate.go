@@ -23,6 +23,11 @@ func (c *Config) Validate() error {
 			bad("listen.http", "%q is not host:port (e.g. 127.0.0.1:9192); leave it empty to disable", c.Listen.HTTP)
 		}
 	}
+	if t := c.Listen.TLS; (t.CertFile == "") != (t.KeyFile == "") {
+		bad("listen.tls", "cert_file and key_file go together")
+	} else if t.ClientCAFile != "" && t.CertFile == "" {
+		bad("listen.tls.client_ca_file", "mTLS needs the server's own cert_file and key_file too")
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -160,7 +161,16 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 	s.metrics = telemetry.New(stats)
 	s.ext = extauthz.New(p.core, extauthz.Options{Logger: o.Logger, OnDecision: s.onDecision})
 
-	s.grpc = grpc.NewServer()
+	var gopts []grpc.ServerOption
+	if cfg.Listen.TLS.CertFile != "" {
+		tf, err := newTLSFiles(cfg.Listen.TLS, o.Logger)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tf.serverTLS())))
+	}
+	s.grpc = grpc.NewServer(gopts...)
 	extauthz.Register(s.grpc, s.ext)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
