@@ -26,6 +26,7 @@ type Config struct {
 	Issuers      []Issuer            `yaml:"issuers"`
 	Resources    []Resource          `yaml:"resources"`
 	APIKeys      APIKeys             `yaml:"api_keys"`
+	Tracing      Tracing             `yaml:"tracing"`
 	Admin        Admin               `yaml:"admin"`
 }
 
@@ -71,6 +72,15 @@ type APIKey struct {
 	Subject  string   `yaml:"subject"`
 	ClientID string   `yaml:"client_id"`
 	Scopes   []string `yaml:"scopes"`
+}
+
+// Tracing exports one span per Check over OTLP. Off when exporter is empty.
+type Tracing struct {
+	Exporter    string  `yaml:"exporter"` // otlp-grpc or otlp-http
+	Endpoint    string  `yaml:"endpoint"` // host:port; default from OTEL_EXPORTER_OTLP_ENDPOINT
+	Insecure    bool    `yaml:"insecure"`
+	SampleRatio float64 `yaml:"sample_ratio"` // default 1 once an exporter is set
+	ServiceName string  `yaml:"service_name"`
 }
 
 // Admin protects the admin endpoints (token revocation) on the HTTP listener.

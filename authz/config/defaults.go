@@ -45,6 +45,9 @@ func (c *Config) ApplyDefaults() {
 	if r := c.Cache.Redis; r != nil && r.Timeout == 0 {
 		r.Timeout = Duration(50 * time.Millisecond)
 	}
+	if c.Tracing.Exporter != "" && c.Tracing.SampleRatio == 0 {
+		c.Tracing.SampleRatio = 1
+	}
 	if c.APIKeys.Scheme == "" {
 		c.APIKeys.Scheme = "Bearer"
 	}

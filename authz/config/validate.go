@@ -28,6 +28,14 @@ func (c *Config) Validate() error {
 	} else if t.ClientCAFile != "" && t.CertFile == "" {
 		bad("listen.tls.client_ca_file", "mTLS needs the server's own cert_file and key_file too")
 	}
+	switch c.Tracing.Exporter {
+	case "", "otlp-grpc", "otlp-http":
+	default:
+		bad("tracing.exporter", "%q: use otlp-grpc or otlp-http, or leave it empty for no tracing", c.Tracing.Exporter)
+	}
+	if r := c.Tracing.SampleRatio; r < 0 || r > 1 {
+		bad("tracing.sample_ratio", "%v: a fraction between 0 and 1", r)
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

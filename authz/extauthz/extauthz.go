@@ -25,6 +25,12 @@ import (
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mcp-authz/mcp-authz/authz"
 )
@@ -39,6 +45,10 @@ type Options struct {
 	Logger *slog.Logger
 	// OnDecision, if set, is called after every decision (logs, metrics).
 	OnDecision func(ctx context.Context, req *authz.Request, d *authz.Decision, took time.Duration)
+	// Tracer, if set, records one server span per Check. Its parent is the caller's context
+	// from the gRPC metadata, else the traceparent the proxy forwarded in the CheckRequest's
+	// HTTP headers, so the span lands in the client request's trace.
+	Tracer trace.Tracer
 }
 
 // Server implements authv3.AuthorizationServer.
@@ -47,6 +57,7 @@ type Server struct {
 	checker atomic.Pointer[checkerBox]
 	log     *slog.Logger
 	onDec   func(context.Context, *authz.Request, *authz.Decision, time.Duration)
+	tracer  trace.Tracer
 }
 
 // checkerBox pairs a decision core with the converted responses of its shared, precomputed
@@ -58,7 +69,7 @@ type checkerBox struct {
 
 // New returns a Server deciding with c.
 func New(c Checker, o Options) *Server {
-	s := &Server{log: o.Logger, onDec: o.OnDecision}
+	s := &Server{log: o.Logger, onDec: o.OnDecision, tracer: o.Tracer}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -79,6 +90,10 @@ func (s *Server) Check(ctx context.Context, in *authv3.CheckRequest) (resp *auth
 	box := s.checker.Load()
 	req := Request(in)
 	var d *authz.Decision
+	var span trace.Span
+	if s.tracer != nil {
+		ctx, span = s.startSpan(ctx, req)
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("check panicked; answered 503", "panic", p, "stack", string(debug.Stack()))
@@ -88,9 +103,64 @@ func (s *Server) Check(ctx context.Context, in *authv3.CheckRequest) (resp *auth
 		if s.onDec != nil {
 			s.onDec(ctx, req, d, time.Since(start))
 		}
+		if span != nil {
+			endSpan(span, d)
+		}
 	}()
 	d = box.c.Check(ctx, req)
 	return box.response(d), nil
+}
+
+var propagator = propagation.TraceContext{}
+
+// startSpan: gRPC metadata first (Envoy's own tracing), else the HTTP request's traceparent.
+func (s *Server) startSpan(ctx context.Context, req *authz.Request) (context.Context, trace.Span) {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		if md, ok := metadata.FromIncomingContext(ctx); ok {
+			ctx = propagator.Extract(ctx, metadataCarrier(md))
+		}
+	}
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		ctx = propagator.Extract(ctx, propagation.MapCarrier(req.Headers))
+	}
+	return s.tracer.Start(ctx, "envoy.service.auth.v3.Authorization/Check", trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("http.request.method", req.Method)))
+}
+
+// endSpan records what was decided and why, never the token or who the caller is.
+func endSpan(span trace.Span, d *authz.Decision) {
+	if d != nil {
+		span.SetAttributes(
+			attribute.String("mcp_authz.resource", d.Resource),
+			attribute.Bool("mcp_authz.allow", d.Allow),
+			attribute.String("mcp_authz.reason", d.Reason.String()),
+			attribute.Int("http.response.status_code", d.Status),
+		)
+		if d.Identity != nil {
+			span.SetAttributes(attribute.String("mcp_authz.issuer", d.Identity.Issuer), attribute.String("mcp_authz.token_source", d.Identity.Source.String()))
+		}
+		if d.Reason == authz.ReasonInternal {
+			span.SetStatus(otelcodes.Error, "internal fault")
+		}
+	}
+	span.End()
+}
+
+type metadataCarrier metadata.MD
+
+func (m metadataCarrier) Get(k string) string {
+	if v := metadata.MD(m).Get(k); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+func (m metadataCarrier) Set(k, v string) { metadata.MD(m).Set(k, v) }
+func (m metadataCarrier) Keys() []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }
 
 // Request translates a CheckRequest. It tolerates any missing part.

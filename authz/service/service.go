@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -37,14 +38,15 @@ const authzServiceName = "envoy.service.auth.v3.Authorization"
 
 // Service is one running mcp-authz.
 type Service struct {
-	cfg        *config.Config
-	log        *slog.Logger
-	opts       Options
-	live       atomic.Pointer[state] // swapped whole on reload; in-flight Checks keep theirs
-	cache      *cache.Tiered
-	redis      redis.UniversalClient
-	adminToken string
-	metrics    *telemetry.Metrics
+	cfg         *config.Config
+	log         *slog.Logger
+	opts        Options
+	live        atomic.Pointer[state] // swapped whole on reload; in-flight Checks keep theirs
+	cache       *cache.Tiered
+	redis       redis.UniversalClient
+	adminToken  string
+	metrics     *telemetry.Metrics
+	stopTracing func(context.Context) error
 
 	ext    *extauthz.Server
 	grpc   *grpc.Server
@@ -124,6 +126,8 @@ type Options struct {
 	HTTPClient *http.Client // for discovery, JWKS and introspection; default: 10 s timeout
 	Now        func() time.Time
 	Getenv     func(string) string // where secrets named by env come from; default os.Getenv
+	// TracerProvider overrides the one built from the configuration's tracing section.
+	TracerProvider trace.TracerProvider
 }
 
 // New builds everything a configuration describes without touching the network: discovery
@@ -159,7 +163,20 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 		}
 	}
 	s.metrics = telemetry.New(stats)
-	s.ext = extauthz.New(p.core, extauthz.Options{Logger: o.Logger, OnDecision: s.onDecision})
+	tp := o.TracerProvider
+	if tp == nil {
+		var shutdown func(context.Context) error
+		if tp, shutdown, err = telemetry.NewTracerProvider(context.Background(), telemetry.Tracing(cfg.Tracing)); err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.stopTracing = shutdown
+	}
+	var tracer trace.Tracer
+	if tp != nil {
+		tracer = tp.Tracer("github.com/mcp-authz/mcp-authz")
+	}
+	s.ext = extauthz.New(p.core, extauthz.Options{Logger: o.Logger, OnDecision: s.onDecision, Tracer: tracer})
 
 	var gopts []grpc.ServerOption
 	if cfg.Listen.TLS.CertFile != "" {
@@ -278,6 +295,9 @@ func (s *Service) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	s.wg.Wait()
+	if s.stopTracing != nil {
+		s.stopTracing(ctx) // flushes spans still buffered
+	}
 	s.Close()
 	s.log.Info("mcp-authz stopped")
 	return err

@@ -2,9 +2,18 @@ package service
 
 import (
 	"bytes"
+	"net"
+	"sync"
+
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/grpc"
+
 	"context"
 	"encoding/json"
 	"fmt"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -60,7 +69,17 @@ func replica(t *testing.T, issuer string, redisAddrs []string, mod func(*config.
 	return replicaLog(t, issuer, redisAddrs, mod, nil)
 }
 
+func replicaOpts(t *testing.T, issuer string, mod func(*config.Config), o Options) *Service {
+	t.Helper()
+	return replicaWith(t, issuer, nil, mod, o)
+}
+
 func replicaLog(t *testing.T, issuer string, redisAddrs []string, mod func(*config.Config), log *slog.Logger) *Service {
+	t.Helper()
+	return replicaWith(t, issuer, redisAddrs, mod, Options{Logger: log})
+}
+
+func replicaWith(t *testing.T, issuer string, redisAddrs []string, mod func(*config.Config), o Options) *Service {
 	t.Helper()
 	cfg := &config.Config{
 		Listen: config.Listen{GRPC: "127.0.0.1:0", HTTP: "127.0.0.1:0"},
@@ -82,7 +101,8 @@ func replicaLog(t *testing.T, issuer string, redisAddrs []string, mod func(*conf
 		t.Fatal(err)
 	}
 	env := map[string]string{"CACHE_SECRET": strings.Repeat("k", 32), "ADMIN_TOKEN": "admin-token", "RS_SECRET": "rs-secret"}
-	s, err := New(cfg, Options{Getenv: func(k string) string { return env[k] }, Logger: log})
+	o.Getenv = func(k string) string { return env[k] }
+	s, err := New(cfg, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,5 +458,120 @@ func TestReload(t *testing.T) {
 	}
 	if resp := checkToken(t, r, tok); resp.GetDeniedResponse().GetStatus().GetCode() != 403 {
 		t.Errorf("a refused reload changed decisions: %v", resp)
+	}
+}
+
+// One server span per Check, in the client's trace (traceparent forwarded by the proxy in
+// the CheckRequest headers), with the decision's attributes and never the token.
+func TestTracing(t *testing.T) {
+	a, srv := as(t)
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	cfg := func(c *config.Config) {}
+	r := replicaOpts(t, srv.URL, cfg, Options{TracerProvider: tp})
+	tok := a.IssueOpaque("jill", "c", []string{"mcp:tools"}, resource, time.Hour)
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	resp, err := authv3.NewAuthorizationClient(dial(t, r.GRPCAddr())).Check(context.Background(), checkReq("/mcp", map[string]string{
+		"authorization": "Bearer " + tok, "traceparent": "00-" + traceID + "-00f067aa0ba902b7-01"}))
+	if err != nil || !allowed(resp) {
+		t.Fatalf("%v %v", resp, err)
+	}
+	checkToken(t, r, "bad-token-for-tracing")
+	spans := rec.Ended()
+	if len(spans) != 2 {
+		t.Fatalf("%d spans, want one per Check", len(spans))
+	}
+	s := spans[0]
+	if s.SpanContext().TraceID().String() != traceID || s.Parent().SpanID().String() != "00f067aa0ba902b7" {
+		t.Errorf("span not in the caller's trace: trace %s parent %s", s.SpanContext().TraceID(), s.Parent().SpanID())
+	}
+	attrs := map[string]string{}
+	for _, kv := range s.Attributes() {
+		attrs[string(kv.Key)] = kv.Value.Emit()
+	}
+	if attrs["mcp_authz.allow"] != "true" || attrs["mcp_authz.reason"] != "allow" || attrs["mcp_authz.issuer"] != srv.URL || attrs["mcp_authz.token_source"] != "introspection" {
+		t.Errorf("attributes %v", attrs)
+	}
+	for _, sp := range spans {
+		for _, kv := range sp.Attributes() {
+			if v := kv.Value.Emit(); strings.Contains(v, tok) || strings.Contains(v, "bad-token-for-tracing") || strings.Contains(v, "jill") {
+				t.Errorf("span attribute %s carries a token or the subject", kv.Key)
+			}
+		}
+	}
+	if spans[1].Parent().IsValid() {
+		t.Error("a Check without trace context got a parent")
+	}
+}
+
+// otlpReceiver is a real OTLP/gRPC trace endpoint on loopback (the collector's wire API),
+// standing in for Jaeger's OTLP port, which is not built in this test run.
+type otlpReceiver struct {
+	coltracepb.UnimplementedTraceServiceServer
+	mu    sync.Mutex
+	spans []*tracepb.Span
+	names []string
+}
+
+func (o *otlpReceiver) Export(_ context.Context, req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, rs := range req.GetResourceSpans() {
+		for _, a := range rs.GetResource().GetAttributes() {
+			if a.GetKey() == "service.name" {
+				o.names = append(o.names, a.GetValue().GetStringValue())
+			}
+		}
+		for _, ss := range rs.GetScopeSpans() {
+			o.spans = append(o.spans, ss.GetSpans()...)
+		}
+	}
+	return &coltracepb.ExportTraceServiceResponse{}, nil
+}
+
+func TestTracingExportsOverOTLP(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv := &otlpReceiver{}
+	g := grpc.NewServer()
+	coltracepb.RegisterTraceServiceServer(g, recv)
+	go g.Serve(ln)
+	defer g.Stop()
+
+	a, srv := as(t)
+	cfg := &config.Config{
+		Listen:    config.Listen{GRPC: "127.0.0.1:0"},
+		Dev:       config.Dev{AllowHTTP: true},
+		Tracing:   config.Tracing{Exporter: "otlp-grpc", Endpoint: ln.Addr().String(), Insecure: true, ServiceName: "mcp-authz-test"},
+		Issuers:   []config.Issuer{{Issuer: srv.URL}},
+		Resources: []config.Resource{{Resource: resource, Scopes: config.Scopes{Required: []string{"mcp:tools"}}}},
+	}
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := a.Mint(map[string]any{"iss": srv.URL, "sub": "kim", "aud": resource, "exp": time.Now().Add(time.Hour).Unix(), "scope": "mcp:tools"}, demoas.MintOptions{})
+	checkToken(t, s, tok)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil { // flushes the batch
+		t.Fatal(err)
+	}
+	recv.mu.Lock()
+	defer recv.mu.Unlock()
+	if len(recv.spans) != 1 || recv.spans[0].GetName() != "envoy.service.auth.v3.Authorization/Check" || len(recv.names) == 0 || recv.names[0] != "mcp-authz-test" {
+		t.Fatalf("received %d spans %v from %v", len(recv.spans), recv.spans, recv.names)
+	}
+	if strings.Contains(recv.spans[0].String(), tok) || strings.Contains(recv.spans[0].String(), "kim") {
+		t.Error("the exported span carries the token or the subject")
 	}
 }
