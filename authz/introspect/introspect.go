@@ -1,26 +1,44 @@
-// Package introspect verifies opaque access tokens through OAuth 2.0 Token Introspection
-// (RFC 7662): POST the token to the authorization server's introspection endpoint with client
-// authentication (§2.1, RFC 6749 §2.3.1), and turn an active answer (§2.2) into an Identity.
-// Even an active answer is re-checked locally: iss, exp, nbf and token_type here, aud and
-// scope per resource by the decision core, as for JWTs.
+// Package introspect verifies opaque access tokens through OAuth 2.0 Token Introspection.
 //
-// An endpoint that cannot answer (down, slow, 5xx, our credentials refused, garbage) makes the
-// token's validity unknown: that is identity.ErrUnavailable, never ErrInvalid, so it is never
-// cached as invalid. Only active:false, or an active token that fails a local check, is invalid.
+// It implements the protected-resource side of:
+//   - RFC 7662 §2.1: the token is POSTed as an application/x-www-form-urlencoded form with
+//     token_type_hint=access_token, and the call is authenticated as a client;
+//   - RFC 6749 §2.3.1: client_secret_basic (client id and secret form-urlencoded before the
+//     Basic encoding, so ':' or '%' in either survive) or client_secret_post;
+//   - RFC 7662 §2.2: "active" is required and must be a boolean; an active answer is re-checked
+//     here (iss identical to the configured issuer, exp, nbf, token_type) and reduced to an
+//     Identity; aud and scope are checked per resource by the decision core, as for JWTs;
+//   - RFC 9449 §7.2: a DPoP-bound token (token_type DPoP) presented as a Bearer token is refused;
+//   - RFC 7662 §4: the caller caches an answer no longer than its exp. When the answer has no
+//     exp, Identity.Expiry stays zero and the caller's own maximum TTL is the only bound;
+//   - RFC 8414 §3: without a configured endpoint, introspection_endpoint is discovered from the
+//     issuer's metadata (package asmeta), lazily, with backoff after failures.
+//
+// An answer without "aud" yields an Identity with no audience, which no resource accepts: MCP
+// requires tokens bound to the resource (RFC 8707), so the authorization server must return
+// aud in its introspection answers.
+//
+// An endpoint that cannot answer (down, slow, redirecting, 5xx, our credentials refused,
+// oversized or not a JSON object, no boolean active) leaves the token's validity unknown: that
+// is identity.ErrUnavailable, never ErrInvalid, so it is never cached as invalid. Only
+// active:false, or an active token that fails a local check, is invalid.
 package introspect
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -29,321 +47,564 @@ import (
 	"github.com/mcp-authz/mcp-authz/authz/identity"
 )
 
-// Config configures a Verifier.
+// Config configures the Verifier of one authorization server.
 type Config struct {
-	Issuer        string // the AS: expected iss, and where the endpoint is discovered
-	Endpoint      string // default: introspection_endpoint from the AS metadata, fetched lazily
-	ClientID      string
-	ClientSecret  string // never logged or put in errors
-	AuthMethod    string // "client_secret_basic" (default) or "client_secret_post"
-	Timeout       time.Duration
-	MaxResponse   int64
-	MaxConcurrent int           // calls in flight per issuer; default 64
-	QueueWait     time.Duration // how long an excess call waits for a slot; default 100ms
-	Claims        []string      // extra claims copied into Identity.Claims
-	HTTPClient    *http.Client
-	Now           func() time.Time
-	Logger        *slog.Logger
+	// Issuer is the authorization server: the iss an answer must carry when it has one, the
+	// Issuer of every Identity, and where the endpoint is discovered.
+	Issuer string
+	// Endpoint is the introspection endpoint. Empty: introspection_endpoint from the issuer's
+	// RFC 8414 (or OIDC) metadata, fetched on first use.
+	Endpoint     string
+	ClientID     string
+	ClientSecret string // never logged or put in errors
+	// AuthMethod is "client_secret_basic" (default) or "client_secret_post".
+	AuthMethod string
+	// Timeout bounds one introspection call (and a caller's wait for discovery); default 2 s.
+	Timeout time.Duration
+	// MaxResponse caps an answer's size in bytes; default 64 KiB.
+	MaxResponse int64
+	// MaxConcurrent bounds the calls in flight to this authorization server; default 64. A
+	// call beyond it waits up to QueueWait (default 100 ms) for a slot, then is unavailable.
+	MaxConcurrent int
+	QueueWait     time.Duration
+	// ClockSkew is the leeway for exp and nbf; zero means none.
+	ClockSkew time.Duration
+	// Claims names extra members copied, stringified, into Identity.Claims ("username", say).
+	Claims []string
+	// HTTPClient makes the calls; default one with its own connection pool sized for
+	// MaxConcurrent. Redirects are never followed on introspection calls, whatever the client.
+	HTTPClient *http.Client
+	Now        func() time.Time
+	Logger     *slog.Logger
 }
 
-// Verifier introspects tokens at one authorization server.
+// Verifier introspects tokens at one authorization server. It is safe for concurrent use.
 type Verifier struct {
-	cfg   Config
-	slots chan struct{}
-	log   *slog.Logger
+	issuer    string
+	cred      *credentials // a pointer, so that printing a Verifier shows no secret
+	timeout   time.Duration
+	maxResp   int64
+	queueWait time.Duration
+	skew      time.Duration
+	claims    []string
+	client    *http.Client // introspection calls: never follows redirects
+	discovery *http.Client // metadata; nil is asmeta's default
+	now       func() time.Time
+	log       *slog.Logger
+	slots     chan struct{}
 
-	discover   singleflight.Group
-	mu         sync.Mutex
-	endpoint   string
-	nextTry    time.Time
-	backoff    time.Duration
-	lastErrMsg string
+	endpoint atomic.Pointer[string] // configured, or once discovered
+	sf       singleflight.Group
+	mu       sync.Mutex
+	retryAt  time.Time // no discovery attempt before this
+	backoff  time.Duration
+	lastErr  error
 }
 
-// New checks the configuration; it performs no network I/O.
+// credentials are what authenticates us at the authorization server, in their wire forms.
+type credentials struct {
+	authorization []string // client_secret_basic: the Authorization header value
+	formSuffix    string   // client_secret_post: "&client_id=…&client_secret=…"
+}
+
+const (
+	defaultTimeout       = 2 * time.Second
+	defaultMaxResponse   = 64 << 10
+	defaultMaxConcurrent = 64
+	defaultQueueWait     = 100 * time.Millisecond
+	discoveryTimeout     = 10 * time.Second
+	minBackoff           = time.Second
+	maxBackoff           = 30 * time.Second
+	// maxTokenLen: real access tokens are 1–4 KiB; a longer one is not sent anywhere.
+	maxTokenLen = 16 << 10
+	// maxNumericDate is 9999-12-31T23:59:59Z; a later exp or nbf is a broken answer.
+	maxNumericDate = 253402300799
+)
+
+// New checks cfg and returns a Verifier. It performs no network I/O: a missing endpoint is
+// discovered on the first Verify.
 func New(cfg Config) (*Verifier, error) {
 	var errs []error
-	if u, err := url.Parse(cfg.Issuer); err != nil || !u.IsAbs() {
-		errs = append(errs, errors.New("introspect: issuer: absolute URL required"))
+	if err := checkURL(cfg.Issuer); err != nil {
+		errs = append(errs, fmt.Errorf("introspect: issuer %q: %v", cfg.Issuer, err))
 	}
 	if cfg.Endpoint != "" {
-		if u, err := url.Parse(cfg.Endpoint); err != nil || !u.IsAbs() {
-			errs = append(errs, errors.New("introspect: endpoint: absolute URL required"))
+		// Not echoed: an endpoint may carry userinfo.
+		if err := checkURL(cfg.Endpoint); err != nil {
+			errs = append(errs, fmt.Errorf("introspect: endpoint: %v", err))
 		}
 	}
 	if cfg.ClientID == "" || cfg.ClientSecret == "" {
-		errs = append(errs, errors.New("introspect: client credentials required (RFC 7662 §2.1)"))
+		errs = append(errs, errors.New("introspect: client_id and client_secret are required (RFC 7662 §2.1)"))
 	}
+	post := false
 	switch cfg.AuthMethod {
-	case "":
-		cfg.AuthMethod = "client_secret_basic"
-	case "client_secret_basic", "client_secret_post":
+	case "", "client_secret_basic":
+	case "client_secret_post":
+		post = true
 	default:
 		errs = append(errs, fmt.Errorf("introspect: auth method %q: use client_secret_basic or client_secret_post", cfg.AuthMethod))
+	}
+	for _, d := range []struct {
+		name string
+		neg  bool
+	}{{"timeout", cfg.Timeout < 0}, {"max response", cfg.MaxResponse < 0},
+		{"max concurrent", cfg.MaxConcurrent < 0}, {"queue wait", cfg.QueueWait < 0}, {"clock skew", cfg.ClockSkew < 0}} {
+		if d.neg {
+			errs = append(errs, fmt.Errorf("introspect: %s is negative", d.name))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 2 * time.Second
-	}
-	if cfg.MaxResponse <= 0 {
-		cfg.MaxResponse = 64 << 10
-	}
-	if cfg.MaxConcurrent <= 0 {
-		cfg.MaxConcurrent = 64
-	}
-	if cfg.QueueWait <= 0 {
-		cfg.QueueWait = 100 * time.Millisecond
-	}
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	return &Verifier{cfg: cfg, slots: make(chan struct{}, cfg.MaxConcurrent), log: cfg.Logger, endpoint: cfg.Endpoint}, nil
-}
 
-// Issuer is the authorization server this verifier asks.
-func (v *Verifier) Issuer() string { return v.cfg.Issuer }
-
-func unavailable(format string, args ...any) error {
-	return fmt.Errorf("%w: introspect: "+format, append([]any{identity.ErrUnavailable}, args...)...)
-}
-
-func invalid(reason string) error {
-	return fmt.Errorf("%w: introspect: %s", identity.ErrInvalid, reason)
-}
-
-// endpointURL discovers the endpoint once, backing off from 1 s to 30 s between failures.
-func (v *Verifier) endpointURL(ctx context.Context) (string, error) {
-	v.mu.Lock()
-	ep, wait, last := v.endpoint, v.nextTry, v.lastErrMsg
-	v.mu.Unlock()
-	if ep != "" {
-		return ep, nil
+	v := &Verifier{
+		issuer:    cfg.Issuer,
+		cred:      &credentials{},
+		timeout:   orDefault(cfg.Timeout, defaultTimeout),
+		maxResp:   orDefault(cfg.MaxResponse, defaultMaxResponse),
+		queueWait: orDefault(cfg.QueueWait, defaultQueueWait),
+		skew:      cfg.ClockSkew,
+		discovery: cfg.HTTPClient,
+		now:       cfg.Now,
+		log:       cfg.Logger,
 	}
-	if v.cfg.Now().Before(wait) {
-		return "", unavailable("endpoint not discovered yet (%s)", last)
+	n := orDefault(cfg.MaxConcurrent, defaultMaxConcurrent)
+	v.slots = make(chan struct{}, n)
+	if post {
+		v.cred.formSuffix = "&client_id=" + url.QueryEscape(cfg.ClientID) + "&client_secret=" + url.QueryEscape(cfg.ClientSecret)
+	} else {
+		// RFC 6749 §2.3.1: each part is form-urlencoded first, then "id:secret" is Base64'd.
+		pair := url.QueryEscape(cfg.ClientID) + ":" + url.QueryEscape(cfg.ClientSecret)
+		v.cred.authorization = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte(pair))}
 	}
-	r, err, _ := v.discover.Do("", func() (any, error) {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		m, err := asmeta.Discover(dctx, v.cfg.HTTPClient, v.cfg.Issuer)
-		if err == nil && m.IntrospectionEndpoint == "" {
-			err = errors.New("the metadata has no introspection_endpoint")
+	for _, c := range cfg.Claims {
+		if c != "" {
+			v.claims = append(v.claims, c)
 		}
-		v.mu.Lock()
-		defer v.mu.Unlock()
-		if err != nil {
-			v.backoff = min(max(2*v.backoff, time.Second), 30*time.Second)
-			v.nextTry = v.cfg.Now().Add(v.backoff)
-			v.lastErrMsg = err.Error()
-			return "", unavailable("discovery: %v", err)
-		}
-		v.endpoint = m.IntrospectionEndpoint
-		return v.endpoint, nil
-	})
-	if err != nil {
-		return "", err
 	}
-	return r.(string), nil
+	if v.now == nil {
+		v.now = time.Now
+	}
+	if v.log == nil {
+		v.log = slog.New(slog.DiscardHandler)
+	}
+	var c http.Client
+	if cfg.HTTPClient != nil {
+		c = *cfg.HTTPClient
+	} else if t, ok := http.DefaultTransport.(*http.Transport); ok {
+		// The default transport keeps 2 idle connections per host: with many calls in
+		// flight that means a new TCP (and TLS) connection for most of them.
+		t = t.Clone()
+		t.MaxIdleConnsPerHost = n
+		c.Transport = t
+	}
+	// A redirect would resend the form, token and all, to wherever it points (307/308).
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	v.client = &c
+	if cfg.Endpoint != "" {
+		ep := cfg.Endpoint
+		v.endpoint.Store(&ep)
+	}
+	return v, nil
 }
 
-// response holds the RFC 7662 §2.2 members we use; Active is a pointer because its absence
-// is a broken server, not an inactive token.
-type response struct {
-	Active    *bool           `json:"active"`
-	Scope     string          `json:"scope"`
-	ClientID  string          `json:"client_id"`
-	Username  string          `json:"username"`
-	TokenType string          `json:"token_type"`
-	Exp       *json.Number    `json:"exp"`
-	Nbf       *json.Number    `json:"nbf"`
-	Sub       string          `json:"sub"`
-	Aud       json.RawMessage `json:"aud"`
-	Iss       string          `json:"iss"`
+func orDefault[T int | int64 | time.Duration](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
 }
 
-// Verify introspects token.
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return errors.New("must be an absolute http(s) URL")
+	}
+	return nil
+}
+
+// Issuer is the authorization server this Verifier asks.
+func (v *Verifier) Issuer() string { return v.issuer }
+
+// Verify introspects token. Errors wrap identity.ErrInvalid (the authorization server says
+// the token is not active, or it fails a local check) or identity.ErrUnavailable (no usable
+// answer), with a short reason that never holds the token or the client secret.
 func (v *Verifier) Verify(ctx context.Context, token string) (identity.Identity, error) {
+	if token == "" {
+		return identity.Identity{}, errEmpty
+	}
+	if len(token) > maxTokenLen {
+		return identity.Identity{}, errTooLong
+	}
+	id, err := v.verify(ctx, token)
+	if err != nil && errors.Is(err, identity.ErrUnavailable) && !errors.Is(err, errLogged) {
+		if ctx.Err() != nil { // our caller gave up: not the authorization server's doing
+			v.log.Debug("introspect: cancelled", "issuer", v.issuer, "error", err)
+		} else {
+			v.log.Warn("introspect: no usable answer", "issuer", v.issuer, "error", err)
+		}
+	}
+	return id, err
+}
+
+func (v *Verifier) verify(ctx context.Context, token string) (identity.Identity, error) {
 	ep, err := v.endpointURL(ctx)
 	if err != nil {
 		return identity.Identity{}, err
 	}
-	// Bound the load on the IdP: a slot, or a short wait for one, or unavailable.
+	// Bound the load on the authorization server: a slot now, or within QueueWait, or none.
 	select {
 	case v.slots <- struct{}{}:
 	default:
-		t := time.NewTimer(v.cfg.QueueWait)
+		t := time.NewTimer(v.queueWait)
 		select {
 		case v.slots <- struct{}{}:
 			t.Stop()
 		case <-t.C:
-			return identity.Identity{}, unavailable("too many introspection calls in flight")
+			return identity.Identity{}, errBusy
 		case <-ctx.Done():
 			t.Stop()
-			return identity.Identity{}, unavailable("cancelled while waiting for a slot")
+			return identity.Identity{}, unavailable("introspect: cancelled waiting for a slot", ctx.Err())
 		}
 	}
-	defer func() { <-v.slots }()
-
-	raw, err := v.call(ctx, ep, token)
+	body, err := v.call(ctx, ep, token)
+	<-v.slots
 	if err != nil {
-		v.log.Warn("introspection failed", "issuer", v.cfg.Issuer, "error", err)
 		return identity.Identity{}, err
 	}
-	return v.identity(raw)
+	return v.identity(body)
 }
 
+// call POSTs token to ep and returns the body of a 200 answer.
 func (v *Verifier) call(ctx context.Context, ep, token string) ([]byte, error) {
-	cctx, cancel := context.WithTimeout(ctx, v.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, v.timeout)
 	defer cancel()
-	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
-	if v.cfg.AuthMethod == "client_secret_post" {
-		form.Set("client_id", v.cfg.ClientID)
-		form.Set("client_secret", v.cfg.ClientSecret)
-	}
-	req, err := http.NewRequestWithContext(cctx, http.MethodPost, ep, strings.NewReader(form.Encode()))
+	form := "token=" + url.QueryEscape(token) + "&token_type_hint=access_token" + v.cred.formSuffix
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep, strings.NewReader(form))
 	if err != nil {
-		return nil, unavailable("bad endpoint")
+		return nil, errBadEndpoint
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	if v.cfg.AuthMethod == "client_secret_basic" {
-		// RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
-		req.SetBasicAuth(url.QueryEscape(v.cfg.ClientID), url.QueryEscape(v.cfg.ClientSecret))
+	// Shared, never-modified header values: the transport only reads them.
+	req.Header["Content-Type"] = formContentType
+	req.Header["Accept"] = acceptJSON
+	if v.cred.authorization != nil {
+		req.Header["Authorization"] = v.cred.authorization
 	}
-	resp, err := v.cfg.HTTPClient.Do(req)
+	resp, err := v.client.Do(req)
 	if err != nil {
-		// url.Error carries the URL only; the form (token, secret) is never in it.
+		// *url.Error adds method and URL to the cause (refused, timeout); the URL may carry
+		// userinfo, the form never appears.
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, unavailable("request: %v", err)
+		return nil, unavailable("introspect: request failed", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		// Drain a little so the connection can be reused; the body is not logged.
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
-		return nil, unavailable("endpoint answered %d", resp.StatusCode)
+		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+			return nil, unavailable("introspect: our client credentials were refused", statusError(resp.StatusCode))
+		}
+		return nil, unavailable("introspect: unexpected answer", statusError(resp.StatusCode))
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, v.cfg.MaxResponse+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, v.maxResp+1))
 	if err != nil {
-		return nil, unavailable("reading the answer: %v", err)
+		return nil, unavailable("introspect: reading the answer", err)
 	}
-	if int64(len(body)) > v.cfg.MaxResponse {
-		return nil, unavailable("answer larger than %d bytes", v.cfg.MaxResponse)
+	if int64(len(body)) > v.maxResp {
+		return nil, errTooLarge
 	}
 	return body, nil
 }
 
-func (v *Verifier) identity(raw []byte) (identity.Identity, error) {
-	var r response
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	dec.UseNumber()
-	if err := dec.Decode(&r); err != nil {
-		return identity.Identity{}, unavailable("answer is not a JSON object")
+var (
+	formContentType = []string{"application/x-www-form-urlencoded"}
+	acceptJSON      = []string{"application/json"}
+)
+
+type statusError int
+
+func (s statusError) Error() string { return fmt.Sprintf("status %d", int(s)) }
+
+// endpointURL returns the configured or discovered endpoint, discovering it when needed: one
+// attempt at a time for all callers, none during the backoff after a failure (1 s doubling to
+// 30 s). A caller waits for discovery no longer than its context or the call timeout allow;
+// the attempt itself goes on, for the callers after it.
+func (v *Verifier) endpointURL(ctx context.Context) (string, error) {
+	if ep := v.endpoint.Load(); ep != nil {
+		return *ep, nil
 	}
-	if r.Active == nil {
-		return identity.Identity{}, unavailable("answer has no boolean active (RFC 7662 §2.2)")
+	v.mu.Lock()
+	if v.now().Before(v.retryAt) {
+		err := v.lastErr
+		v.mu.Unlock()
+		return "", &verifyError{reason: "introspect: endpoint unknown, backing off after", class: identity.ErrUnavailable, cause: err, also: errLogged}
 	}
-	if !*r.Active {
-		return identity.Identity{}, invalid("inactive")
-	}
-	if r.Iss != "" && r.Iss != v.cfg.Issuer {
-		return identity.Identity{}, invalid("iss is another issuer")
-	}
-	// RFC 9449 §7.2: a DPoP-bound token presented as a Bearer token is refused.
-	if r.TokenType != "" && !strings.EqualFold(r.TokenType, "Bearer") {
-		return identity.Identity{}, invalid("token_type is not Bearer")
-	}
-	now := v.cfg.Now()
-	id := identity.Identity{
-		Issuer: v.cfg.Issuer, Subject: r.Sub, ClientID: r.ClientID,
-		Scopes: strings.Fields(r.Scope), Source: identity.SourceIntrospection,
-	}
-	if r.Exp != nil {
-		exp, err := numericDate(*r.Exp)
-		if err != nil {
-			return identity.Identity{}, unavailable("exp is not a number")
+	ch := v.sf.DoChan("", func() (any, error) { return nil, v.discover(context.WithoutCancel(ctx)) })
+	v.mu.Unlock()
+	t := time.NewTimer(v.timeout)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return "", &verifyError{reason: "introspect: discovery failed", class: identity.ErrUnavailable, cause: r.Err, also: errLogged}
 		}
-		if !now.Before(exp) {
-			return identity.Identity{}, invalid("expired")
+		return *v.endpoint.Load(), nil
+	case <-ctx.Done():
+		return "", unavailable("introspect: cancelled waiting for discovery", ctx.Err())
+	case <-t.C:
+		return "", unavailable("introspect: discovery still running", context.DeadlineExceeded)
+	}
+}
+
+func (v *Verifier) discover(ctx context.Context) error {
+	if v.endpoint.Load() != nil { // a flight that ended just before this one started
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, discoveryTimeout)
+	defer cancel()
+	md, err := asmeta.Discover(ctx, v.discovery, v.issuer)
+	if err == nil {
+		err = checkDiscovered(v.issuer, md.IntrospectionEndpoint)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if err != nil {
+		v.backoff = min(max(2*v.backoff, minBackoff), maxBackoff)
+		v.retryAt = v.now().Add(v.backoff)
+		v.lastErr = err
+		v.log.Warn("introspect: discovering the endpoint failed", "issuer", v.issuer, "error", err, "retry_in", v.backoff)
+		return err
+	}
+	ep := md.IntrospectionEndpoint
+	v.endpoint.Store(&ep)
+	v.backoff, v.retryAt, v.lastErr = 0, time.Time{}, nil
+	v.log.Info("introspect: endpoint discovered", "issuer", v.issuer, "endpoint", ep)
+	return nil
+}
+
+// checkDiscovered refuses an endpoint we would not send a token and secret to: none, not a
+// URL, or plain http under an https issuer (a metadata document must not downgrade us).
+func checkDiscovered(issuer, ep string) error {
+	if ep == "" {
+		return errors.New("the metadata has no introspection_endpoint")
+	}
+	if checkURL(ep) != nil {
+		return errors.New("the metadata's introspection_endpoint is not an absolute http(s) URL")
+	}
+	if strings.HasPrefix(issuer, "https:") && !strings.HasPrefix(ep, "https:") {
+		return errors.New("the metadata's introspection_endpoint is not https")
+	}
+	return nil
+}
+
+// answer holds the RFC 7662 §2.2 members we use. Active, Iss, Exp and Nbf are pointers
+// because absent differs from zero; a member of the wrong JSON type makes the answer broken.
+type answer struct {
+	Active    *bool      `json:"active"`
+	Iss       *string    `json:"iss"`
+	Sub       string     `json:"sub"`
+	ClientID  string     `json:"client_id"`
+	TokenType string     `json:"token_type"`
+	Aud       stringList `json:"aud"`
+	Scope     stringList `json:"scope"`
+	Exp       *float64   `json:"exp"`
+	Nbf       *float64   `json:"nbf"`
+}
+
+// stringList is a member that may be a string or an array of strings: aud (RFC 7662 §2.2,
+// RFC 7519 §4.1.3). For scope, a string is space-separated (RFC 7662 §2.2); an array is
+// accepted too, as some servers send one.
+type stringList []string
+
+func (l *stringList) UnmarshalJSON(b []byte) error {
+	switch {
+	case len(b) > 0 && b[0] == '[':
+		return json.Unmarshal(b, (*[]string)(l))
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*l = strings.Fields(s)
+		return nil
+	case bytes.Equal(b, []byte("null")):
+		*l = nil
+		return nil
+	}
+	return errors.New("neither a string nor an array of strings")
+}
+
+// identity checks an answer and reduces it to an Identity.
+func (v *Verifier) identity(body []byte) (identity.Identity, error) {
+	var a answer
+	// One JSON object, nothing else: "null" or an array would decode as an empty answer.
+	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return identity.Identity{}, errNotJSON
+	}
+	if err := json.Unmarshal(body, &a); err != nil {
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &te) && te.Field == "active":
+			return identity.Identity{}, errNoActive
+		case json.Valid(body):
+			return identity.Identity{}, errMemberType
+		}
+		return identity.Identity{}, errNotJSON
+	}
+	if a.Active == nil {
+		return identity.Identity{}, errNoActive
+	}
+	if !*a.Active {
+		return identity.Identity{}, errInactive
+	}
+	if a.Iss != nil && *a.Iss != v.issuer {
+		return identity.Identity{}, errIssuer
+	}
+	// RFC 9449 §7.2: a DPoP-bound token must come with its proof, not as a Bearer token.
+	if a.TokenType != "" && !strings.EqualFold(a.TokenType, "Bearer") {
+		return identity.Identity{}, errTokenType
+	}
+	now := v.now()
+	id := identity.Identity{
+		Issuer:   v.issuer,
+		Subject:  a.Sub,
+		ClientID: a.ClientID,
+		Source:   identity.SourceIntrospection,
+	}
+	// Empty stays nil, which no resource accepts (see the package doc).
+	if len(a.Aud) > 0 {
+		id.Audience = a.Aud
+	}
+	if len(a.Scope) > 0 {
+		id.Scopes = a.Scope
+	}
+	if a.Exp != nil {
+		exp, ok := numericDate(*a.Exp)
+		if !ok {
+			return identity.Identity{}, errBadTime
+		}
+		if !now.Before(exp.Add(v.skew)) {
+			return identity.Identity{}, errExpired
 		}
 		id.Expiry = exp
 	}
-	if r.Nbf != nil {
-		nbf, err := numericDate(*r.Nbf)
-		if err != nil {
-			return identity.Identity{}, unavailable("nbf is not a number")
+	if a.Nbf != nil {
+		nbf, ok := numericDate(*a.Nbf)
+		if !ok {
+			return identity.Identity{}, errBadTime
 		}
-		if now.Before(nbf) {
-			return identity.Identity{}, invalid("not yet valid")
+		if nbf.After(now.Add(v.skew)) {
+			return identity.Identity{}, errNotYet
 		}
 		id.NotBefore = nbf
 	}
-	// No aud leaves Audience empty, which no resource accepts: MCP requires audience binding,
-	// so an AS must say whom the token is for.
-	switch a := strings.TrimSpace(string(r.Aud)); {
-	case a == "" || a == "null":
-	case strings.HasPrefix(a, "["):
-		if err := json.Unmarshal(r.Aud, &id.Audience); err != nil {
-			return identity.Identity{}, unavailable("aud is neither a string nor an array of strings")
-		}
-	default:
-		var s string
-		if err := json.Unmarshal(r.Aud, &s); err != nil {
-			return identity.Identity{}, unavailable("aud is neither a string nor an array of strings")
-		}
-		id.Audience = []string{s}
-	}
-	if len(v.cfg.Claims) > 0 {
-		var all map[string]any
-		if json.Unmarshal(raw, &all) == nil {
-			for _, c := range v.cfg.Claims {
-				if s, ok := stringify(all[c]); ok {
-					if id.Claims == nil {
-						id.Claims = map[string]string{}
-					}
-					id.Claims[c] = s
-				}
-			}
-		}
+	if len(v.claims) > 0 {
+		id.Claims = v.extraClaims(body)
 	}
 	return id, nil
 }
 
-func numericDate(n json.Number) (time.Time, error) {
-	f, err := n.Float64()
-	if err != nil {
-		return time.Time{}, err
+// extraClaims stringifies the configured members: strings as they are, numbers as written,
+// booleans, arrays of strings joined with ","; objects, null and mixed arrays are left out.
+func (v *Verifier) extraClaims(body []byte) map[string]string {
+	var all map[string]json.RawMessage
+	if json.Unmarshal(body, &all) != nil { // cannot fail: body decoded above
+		return nil
 	}
-	return time.Unix(int64(f), 0), nil
+	var out map[string]string
+	for _, name := range v.claims {
+		raw, ok := all[name]
+		if !ok || len(raw) == 0 {
+			continue
+		}
+		var s string
+		switch raw[0] {
+		case '"':
+			if json.Unmarshal(raw, &s) != nil {
+				continue
+			}
+		case '[':
+			var l []string
+			if json.Unmarshal(raw, &l) != nil {
+				continue
+			}
+			s = strings.Join(l, ",")
+		case '{', 'n':
+			continue
+		default: // number, true, false
+			s = string(raw)
+		}
+		if out == nil {
+			out = make(map[string]string, len(v.claims))
+		}
+		out[name] = s
+	}
+	return out
 }
 
-func stringify(v any) (string, bool) {
-	switch x := v.(type) {
-	case string:
-		return x, true
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64), true
-	case bool:
-		return strconv.FormatBool(x), true
-	case []any:
-		parts := make([]string, 0, len(x))
-		for _, e := range x {
-			s, ok := e.(string)
-			if !ok {
-				return "", false
-			}
-			parts = append(parts, s)
-		}
-		return strings.Join(parts, ","), true
+func numericDate(f float64) (time.Time, bool) {
+	if !(f >= 0 && f <= maxNumericDate) {
+		return time.Time{}, false
 	}
-	return "", false
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), true
 }
+
+// verifyError is a verification failure: a fixed private reason, the class callers branch
+// on, and for unavailability the cause (our own errors, which never hold a token or secret).
+type verifyError struct {
+	reason string
+	class  error
+	cause  error
+	also   error // an internal marker, for errors.Is
+}
+
+func (e *verifyError) Error() string {
+	if e.cause != nil {
+		return e.reason + ": " + e.cause.Error()
+	}
+	return e.reason
+}
+
+func (e *verifyError) Unwrap() []error {
+	errs := []error{e.class}
+	if e.cause != nil {
+		errs = append(errs, e.cause)
+	}
+	if e.also != nil {
+		errs = append(errs, e.also)
+	}
+	return errs
+}
+
+func invalid(reason string) error { return &verifyError{reason: reason, class: identity.ErrInvalid} }
+
+func unavailable(reason string, cause error) error {
+	return &verifyError{reason: reason, class: identity.ErrUnavailable, cause: cause}
+}
+
+// errLogged marks discovery errors, which are logged once per attempt rather than once per
+// caller.
+var errLogged = errors.New("already logged")
+
+// Fixed reasons allocate once: the deny path is as hot as the allow path under attack.
+var (
+	errEmpty       = invalid("introspect: empty token")
+	errTooLong     = invalid("introspect: token too long")
+	errInactive    = invalid("introspect: not active")
+	errIssuer      = invalid("introspect: iss is another issuer")
+	errTokenType   = invalid("introspect: token_type is not Bearer")
+	errExpired     = invalid("introspect: expired")
+	errNotYet      = invalid("introspect: not yet valid (nbf)")
+	errBusy        = unavailable("introspect: too many calls in flight", nil)
+	errBadEndpoint = unavailable("introspect: cannot build a request for the endpoint", nil)
+	errTooLarge    = unavailable("introspect: answer too large", nil)
+	errNotJSON     = unavailable("introspect: answer is not a JSON object", nil)
+	errMemberType  = unavailable("introspect: answer has a member of the wrong JSON type", nil)
+	errNoActive    = unavailable("introspect: answer has no boolean active (RFC 7662 §2.2)", nil)
+	errBadTime     = unavailable("introspect: answer has a malformed exp or nbf", nil)
+)

@@ -88,6 +88,7 @@ func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authoriz
 				AuthMethod:    in.AuthMethod,
 				Timeout:       in.Timeout.D(),
 				MaxConcurrent: in.MaxConcurrent,
+				ClockSkew:     cfg.ClockSkew.D(),
 				Claims:        claims,
 				HTTPClient:    o.HTTPClient,
 				Now:           o.Now,
