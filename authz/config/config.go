@@ -133,11 +133,16 @@ type Cache struct {
 
 // Issuer is an authorization server whose JWT access tokens are verified locally.
 type Issuer struct {
-	Issuer          string   `yaml:"issuer"`
-	JWKSURI         string   `yaml:"jwks_uri"`    // default: from RFC 8414 or OIDC discovery
-	Algorithms      []string `yaml:"algorithms"`  // default RS256, ES256, PS256, EdDSA
-	RequireTyp      *bool    `yaml:"require_typ"` // RFC 9068 typ at+jwt; default true
+	Issuer     string   `yaml:"issuer"`
+	JWKSURI    string   `yaml:"jwks_uri"`    // default: from RFC 8414 or OIDC discovery
+	Algorithms []string `yaml:"algorithms"`  // default RS256, ES256, PS256, EdDSA
+	RequireTyp *bool    `yaml:"require_typ"` // RFC 9068 typ at+jwt; default true
+	// AllowTyp: further typ values accepted beside at+jwt, for issuers that send "JWT".
+	AllowTyp        []string `yaml:"allow_typ"`
 	RefreshInterval Duration `yaml:"jwks_refresh_interval"`
+	// JWKSMaxStale: how long keys past their Cache-Control lifetime keep verifying while the
+	// issuer is unreachable; default 24h.
+	JWKSMaxStale Duration `yaml:"jwks_max_stale"`
 	// VerifyJWT: verify this issuer's JWTs locally (default true). False for an issuer of
 	// opaque tokens only, so no JWKS is ever fetched.
 	VerifyJWT     *bool          `yaml:"verify_jwt"`

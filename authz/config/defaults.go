@@ -78,6 +78,9 @@ func (c *Config) ApplyDefaults() {
 		if is.RefreshInterval == 0 {
 			is.RefreshInterval = Duration(30 * time.Second)
 		}
+		if is.JWKSMaxStale == 0 {
+			is.JWKSMaxStale = Duration(24 * time.Hour)
+		}
 	}
 	for i := range c.Resources {
 		r := &c.Resources[i]

@@ -159,6 +159,17 @@ func (c *Config) Validate() error {
 		if is.VerifyJWT != nil && !*is.VerifyJWT && is.Introspection == nil {
 			bad(key+".verify_jwt", "false leaves this issuer no way to verify tokens: add introspection")
 		}
+		for j, typ := range is.AllowTyp {
+			switch {
+			case strings.TrimSpace(typ) == "":
+				bad(fmt.Sprintf("%s.allow_typ[%d]", key, j), "is empty; to accept tokens without typ, set require_typ: false")
+			case is.RequireTyp != nil && !*is.RequireTyp:
+				bad(fmt.Sprintf("%s.allow_typ[%d]", key, j), "has no effect with require_typ: false; remove one of them")
+			}
+		}
+		if is.JWKSMaxStale.D() < 0 {
+			bad(key+".jwks_max_stale", "is negative; use a duration such as 24h")
+		}
 		if is.RefreshInterval.D() < 1e9 {
 			bad(key+".jwks_refresh_interval", "%s is under 1s; an unknown kid must not be able to make us hammer the IdP", is.RefreshInterval.D())
 		}

@@ -75,6 +75,7 @@ type testIssuer struct {
 	down bool // JWKS answers 503
 	hold chan struct{}
 	raw  string // when set, served as the JWKS verbatim
+	cc   string // Cache-Control of the JWKS response, when set
 
 	jwksHits, discoveryHits atomic.Int32
 }
@@ -97,7 +98,7 @@ func newIssuer(t testing.TB, discovery string, keys ...testKey) *testIssuer {
 	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
 		is.jwksHits.Add(1)
 		is.mu.Lock()
-		down, hold, raw := is.down, is.hold, is.raw
+		down, hold, raw, cc := is.down, is.hold, is.raw, is.cc
 		set := is.jwksLocked()
 		is.mu.Unlock()
 		if hold != nil {
@@ -112,6 +113,9 @@ func newIssuer(t testing.TB, discovery string, keys ...testKey) *testIssuer {
 			return
 		}
 		w.Header().Set("Content-Type", "application/jwk-set+json")
+		if cc != "" {
+			w.Header().Set("Cache-Control", cc)
+		}
 		if raw != "" {
 			w.Write([]byte(raw))
 			return

@@ -56,9 +56,20 @@ type Config struct {
 	ClockSkew time.Duration
 	// Claims names extra claims copied, stringified, into Identity.Claims for identity headers.
 	Claims []string
-	// RefreshInterval is the minimum time between JWKS fetches caused by an unknown kid;
-	// default 30 s, minimum 1 s.
+	// AllowTyp lists further typ header values accepted when RequireTyp is set, for issuers
+	// that label access tokens "JWT" (an escape hatch: such tokens are not explicitly typed,
+	// RFC 8725 §3.11, so an ID token from the same issuer could pass its audience check only
+	// if it names this resource in aud).
+	AllowTyp []string
+	// RefreshInterval is the minimum time between JWKS fetches caused by an unknown kid or a
+	// due refresh; default 30 s, minimum 1 s.
 	RefreshInterval time.Duration
+	// MaxStale is how long keys past their Cache-Control lifetime keep verifying while every
+	// refresh fails (the issuer is down); default 24 h. After it, tokens are "unavailable"
+	// until a refresh succeeds: a withdrawn key must not verify forever.
+	MaxStale time.Duration
+	// Observer, when set, is told about JWKS fetches and the use of stale keys (metrics).
+	Observer Observer
 	// HTTPClient fetches discovery and JWKS; default a client with a 10 s timeout.
 	HTTPClient *http.Client
 	// Now is the clock; default time.Now.
@@ -67,11 +78,20 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Observer receives key-set events. Calls are synchronous and must be cheap.
+type Observer interface {
+	// KeysFetched reports one discovery + JWKS load: err nil on success.
+	KeysFetched(issuer string, err error, took time.Duration)
+	// StaleKeys reports a verification with keys past their TTL (a refresh is failing).
+	StaleKeys(issuer string)
+}
+
 // Verifier verifies access tokens from one issuer. It is safe for concurrent use.
 type Verifier struct {
 	issuer     string
 	parseAlgs  []jose.SignatureAlgorithm
 	requireTyp bool
+	allowTyp   []string
 	skew       time.Duration
 	claims     []string
 	now        func() time.Time
@@ -125,6 +145,13 @@ func New(cfg Config) (*Verifier, error) {
 	if interval < time.Second {
 		return nil, fmt.Errorf("jwt: refresh interval %s is under 1s", interval)
 	}
+	maxStale := cfg.MaxStale
+	if maxStale == 0 {
+		maxStale = 24 * time.Hour
+	}
+	if maxStale < 0 {
+		return nil, fmt.Errorf("jwt: max stale %s is negative", maxStale)
+	}
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
@@ -148,13 +175,16 @@ func New(cfg Config) (*Verifier, error) {
 		jwksURL:  cfg.JWKSURL,
 		client:   client,
 		interval: interval,
+		maxStale: maxStale,
 		now:      now,
 		log:      log.With("issuer", cfg.Issuer),
+		observe:  cfg.Observer,
 	}
 	v := &Verifier{
 		issuer:     cfg.Issuer,
 		parseAlgs:  parseAlgs,
 		requireTyp: cfg.RequireTyp,
+		allowTyp:   cfg.AllowTyp,
 		skew:       cfg.ClockSkew,
 		claims:     claims,
 		now:        now,
@@ -178,6 +208,15 @@ func checkURL(s string) error {
 		return errors.New("must be an absolute http(s) URL")
 	}
 	return nil
+}
+
+func (v *Verifier) typAllowed(typ string) bool {
+	for _, a := range v.allowTyp {
+		if strings.EqualFold(typ, a) {
+			return true
+		}
+	}
+	return false
 }
 
 // Issuer returns the issuer identifier this Verifier accepts.
@@ -223,7 +262,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (identity.Identity,
 	}
 	if v.requireTyp {
 		typ, _ := h.ExtraHeaders[jose.HeaderType].(string)
-		if !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
+		if !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") && !v.typAllowed(typ) {
 			return identity.Identity{}, errTyp
 		}
 	}

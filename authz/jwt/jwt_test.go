@@ -735,7 +735,7 @@ func TestJWKSDownAfterLoad(t *testing.T) {
 
 	// Known keys keep verifying, also once they are stale and background refreshes fail.
 	for range 3 {
-		f.clock.Advance(staleAfter)
+		f.clock.Advance(defaultTTL)
 		if _, err := f.v.Verify(t.Context(), mint(t, keyEC(), f.claims(), nil)); err != nil {
 			t.Fatalf("last good keys no longer verify: %v", err)
 		}
@@ -754,7 +754,7 @@ func TestStaleKeysRefreshInBackground(t *testing.T) {
 	f.is.mu.Lock()
 	f.is.keys = []testKey{keyEC()}
 	f.is.mu.Unlock()
-	f.clock.Advance(staleAfter + time.Second)
+	f.clock.Advance(defaultTTL + time.Second)
 	if _, err := f.v.Verify(t.Context(), mint(t, keyEC(), f.claims(), nil)); err != nil {
 		t.Fatal(err)
 	}

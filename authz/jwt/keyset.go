@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,9 +32,16 @@ const (
 	// fetchTimeout bounds one discovery + JWKS load, which runs detached from the request
 	// that started it so that one impatient caller cannot fail it for the others waiting.
 	fetchTimeout = 10 * time.Second
-	// staleAfter is how old keys may get before a request triggers a background refresh, so
-	// a key the issuer withdrew stops verifying within about this long while the issuer is up.
-	staleAfter = 15 * time.Minute
+	// defaultTTL is how long a JWKS is fresh when its response carries no usable
+	// Cache-Control max-age; minTTL and maxTTL clamp a served max-age, so that "no-cache" does
+	// not turn into a fetch per request and a year-long max-age does not pin withdrawn keys.
+	defaultTTL = 15 * time.Minute
+	minTTL     = time.Minute
+	maxTTL     = 24 * time.Hour
+	// Keys are refreshed in the background once they have used refreshAt of their TTL, so a
+	// healthy issuer's keys never expire in use and a withdrawn key stops verifying within
+	// about a TTL.
+	refreshAt = 0.75
 	// Backoff between failed loads while no keys were ever loaded: 1 s doubling to 30 s.
 	minBackoff = time.Second
 	maxBackoff = 30 * time.Second
@@ -61,8 +69,10 @@ type keySet struct {
 	jwksURL  string // configured; empty means discover
 	client   *http.Client
 	interval time.Duration
+	maxStale time.Duration // how long expired keys serve while refreshes fail
 	now      func() time.Time
 	log      *slog.Logger
+	observe  Observer
 
 	keys atomic.Pointer[keySnapshot] // nil until the first successful load
 	sf   singleflight.Group
@@ -80,6 +90,20 @@ type keySet struct {
 type keySnapshot struct {
 	keys    []key
 	fetched time.Time
+	ttl     time.Duration // from Cache-Control max-age, clamped; defaultTTL without one
+}
+
+// refreshDue says whether a background refresh should start: the keys have used most of
+// their TTL.
+func (s *keySnapshot) refreshDue(now time.Time) bool {
+	return now.Sub(s.fetched) > time.Duration(float64(s.ttl)*refreshAt)
+}
+
+// stale says whether the keys are past their TTL, and expired whether they are past it by
+// more than maxStale too: then they are no longer trusted at all.
+func (s *keySnapshot) stale(now time.Time) bool { return now.Sub(s.fetched) > s.ttl }
+func (s *keySnapshot) expired(now time.Time, maxStale time.Duration) bool {
+	return now.Sub(s.fetched) > s.ttl+maxStale
 }
 
 type key struct {
@@ -109,13 +133,27 @@ func (ks *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, erro
 // smuggling through go-oidc's error text.
 func (ks *keySet) resolve(ctx context.Context, kid, alg string) ([]key, error) {
 	snap := ks.keys.Load()
-	if snap == nil {
+	now := ks.now()
+	switch {
+	case snap == nil:
 		if err := ks.fetch(ctx, true); err != nil {
 			return nil, unavailable("jwt: keys unavailable", err)
 		}
 		snap = ks.keys.Load()
-	} else if ks.now().Sub(snap.fetched) > staleAfter {
+	case snap.expired(now, ks.maxStale):
+		// Past the bounded staleness: these keys no longer verify anything. One caller per
+		// interval may try a fresh load; everyone else is told the keys are unavailable.
+		if err := ks.fetch(ctx, true); err != nil {
+			return nil, unavailable("jwt: keys expired and unavailable", err)
+		}
+		if snap = ks.keys.Load(); snap.expired(ks.now(), ks.maxStale) {
+			return nil, unavailable("jwt: keys expired and unavailable", ks.lastError())
+		}
+	case snap.refreshDue(now):
 		ks.fetch(ctx, false) // refresh in the background; these keys serve meanwhile
+		if snap.stale(now) && ks.observe != nil {
+			ks.observe.StaleKeys(ks.issuer)
+		}
 	}
 	cands, err := snap.match(kid, alg)
 	if err == errUnknownKid || err == errNoKey {
@@ -223,7 +261,11 @@ func (ks *keySet) fetch(ctx context.Context, wait bool) error {
 func (ks *keySet) load(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 	defer cancel()
+	start := time.Now()
 	snap, err := ks.download(ctx)
+	if ks.observe != nil {
+		ks.observe.KeysFetched(ks.issuer, err, time.Since(start))
+	}
 	now := ks.now()
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
@@ -242,7 +284,7 @@ func (ks *keySet) load(ctx context.Context) error {
 	snap.fetched = now
 	ks.keys.Store(snap)
 	ks.lastErr, ks.backoff, ks.retryAt = nil, 0, time.Time{}
-	ks.log.Info("jwt: keys loaded", "keys", len(snap.keys))
+	ks.log.Info("jwt: keys loaded", "keys", len(snap.keys), "ttl", snap.ttl)
 	return nil
 }
 
@@ -290,10 +332,35 @@ func (ks *keySet) download(ctx context.Context) (*keySnapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("GET %s: %v", u, err)
 	}
+	snap.ttl = cacheTTL(resp.Header)
 	if skipped > 0 {
 		ks.log.Debug("jwt: ignored unusable JWKS members", "skipped", skipped)
 	}
 	return snap, nil
+}
+
+// cacheTTL is how long a JWKS response may be used: its Cache-Control max-age (RFC 9111
+// §5.2.2.1), clamped to [minTTL, maxTTL]. no-store and no-cache ask for revalidation before
+// every use, which for keys would be a fetch per token: they get minTTL. Expires is not
+// consulted; identity providers that set it also set max-age.
+func cacheTTL(h http.Header) time.Duration {
+	ttl := defaultTTL
+	for _, line := range h.Values("Cache-Control") {
+		for d := range strings.SplitSeq(line, ",") {
+			name, val, _ := strings.Cut(strings.TrimSpace(d), "=")
+			switch strings.ToLower(name) {
+			case "no-store", "no-cache":
+				return minTTL
+			case "max-age", "s-maxage":
+				n, err := strconv.ParseInt(strings.Trim(val, `"`), 10, 64)
+				if err != nil || n < 0 {
+					continue // an invalid max-age is ignored (RFC 9111 §4.2.1 says stale; we keep the default)
+				}
+				ttl = time.Duration(min(n, int64(maxTTL/time.Second))) * time.Second
+			}
+		}
+	}
+	return min(max(ttl, minTTL), maxTTL)
 }
 
 // parseJWKS keeps the members we can verify with. Each is decoded on its own with go-jose,
@@ -344,8 +411,21 @@ func parseJWKS(body []byte) (*keySnapshot, int, error) {
 
 func (ks *keySet) loaded() bool { return ks.keys.Load() != nil }
 
+func (ks *keySet) lastError() error {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if ks.lastErr == nil {
+		return errors.New("no refresh allowed yet")
+	}
+	return ks.lastErr
+}
+
 func (ks *keySet) ready() error {
-	if ks.loaded() {
+	if snap := ks.keys.Load(); snap != nil {
+		if snap.expired(ks.now(), ks.maxStale) {
+			return fmt.Errorf("jwt: keys expired %s ago and every refresh failed: %w",
+				ks.now().Sub(snap.fetched.Add(snap.ttl)).Round(time.Second), ks.lastError())
+		}
 		return nil
 	}
 	ks.mu.Lock()

@@ -62,6 +62,8 @@ func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authoriz
 				JWKSURL:         is.JWKSURI,
 				Algorithms:      is.Algorithms,
 				RequireTyp:      is.RequireTyp == nil || *is.RequireTyp,
+				AllowTyp:        is.AllowTyp,
+				MaxStale:        is.JWKSMaxStale.D(),
 				ClockSkew:       cfg.ClockSkew.D(),
 				Claims:          claims,
 				RefreshInterval: is.RefreshInterval.D(),
