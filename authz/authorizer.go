@@ -29,6 +29,12 @@ type Cache interface {
 	SetNegative(ctx context.Context, key [32]byte, ttl time.Duration)
 }
 
+// staleCache is a Cache that can also return entries it no longer vouches for (see
+// cache.Tiered.Stale), used only when verification is unavailable.
+type staleCache interface {
+	Stale(key [32]byte) (identity.Identity, bool)
+}
+
 // Verifiers is the verifier chain of DESIGN.md step 4.
 type Verifiers struct {
 	// JWT verifiers by issuer: a JWT whose (unverified) iss names one of them goes to it. The
@@ -281,6 +287,7 @@ func (a *Authorizer) verify(ctx context.Context, token string) (identity.Identit
 		return id, nil
 	}
 	v, err, _ := a.inflight.Do(string(key[:]), func() (any, error) {
+		// (A token's flight is shared: the stale fallback below is decided once for all.)
 		// The caller's cancellation must not fail everyone waiting on this flight.
 		vctx := context.WithoutCancel(ctx)
 		id, err := a.chain(vctx, token)
@@ -291,6 +298,15 @@ func (a *Authorizer) verify(ctx context.Context, token string) (identity.Identit
 			}
 		case errors.Is(err, identity.ErrInvalid):
 			a.cache.SetNegative(vctx, key, a.negTTL)
+		case errors.Is(err, identity.ErrUnavailable):
+			// Verified earlier by this replica, held back only because a revocation might
+			// have been missed: better than refusing a token nobody can check now.
+			if sc, ok := a.cache.(staleCache); ok {
+				if sid, ok := sc.Stale(key); ok {
+					a.log.Debug("verifier unavailable; using this replica's earlier verification", "issuer", sid.Issuer, "error", err)
+					return sid, nil
+				}
+			}
 		}
 		return id, err
 	})

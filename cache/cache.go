@@ -56,6 +56,7 @@ type Stats struct {
 	BadMAC, Undecodable        uint64 // Redis values rejected (each also counted as a miss)
 	Sets                       uint64
 	EvictionsReceived          uint64 // revocations received on the channel
+	StaleUsed                  uint64 // entries from before a reconnect used while their verifier was unavailable
 }
 
 // Health is readiness detail. A cache whose Redis is down still answers (from L1, or a miss
@@ -80,10 +81,14 @@ type Tiered struct {
 	now     func() time.Time
 	log     *slog.Logger
 	badLog  atomic.Int64 // unix nanos of the last logged rejected value
+	// epoch counts revocation-channel (re)subscriptions. An L1 entry from an earlier epoch
+	// may have missed a revocation: it is not a hit, but it may still stand in for its
+	// token when the token cannot be verified (Stale).
+	epoch atomic.Uint32
 
 	st struct {
 		l1Hits, l1Misses, l2Hits, l2Misses, l2Errors, l2Skipped atomic.Uint64
-		badMAC, undecodable, sets, evictions                    atomic.Uint64
+		badMAC, undecodable, sets, evictions, staleUsed         atomic.Uint64
 	}
 
 	sub       *redis.PubSub
@@ -94,7 +99,8 @@ type Tiered struct {
 
 type l1Entry struct {
 	entry
-	deadline int64 // unix nanos on the Now clock; the entry is dead from then on
+	deadline int64  // unix nanos on the Now clock; the entry is dead from then on
+	epoch    uint32 // Tiered.epoch when it was stored
 }
 
 const (
@@ -215,8 +221,10 @@ func New(ctx context.Context, cfg Config) (*Tiered, error) {
 }
 
 // listen applies revocations announced by any replica. go-redis reconnects and resubscribes
-// on its own; messages published while it was away are lost, so every (re)subscription clears
-// L1 rather than risk keeping an entry that was revoked in the gap.
+// on its own; messages published while it was away are lost, so every (re)subscription starts
+// a new epoch: entries stored before it are re-verified before they are trusted again, and
+// are used only when their token cannot be verified at all (Stale). Clearing L1 instead would
+// turn every Redis blip during an IdP outage into an outage for every cached token.
 func (t *Tiered) listen(msgs <-chan any, ready chan struct{}) {
 	defer close(t.done)
 	subscribed := false
@@ -226,14 +234,12 @@ func (t *Tiered) listen(msgs <-chan any, ready chan struct{}) {
 			if m.Kind != "subscribe" {
 				continue
 			}
-			if t.l1 != nil {
-				t.l1.InvalidateAll()
-			}
+			t.epoch.Add(1)
 			if !subscribed {
 				subscribed = true
 				close(ready)
 			} else {
-				t.log.Info("cache: revocation channel resubscribed; in-process cache cleared in case revocations were missed")
+				t.log.Info("cache: revocation channel resubscribed; in-process entries are re-verified in case revocations were missed")
 			}
 		case *redis.Message:
 			if len(m.Payload) != len([32]byte{}) {
@@ -295,7 +301,7 @@ func (t *Tiered) Key(token string) [32]byte {
 func (t *Tiered) Get(ctx context.Context, key [32]byte) (id identity.Identity, negative bool, ok bool) {
 	now := t.now().UnixNano()
 	if t.l1 != nil {
-		if e, hit := t.l1.GetIfPresent(key); hit && now < e.deadline {
+		if e, hit := t.l1.GetIfPresent(key); hit && now < e.deadline && e.epoch == t.epoch.Load() {
 			t.st.l1Hits.Add(1)
 			return e.id, e.neg, true
 		}
@@ -309,9 +315,25 @@ func (t *Tiered) Get(ctx context.Context, key [32]byte) (id identity.Identity, n
 		return identity.Identity{}, false, false
 	}
 	if t.l1 != nil {
-		t.l1.Set(key, l1Entry{entry: e, deadline: now + int64(ttl)})
+		t.l1.Set(key, l1Entry{entry: e, deadline: now + int64(ttl), epoch: t.epoch.Load()})
 	}
 	return e.id, e.neg, true
+}
+
+// Stale returns an identity this replica verified before its revocation channel last
+// reconnected, still within its lifetime: the stand-in for a token whose verifier is
+// unavailable. A revocation announced while the channel was down is missed only if the
+// token's issuer cannot be asked either.
+func (t *Tiered) Stale(key [32]byte) (identity.Identity, bool) {
+	if t.l1 == nil {
+		return identity.Identity{}, false
+	}
+	e, hit := t.l1.GetIfPresent(key)
+	if !hit || e.neg || t.now().UnixNano() >= e.deadline {
+		return identity.Identity{}, false
+	}
+	t.st.staleUsed.Add(1)
+	return e.id, true
 }
 
 // fetch reads one entry and its remaining lifetime from Redis.
@@ -418,7 +440,7 @@ func (t *Tiered) store(ctx context.Context, key [32]byte, e entry, ttl time.Dura
 	}
 	t.st.sets.Add(1)
 	if t.l1 != nil {
-		t.l1.Set(key, l1Entry{entry: e, deadline: now.UnixNano() + int64(ttl)})
+		t.l1.Set(key, l1Entry{entry: e, deadline: now.UnixNano() + int64(ttl), epoch: t.epoch.Load()})
 	}
 	// Redis keeps milliseconds: round down so it never outlives the entry.
 	ttl = ttl.Truncate(time.Millisecond)
@@ -475,7 +497,7 @@ func (t *Tiered) Stats() Stats {
 		L2Hits: t.st.l2Hits.Load(), L2Misses: t.st.l2Misses.Load(), L2Errors: t.st.l2Errors.Load(),
 		L2Skipped: t.st.l2Skipped.Load(),
 		BadMAC:    t.st.badMAC.Load(), Undecodable: t.st.undecodable.Load(),
-		Sets: t.st.sets.Load(), EvictionsReceived: t.st.evictions.Load(),
+		Sets: t.st.sets.Load(), EvictionsReceived: t.st.evictions.Load(), StaleUsed: t.st.staleUsed.Load(),
 	}
 }
 

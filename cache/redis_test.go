@@ -411,20 +411,45 @@ func TestRevokePropagates(t *testing.T) {
 	}
 }
 
-// Pub/sub loses messages sent while a subscriber is disconnected, so a replica clears its L1
-// when it resubscribes.
-func TestResubscribeClearsL1(t *testing.T) {
+// Pub/sub loses messages sent while a subscriber is disconnected, so after a resubscription
+// L1 entries are no longer hits: they are re-verified (Redis, then the IdP). They remain
+// available through Stale, for when their token cannot be verified at all, and an entry
+// re-stored after the resubscription is a hit again.
+func TestResubscribeMakesL1Suspect(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := newClient(t, srv.Addr())
 	clk, logs := newClock(), &logBuf{}
 	c := newTiered(t, cache.Config{L1Size: 100, Redis: rdb, Now: clk.Now, Logger: logs.logger()})
 	ctx := t.Context()
-	key := c.Key("before-restart")
-	c.Set(ctx, key, rfcIdentity(clk.Now()), time.Hour)
+	key, neg := c.Key("before-restart"), c.Key("invalid-before-restart")
+	id := rfcIdentity(clk.Now())
+	c.Set(ctx, key, id, time.Hour)
+	c.SetNegative(ctx, neg, time.Hour)
+	if _, ok := c.Stale(key); !ok {
+		t.Fatal("Stale misses a live entry")
+	}
 	srv.Restart() // empty again: only L1 could answer now
 	eventually(t, "resubscription", func() bool { return strings.Contains(logs.String(), "resubscribed") })
 	if _, _, ok := c.Get(ctx, key); ok {
-		t.Fatal("L1 kept entries across a resubscription")
+		t.Fatal("an L1 entry from before the resubscription is still a hit")
+	}
+	got, ok := c.Stale(key)
+	if !ok || got.Subject != id.Subject {
+		t.Fatalf("Stale after resubscription = %+v, %v; want the earlier identity", got, ok)
+	}
+	if _, ok := c.Stale(neg); ok {
+		t.Error("Stale returned a negative entry")
+	}
+	if c.Stats().StaleUsed != 2 {
+		t.Errorf("StaleUsed = %d, want 2", c.Stats().StaleUsed)
+	}
+	clk.Advance(2 * time.Hour)
+	if _, ok := c.Stale(key); ok {
+		t.Error("Stale returned an entry past its lifetime")
+	}
+	c.Set(ctx, key, rfcIdentity(clk.Now()), time.Hour)
+	if _, _, ok := c.Get(ctx, key); !ok || c.Stats().L1Hits == 0 {
+		t.Error("an entry re-stored after the resubscription is not a hit")
 	}
 }
 

@@ -34,6 +34,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"mime"
 	"net/http"
 	"net/url"
 	"strings"
@@ -309,6 +310,13 @@ func (v *Verifier) call(ctx context.Context, ep, token string) ([]byte, error) {
 			return nil, unavailable("introspect: our client credentials were refused", statusError(resp.StatusCode))
 		}
 		return nil, unavailable("introspect: unexpected answer", statusError(resp.StatusCode))
+	}
+	// RFC 7662 §2.2: the answer is application/json. Anything else is a proxy's error page,
+	// a login form or a misrouted endpoint, whatever its bytes happen to say.
+	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err != nil ||
+		(mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		return nil, errNotJSONType
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, v.maxResp+1))
 	if err != nil {
@@ -603,6 +611,7 @@ var (
 	errBusy        = unavailable("introspect: too many calls in flight", nil)
 	errBadEndpoint = unavailable("introspect: cannot build a request for the endpoint", nil)
 	errTooLarge    = unavailable("introspect: answer too large", nil)
+	errNotJSONType = unavailable("introspect: answer is not application/json", nil)
 	errNotJSON     = unavailable("introspect: answer is not a JSON object", nil)
 	errMemberType  = unavailable("introspect: answer has a member of the wrong JSON type", nil)
 	errNoActive    = unavailable("introspect: answer has no boolean active (RFC 7662 §2.2)", nil)

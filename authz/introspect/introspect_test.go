@@ -161,6 +161,10 @@ func (a *as) serve(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, "<html><body>Sign in</body></html>")
 	case ans == "HANG":
 		<-r.Context().Done()
+	case strings.HasPrefix(ans, "CT "): // "CT <content type> <body>"
+		ct, body, _ := strings.Cut(strings.TrimPrefix(ans, "CT "), " {")
+		w.Header()["Content-Type"] = []string{ct}
+		fmt.Fprint(w, "{"+body)
 	case strings.HasPrefix(ans, "REDIRECT "):
 		http.Redirect(w, r, strings.TrimPrefix(ans, "REDIRECT "), http.StatusTemporaryRedirect)
 	default:
@@ -320,6 +324,9 @@ func TestUnavailable(t *testing.T) {
 		"tok-500":          "STATUS 500",
 		"tok-503":          "STATUS 503",
 		"tok-204":          "STATUS 204",
+		"tok-text-plain":   `CT text/plain {"active":true}`,
+		"tok-no-type":      `CT  {"active":true}`,
+		"tok-bad-type":     `CT application/json; charset {"active":true}`,
 	}
 	v, logs := newV(t, a, nil)
 	for tok := range a.answers {
@@ -443,6 +450,7 @@ func TestDiscoveryRefusesDowngrade(t *testing.T) {
 			fmt.Fprintf(w, `{"issuer":%q,"introspection_endpoint":%q}`, srv.URL, endpoint.Load())
 			return
 		}
+		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"active":true}`)
 	})
 	defer srv.Close()
@@ -653,6 +661,20 @@ func BenchmarkIntrospect(b *testing.B) {
 		id, err := v.Verify(ctx, "tok-bench")
 		if err != nil || id.Subject != "s" || len(id.Scopes) != 2 {
 			b.Fatal(id, err)
+		}
+	}
+}
+
+// Any JSON media type is an answer; parameters and case do not matter (RFC 9110 §8.3.1).
+func TestJSONMediaTypes(t *testing.T) {
+	a := newAS(t)
+	for i, ct := range []string{"application/json", "application/json; charset=utf-8", "Application/JSON", "application/token-introspection+json"} {
+		a.answers[fmt.Sprintf("tok-%d", i)] = "CT " + ct + fmt.Sprintf(` {"active":true,"sub":"s","exp":%d}`, at(time.Hour))
+	}
+	v, _ := newV(t, a, nil)
+	for tok := range a.answers {
+		if _, err := v.Verify(context.Background(), tok); err != nil {
+			t.Errorf("%s (%s): %v", tok, a.answers[tok], err)
 		}
 	}
 }

@@ -84,6 +84,24 @@ type keySet struct {
 	backoff     time.Duration
 	lastErr     error  // last failed load, for Ready and for callers during backoff
 	discovered  string // jwks_uri found by discovery
+	trailing    bool   // a trailing refresh is scheduled
+}
+
+// trail schedules one refresh for when the rate limit next allows it.
+func (ks *keySet) trail() {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if ks.trailing {
+		return
+	}
+	ks.trailing = true
+	wait := ks.interval - ks.now().Sub(ks.lastAttempt)
+	time.AfterFunc(max(wait, 0)+10*time.Millisecond, func() {
+		ks.mu.Lock()
+		ks.trailing = false
+		ks.mu.Unlock()
+		ks.fetch(context.Background(), false)
+	})
 }
 
 // keySnapshot is an immutable set of usable keys; a refresh replaces it whole.
@@ -161,6 +179,10 @@ func (ks *keySet) resolve(ctx context.Context, kid, alg string) ([]key, error) {
 		// made-up kids must not become a flood of JWKS requests.
 		switch ferr := ks.fetch(ctx, true); {
 		case ferr == errRateLimited:
+			// Keys were fetched less than an interval ago. If the kid is a key rotated in
+			// since, it must not wait for the next unknown kid after the interval: one
+			// trailing refresh is scheduled for the moment the interval allows it.
+			ks.trail()
 			return nil, err
 		case ferr != nil:
 			// The kid may be a real new key we could not fetch: not the token's fault.

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
+
 	"github.com/mcp-authz/mcp-authz/authz/identity"
 )
 
@@ -186,5 +188,38 @@ func TestAllowTyp(t *testing.T) {
 		token := mint(t, keyRSA(), f.claims(), map[string]any{"typ": typ})
 		id, err := f.v.Verify(t.Context(), token)
 		wantErr(t, id, err, identity.ErrInvalid, "typ", token)
+	}
+}
+
+// A key rotated in just after a fetch is found by one trailing refresh when the interval
+// allows it, not only when another unknown kid arrives after the interval.
+func TestTrailingRefreshAfterRateLimit(t *testing.T) {
+	f := setup(t, discoveryNone, func(c *Config) { c.RefreshInterval = time.Second; c.Now = nil })
+	// Real time here: the trailing refresh is a real timer.
+	claims := func() map[string]any { return claimsFor(f.is.URL, time.Now()) }
+	if _, err := f.v.Verify(t.Context(), mint(t, keyRSA(), claims(), nil)); err != nil {
+		t.Fatal(err)
+	}
+	newKey := testKey{kid: "rsa-new", alg: jose.RS256, priv: rsaKey2}
+	f.is.mu.Lock()
+	f.is.keys = append(f.is.keys, newKey)
+	f.is.mu.Unlock()
+	token := mint(t, newKey, claims(), nil)
+	// Inside the interval: refused, no fetch, a trailing refresh scheduled (once, however many
+	// tokens ask).
+	for range 20 {
+		id, err := f.v.Verify(t.Context(), token)
+		wantErr(t, id, err, identity.ErrInvalid, "unknown kid", token)
+	}
+	if n := f.is.jwksHits.Load(); n != 1 {
+		t.Fatalf("%d fetches inside the interval, want 1", n)
+	}
+	waitHits(t, f, 2)
+	if _, err := f.v.Verify(t.Context(), token); err != nil {
+		t.Fatalf("after the trailing refresh: %v", err)
+	}
+	time.Sleep(100 * time.Millisecond) // a second trailing refresh would have fired by now
+	if n := f.is.jwksHits.Load(); n != 2 {
+		t.Errorf("%d fetches, want 2 (one trailing refresh)", n)
 	}
 }
