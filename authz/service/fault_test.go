@@ -474,3 +474,58 @@ func redisCmd(t *testing.T, addr string, args ...string) {
 	c.Write([]byte(b.String()))
 	c.Read(make([]byte, 64))
 }
+
+// Reloads under load: Checks in flight finish, none fails at the gRPC level, none is answered
+// by a half-built configuration, and every answer is that of the old or the new config.
+func TestReloadUnderLoad(t *testing.T) {
+	a := newFaultyAS(t)
+	r := replicaWith(t, a.srv.URL, nil, nil, Options{})
+	jwtTok, err := a.Mint(map[string]any{"iss": a.srv.URL, "sub": "alice", "aud": resource, "client_id": "c",
+		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(), "scope": "mcp:tools"}, demoas.MintOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opaque := a.IssueOpaque("bob", "c", []string{"mcp:tools"}, resource, time.Hour)
+	l := startLoad(t, r.GRPCAddr(), 8, func(kind, i int) string {
+		switch kind {
+		case kindJWT, kindRotated, kindOpaqueFresh:
+			return jwtTok
+		case kindOpaqueCached:
+			return opaque
+		case kindForged:
+			return forge(jwtTok)
+		default:
+			return fmt.Sprintf("garbage-%d", i)
+		}
+	})
+	base := *r.live.Load().cfg
+	stricter := base
+	stricter.Resources = []config.Resource{{Resource: resource, Scopes: config.Scopes{Required: []string{"mcp:admin"}}}}
+	stricter.ApplyDefaults()
+	for i := range 20 {
+		next := &base
+		if i%2 == 0 {
+			next = &stricter
+		}
+		if err := r.Reload(next); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := r.Reload(&base); err != nil {
+		t.Fatal(err)
+	}
+	st := l.halt()
+	t.Log(st)
+	if st.rpcErrors > 0 || len(st.wrong) > 0 {
+		t.Errorf("%d gRPC failures, wrong allows %v during reloads", st.rpcErrors, st.wrong)
+	}
+	for code, n := range st.codes {
+		if code != 401 && code != 403 {
+			t.Errorf("%d answers with status %d during reloads; want 401 or 403 (mcp:admin required)", n, code)
+		}
+	}
+	if st.codes[403] == 0 || st.allowed[kindJWT] == 0 {
+		t.Errorf("both configurations should have answered: %v", st)
+	}
+}
