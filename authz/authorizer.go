@@ -29,6 +29,11 @@ type Cache interface {
 	SetNegative(ctx context.Context, key [32]byte, ttl time.Duration)
 }
 
+// tieredCache is a Cache that also says which tier answered (TierL1, TierRedis).
+type tieredCache interface {
+	GetTier(ctx context.Context, key [32]byte) (id identity.Identity, negative bool, tier string, ok bool)
+}
+
 // staleCache is a Cache that can also return entries it no longer vouches for (see
 // cache.Tiered.Stale), used only when verification is unavailable.
 type staleCache interface {
@@ -173,14 +178,18 @@ func (a *Authorizer) Check(ctx context.Context, req *Request) *Decision {
 		return withErr(rt.denials.invalid, errMalformed)
 	}
 
-	id, err := a.verify(ctx, token)
-	if err != nil {
-		if errors.Is(err, identity.ErrUnavailable) {
-			return withErr(rt.denials.unavailable, err)
-		}
-		return withErr(rt.denials.invalid, err)
+	id, tier, err := a.verify(ctx, token)
+	var d *Decision
+	switch {
+	case err == nil:
+		d = a.authorize(rt, req, &id)
+	case errors.Is(err, identity.ErrUnavailable):
+		d = withErr(rt.denials.unavailable, err)
+	default:
+		d = withErr(rt.denials.invalid, err)
 	}
-	return a.authorize(rt, req, &id)
+	d.Tier = tier // d is this request's own: authorize and withErr never return a shared one
+	return d
 }
 
 // authorize applies the resource's own checks to a verified identity, then the scopes the
@@ -275,17 +284,29 @@ func (a *Authorizer) match(host, port, path string) *route {
 
 // verify answers from the cache, or runs the verifier chain once for all concurrent callers
 // presenting the same token.
-func (a *Authorizer) verify(ctx context.Context, token string) (identity.Identity, error) {
+func (a *Authorizer) verify(ctx context.Context, token string) (identity.Identity, string, error) {
 	if a.cache == nil {
-		return a.chain(ctx, token)
+		id, err := a.chain(ctx, token)
+		return id, TierIdP, err
 	}
 	key := a.cache.Key(token)
-	if id, neg, ok := a.cache.Get(ctx, key); ok {
-		if neg {
-			return identity.Identity{}, fmt.Errorf("%w: cached as invalid", identity.ErrInvalid)
-		}
-		return id, nil
+	var (
+		id       identity.Identity
+		neg, hit bool
+		tier     = TierL1
+	)
+	if tc, ok := a.cache.(tieredCache); ok {
+		id, neg, tier, hit = tc.GetTier(ctx, key)
+	} else {
+		id, neg, hit = a.cache.Get(ctx, key)
 	}
+	if hit {
+		if neg {
+			return identity.Identity{}, tier, fmt.Errorf("%w: cached as invalid", identity.ErrInvalid)
+		}
+		return id, tier, nil
+	}
+	stale := false
 	v, err, _ := a.inflight.Do(string(key[:]), func() (any, error) {
 		// (A token's flight is shared: the stale fallback below is decided once for all.)
 		// The caller's cancellation must not fail everyone waiting on this flight.
@@ -303,6 +324,7 @@ func (a *Authorizer) verify(ctx context.Context, token string) (identity.Identit
 			// have been missed: better than refusing a token nobody can check now.
 			if sc, ok := a.cache.(staleCache); ok {
 				if sid, ok := sc.Stale(key); ok {
+					stale = true
 					a.log.Debug("verifier unavailable; using this replica's earlier verification", "issuer", sid.Issuer, "error", err)
 					return sid, nil
 				}
@@ -310,10 +332,14 @@ func (a *Authorizer) verify(ctx context.Context, token string) (identity.Identit
 		}
 		return id, err
 	})
-	if err != nil {
-		return identity.Identity{}, err
+	tier = TierIdP
+	if stale {
+		tier = TierStale
 	}
-	return v.(identity.Identity), nil
+	if err != nil {
+		return identity.Identity{}, tier, err
+	}
+	return v.(identity.Identity), tier, nil
 }
 
 // ttl: never past the token's own expiry (RFC 7662 §4), never longer than configured.

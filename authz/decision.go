@@ -46,6 +46,14 @@ type Header struct{ Name, Value string }
 
 // Decision is the answer to one Request. Precomputed denials are shared between requests and
 // must be treated as read-only.
+// Verification tiers (Decision.Tier).
+const (
+	TierL1    = "l1"
+	TierRedis = "redis"
+	TierIdP   = "idp"
+	TierStale = "stale"
+)
+
 type Decision struct {
 	Allow  bool
 	Status int // HTTP status of a denial; 200 for a metadata answer given in place of the upstream
@@ -59,6 +67,9 @@ type Decision struct {
 
 	Resource string             // name of the matched resource, "" when none
 	Identity *identity.Identity // on allow with a token
+	// Tier says where a token's verification came from: TierL1, TierRedis, TierIdP (verified
+	// now), TierStale; "" when no token was verified. For logs, spans and metrics.
+	Tier string
 	// Err is the private detail of a denial (logs and spans only, never the response).
 	Err error
 }

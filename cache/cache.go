@@ -16,6 +16,8 @@ import (
 
 	"github.com/maypok86/otter/v2"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mcp-authz/mcp-authz/authz/identity"
 )
@@ -299,25 +301,41 @@ func (t *Tiered) Key(token string) [32]byte {
 // Get answers from L1, then Redis. The Identity's slices and map are shared with the cache and
 // must not be modified.
 func (t *Tiered) Get(ctx context.Context, key [32]byte) (id identity.Identity, negative bool, ok bool) {
+	id, negative, _, ok = t.GetTier(ctx, key)
+	return id, negative, ok
+}
+
+// GetTier is Get, also saying which tier answered: "l1" or "redis" (the decision core's
+// TierL1 and TierRedis).
+func (t *Tiered) GetTier(ctx context.Context, key [32]byte) (id identity.Identity, negative bool, tier string, ok bool) {
+	// A child span only inside a recorded trace: an untraced lookup stays allocation-free.
+	if sp := trace.SpanFromContext(ctx); sp.IsRecording() {
+		var span trace.Span
+		ctx, span = sp.TracerProvider().Tracer("github.com/mcp-authz/mcp-authz/cache").Start(ctx, "cache.lookup")
+		defer func() {
+			span.SetAttributes(attribute.Bool("mcp_authz.cache.hit", ok), attribute.String("mcp_authz.cache.tier", tier))
+			span.End()
+		}()
+	}
 	now := t.now().UnixNano()
 	if t.l1 != nil {
 		if e, hit := t.l1.GetIfPresent(key); hit && now < e.deadline && e.epoch == t.epoch.Load() {
 			t.st.l1Hits.Add(1)
-			return e.id, e.neg, true
+			return e.id, e.neg, "l1", true
 		}
 		t.st.l1Misses.Add(1)
 	}
 	if t.rdb == nil {
-		return identity.Identity{}, false, false
+		return identity.Identity{}, false, "", false
 	}
 	e, ttl, ok := t.fetch(ctx, key)
 	if !ok {
-		return identity.Identity{}, false, false
+		return identity.Identity{}, false, "", false
 	}
 	if t.l1 != nil {
 		t.l1.Set(key, l1Entry{entry: e, deadline: now + int64(ttl), epoch: t.epoch.Load()})
 	}
-	return e.id, e.neg, true
+	return e.id, e.neg, "redis", true
 }
 
 // Stale returns an identity this replica verified before its revocation channel last

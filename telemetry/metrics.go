@@ -16,19 +16,24 @@ import (
 
 // Metrics are the service's instruments.
 type Metrics struct {
-	reg       *prometheus.Registry
-	decisions *prometheus.CounterVec
-	latency   *prometheus.HistogramVec
+	reg        *prometheus.Registry
+	decisions  *prometheus.CounterVec
+	latency    *prometheus.HistogramVec
+	idpCalls   *prometheus.CounterVec
+	idpLatency *prometheus.HistogramVec
+	jwksLoads  *prometheus.CounterVec
+	staleKeys  *prometheus.CounterVec
+	cacheStats func() CacheStats
 }
 
 // CacheStats is what the cache collector reads at scrape time.
 type CacheStats struct {
-	L1Hits, L1Misses, L2Hits, L2Misses, L2Errors, L2Skipped, BadMAC, Undecodable, Sets, EvictionsReceived uint64
-	RedisConfigured, RedisUp                                                                              bool
+	L1Hits, L1Misses, L2Hits, L2Misses, L2Errors, L2Skipped, BadMAC, Undecodable, Sets, EvictionsReceived, StaleUsed uint64
+	RedisConfigured, RedisUp                                                                                         bool
 }
 
 // New registers the instruments, plus Go runtime and process collectors. cacheStats may be
-// nil (no cache).
+// nil (no cache); SetCacheStats sets it later.
 func New(cacheStats func() CacheStats) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
 	m.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -41,11 +46,78 @@ func New(cacheStats func() CacheStats) *Metrics {
 		// From a cached decision (µs) to an IdP round trip at its timeout (seconds).
 		Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	}, []string{"decision"})
-	m.reg.MustRegister(m.decisions, m.latency, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if cacheStats != nil {
-		m.reg.MustRegister(&cacheCollector{stats: cacheStats})
-	}
+	m.idpCalls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mcp_authz_idp_requests_total",
+		Help: "HTTP calls to identity providers by kind (keys: discovery and JWKS; introspection), issuer and outcome (2xx, 3xx, 4xx, 5xx, error).",
+	}, []string{"kind", "issuer", "outcome"})
+	m.idpLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "mcp_authz_idp_request_duration_seconds",
+		Help:    "Time of HTTP calls to identity providers, by kind and issuer.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"kind", "issuer"})
+	m.jwksLoads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mcp_authz_jwks_refreshes_total",
+		Help: "JWKS loads (discovery included) by issuer and outcome (ok, error).",
+	}, []string{"issuer", "outcome"})
+	m.staleKeys = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mcp_authz_jwks_stale_keys_total",
+		Help: "Verifications with keys past their Cache-Control lifetime because refreshes fail, by issuer.",
+	}, []string{"issuer"})
+	m.reg.MustRegister(m.decisions, m.latency, m.idpCalls, m.idpLatency, m.jwksLoads, m.staleKeys,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.cacheStats = cacheStats
+	m.reg.MustRegister(&cacheCollector{stats: func() CacheStats {
+		if m.cacheStats == nil {
+			return CacheStats{}
+		}
+		return m.cacheStats()
+	}})
 	return m
+}
+
+// SetCacheStats names the cache the collector reads; call it before serving.
+func (m *Metrics) SetCacheStats(f func() CacheStats) { m.cacheStats = f }
+
+// KeysFetched and StaleKeys receive a JWT verifier's key-set events (jwt.Observer).
+func (m *Metrics) KeysFetched(issuer string, err error, _ time.Duration) {
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	m.jwksLoads.WithLabelValues(issuer, outcome).Inc()
+}
+
+func (m *Metrics) StaleKeys(issuer string) { m.staleKeys.WithLabelValues(issuer).Inc() }
+
+// InitIssuer makes the issuer's key-set series exist at zero, so alerts on them see it.
+func (m *Metrics) InitIssuer(issuer string) { m.staleKeys.WithLabelValues(issuer) }
+
+// IdPTransport counts and times the calls base makes for one issuer's kind of call.
+func (m *Metrics) IdPTransport(base http.RoundTripper, kind, issuer string) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return &idpTransport{base: base, m: m, kind: kind, issuer: issuer,
+		latency: m.idpLatency.WithLabelValues(kind, issuer)}
+}
+
+type idpTransport struct {
+	base         http.RoundTripper
+	m            *Metrics
+	kind, issuer string
+	latency      prometheus.Observer
+}
+
+func (t *idpTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := t.base.RoundTrip(r)
+	t.latency.Observe(time.Since(start).Seconds())
+	outcome := "error"
+	if err == nil {
+		outcome = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}[min(max(resp.StatusCode/100, 1), 5)-1]
+	}
+	t.m.idpCalls.WithLabelValues(t.kind, t.issuer, outcome).Inc()
+	return resp, err
 }
 
 // Decision records one decision.
@@ -73,13 +145,14 @@ var (
 		"Redis values refused: bad_mac (tampered or another secret) or undecodable.", []string{"why"}, nil)
 	cacheSetsDesc      = prometheus.NewDesc("mcp_authz_cache_sets_total", "Entries written to the cache.", nil, nil)
 	cacheEvictionsDesc = prometheus.NewDesc("mcp_authz_cache_revocations_received_total", "Revocations received over Redis pub/sub.", nil, nil)
+	cacheStaleDesc     = prometheus.NewDesc("mcp_authz_cache_stale_used_total", "Earlier verifications used because the token's verifier was unavailable (after a Redis reconnect).", nil, nil)
 	redisUpDesc        = prometheus.NewDesc("mcp_authz_redis_up", "1 when the last Redis call succeeded, 0 when not; absent without Redis.", nil, nil)
 )
 
 type cacheCollector struct{ stats func() CacheStats }
 
 func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{cacheRequestsDesc, cacheRejectedDesc, cacheSetsDesc, cacheEvictionsDesc, redisUpDesc} {
+	for _, d := range []*prometheus.Desc{cacheRequestsDesc, cacheRejectedDesc, cacheSetsDesc, cacheEvictionsDesc, cacheStaleDesc, redisUpDesc} {
 		ch <- d
 	}
 }
@@ -106,4 +179,5 @@ func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(redisUpDesc, prometheus.GaugeValue, up)
 	}
 	counter(cacheSetsDesc, s.Sets)
+	counter(cacheStaleDesc, s.StaleUsed)
 }

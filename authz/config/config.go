@@ -106,6 +106,8 @@ type TLS struct {
 type Log struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
 	Format string `yaml:"format"` // json, text
+	// Decisions is the level of the one-line-per-decision log: debug (default), info, or off.
+	Decisions string `yaml:"decisions"`
 }
 
 // Dev relaxes rules that only local development may relax.

@@ -24,6 +24,9 @@ func (c *Config) ApplyDefaults() {
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
+	if c.Log.Decisions == "" {
+		c.Log.Decisions = "debug"
+	}
 	if c.Log.Format == "" {
 		c.Log.Format = "json"
 	}

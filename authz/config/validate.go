@@ -41,6 +41,11 @@ func (c *Config) Validate() error {
 	default:
 		bad("log.level", "%q: use debug, info, warn or error", c.Log.Level)
 	}
+	switch c.Log.Decisions {
+	case "debug", "info", "off":
+	default:
+		bad("log.decisions", "%q: use debug, info or off", c.Log.Decisions)
+	}
 	switch c.Log.Format {
 	case "json", "text":
 	default:

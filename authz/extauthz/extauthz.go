@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 
+	"go.opentelemetry.io/contrib/propagators/b3"
 	"go.opentelemetry.io/otel/attribute"
 	otelcodes "go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -111,9 +112,12 @@ func (s *Server) Check(ctx context.Context, in *authv3.CheckRequest) (resp *auth
 	return box.response(d), nil
 }
 
-var propagator = propagation.TraceContext{}
+// propagator reads W3C traceparent and, for proxies traced with Zipkin, B3 in either its
+// single-header or its x-b3-* form.
+var propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, b3.New(b3.WithInjectEncoding(b3.B3MultipleHeader)))
 
-// startSpan: gRPC metadata first (Envoy's own tracing), else the HTTP request's traceparent.
+// startSpan: gRPC metadata first (Envoy's own tracing), else the HTTP request's traceparent
+// or B3 headers.
 func (s *Server) startSpan(ctx context.Context, req *authz.Request) (context.Context, trace.Span) {
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		if md, ok := metadata.FromIncomingContext(ctx); ok {
@@ -138,6 +142,9 @@ func endSpan(span trace.Span, d *authz.Decision) {
 		)
 		if d.Identity != nil {
 			span.SetAttributes(attribute.String("mcp_authz.issuer", d.Identity.Issuer), attribute.String("mcp_authz.token_source", d.Identity.Source.String()))
+		}
+		if d.Tier != "" {
+			span.SetAttributes(attribute.String("mcp_authz.cache.tier", d.Tier))
 		}
 		if d.Reason == authz.ReasonInternal {
 			span.SetStatus(otelcodes.Error, "internal fault")

@@ -4,8 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"net/http"
 
+	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/mcp-authz/mcp-authz/authz"
 	"github.com/mcp-authz/mcp-authz/authz/apikey"
@@ -57,6 +61,9 @@ func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authoriz
 	for i, is := range cfg.Issuers {
 		key := fmt.Sprintf("issuers[%d]", i)
 		if is.VerifyJWT == nil || *is.VerifyJWT {
+			if o.metrics != nil {
+				o.metrics.InitIssuer(is.Issuer)
+			}
 			v, err := jwt.New(jwt.Config{
 				Issuer:          is.Issuer,
 				JWKSURL:         is.JWKSURI,
@@ -67,7 +74,8 @@ func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authoriz
 				ClockSkew:       cfg.ClockSkew.D(),
 				Claims:          claims,
 				RefreshInterval: is.RefreshInterval.D(),
-				HTTPClient:      o.HTTPClient,
+				HTTPClient:      idpClient(o, "keys", is.Issuer),
+				Observer:        o.metrics,
 				Now:             o.Now,
 				Logger:          o.Logger,
 			})
@@ -92,7 +100,7 @@ func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authoriz
 				MaxConcurrent: in.MaxConcurrent,
 				ClockSkew:     cfg.ClockSkew.D(),
 				Claims:        claims,
-				HTTPClient:    o.HTTPClient,
+				HTTPClient:    idpClient(o, "introspection", is.Issuer),
 				Now:           o.Now,
 				Logger:        o.Logger,
 			})
@@ -171,6 +179,13 @@ func buildCache(cfg *config.Config, o Options, p *parts) error {
 		if err != nil {
 			return fmt.Errorf("cache.redis: %w", err)
 		}
+		if o.tp != nil {
+			// Commands become child spans of the Check; their arguments (keys are HMACs,
+			// values MAC'd identities) stay out of the spans.
+			if err := redisotel.InstrumentTracing(p.redis, redisotel.WithTracerProvider(o.tp), redisotel.WithDBStatement(false)); err != nil {
+				return fmt.Errorf("cache.redis: tracing: %w", err)
+			}
+		}
 		cc.Redis, cc.RedisTimeout = p.redis, r.Timeout.D()
 		for _, is := range cfg.Issuers {
 			cc.Intern = append(cc.Intern, is.Issuer)
@@ -184,4 +199,24 @@ func buildCache(cfg *config.Config, o Options, p *parts) error {
 		return fmt.Errorf("cache: %w", err)
 	}
 	return nil
+}
+
+// idpClient is o.HTTPClient for one kind of call to one issuer, counted and timed in metrics
+// and, with tracing on, traced as a child span whose context is propagated to the IdP.
+func idpClient(o Options, kind, issuer string) *http.Client {
+	c := *o.HTTPClient
+	rt := c.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	if o.tp != nil {
+		rt = otelhttp.NewTransport(rt, otelhttp.WithTracerProvider(o.tp),
+			otelhttp.WithPropagators(propagation.TraceContext{}),
+			otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return kind + " " + r.Method }))
+	}
+	if o.metrics != nil {
+		rt = o.metrics.IdPTransport(rt, kind, issuer)
+	}
+	c.Transport = rt
+	return &c
 }

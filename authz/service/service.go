@@ -128,6 +128,9 @@ type Options struct {
 	Getenv     func(string) string // where secrets named by env come from; default os.Getenv
 	// TracerProvider overrides the one built from the configuration's tracing section.
 	TracerProvider trace.TracerProvider
+
+	metrics *telemetry.Metrics   // set by New: IdP call and key-set metrics
+	tp      trace.TracerProvider // set by New: nil without tracing
 }
 
 // New builds everything a configuration describes without touching the network: discovery
@@ -143,34 +146,39 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 	if o.Getenv == nil {
 		o.Getenv = os.Getenv
 	}
+	// Metrics and tracing come first: the verifiers' HTTP clients and Redis are instrumented
+	// as they are built.
+	s.metrics = telemetry.New(nil)
+	tp := o.TracerProvider
+	if tp == nil {
+		var shutdown func(context.Context) error
+		var err error
+		if tp, shutdown, err = telemetry.NewTracerProvider(context.Background(), telemetry.Tracing(cfg.Tracing)); err != nil {
+			return nil, err
+		}
+		s.stopTracing = shutdown
+	}
+	o.metrics, o.tp = s.metrics, tp
 	p, err := build(cfg, o)
 	if err != nil {
+		if s.stopTracing != nil {
+			s.stopTracing(context.Background())
+		}
 		return nil, err
 	}
 	s.opts = o
 	s.live.Store(&state{cfg: cfg, core: p.core, jwts: p.jwts})
 	s.cache, s.redis, s.adminToken = p.cache, p.redis, p.adminToken
-	var stats func() telemetry.CacheStats
 	if s.cache != nil {
-		stats = func() telemetry.CacheStats {
+		s.metrics.SetCacheStats(func() telemetry.CacheStats {
 			st, h := s.cache.Stats(), s.cache.Health()
 			return telemetry.CacheStats{
 				L1Hits: st.L1Hits, L1Misses: st.L1Misses, L2Hits: st.L2Hits, L2Misses: st.L2Misses,
 				L2Errors: st.L2Errors, L2Skipped: st.L2Skipped, BadMAC: st.BadMAC, Undecodable: st.Undecodable,
-				Sets: st.Sets, EvictionsReceived: st.EvictionsReceived,
+				Sets: st.Sets, EvictionsReceived: st.EvictionsReceived, StaleUsed: st.StaleUsed,
 				RedisConfigured: h.RedisConfigured, RedisUp: h.RedisUp,
 			}
-		}
-	}
-	s.metrics = telemetry.New(stats)
-	tp := o.TracerProvider
-	if tp == nil {
-		var shutdown func(context.Context) error
-		if tp, shutdown, err = telemetry.NewTracerProvider(context.Background(), telemetry.Tracing(cfg.Tracing)); err != nil {
-			s.Close()
-			return nil, err
-		}
-		s.stopTracing = shutdown
+		})
 	}
 	var tracer trace.Tracer
 	if tp != nil {
@@ -339,7 +347,14 @@ func Run(ctx context.Context, load func() (*config.Config, error), reload <-chan
 
 func (s *Service) onDecision(ctx context.Context, r *authz.Request, d *authz.Decision, took time.Duration) {
 	s.metrics.Decision(d.Resource, d.Allow, d.Reason.String(), took)
-	if !s.log.Enabled(ctx, slog.LevelDebug) {
+	level := slog.LevelDebug
+	switch s.live.Load().cfg.Log.Decisions {
+	case "off":
+		return
+	case "info":
+		level = slog.LevelInfo
+	}
+	if !s.log.Enabled(ctx, level) {
 		return
 	}
 	attrs := []slog.Attr{
@@ -350,11 +365,14 @@ func (s *Service) onDecision(ctx context.Context, r *authz.Request, d *authz.Dec
 		slog.Int("status", d.Status),
 		slog.Duration("latency", took),
 	}
+	if d.Tier != "" {
+		attrs = append(attrs, slog.String("tier", d.Tier))
+	}
 	if d.Identity != nil {
 		attrs = append(attrs, slog.String("issuer", d.Identity.Issuer), slog.String("source", d.Identity.Source.String()))
 	}
 	if d.Err != nil {
 		attrs = append(attrs, slog.String("detail", d.Err.Error()))
 	}
-	s.log.LogAttrs(ctx, slog.LevelDebug, "decision", attrs...)
+	s.log.LogAttrs(ctx, level, "decision", attrs...)
 }

@@ -3,7 +3,11 @@ package service
 import (
 	"bytes"
 	"net"
+	"os"
+	"regexp"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
@@ -14,6 +18,7 @@ import (
 	"fmt"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -357,7 +362,20 @@ func TestNoSecretsInLogs(t *testing.T) {
 	a, srv := as(t)
 	var logs bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	r := replicaLog(t, srv.URL, []string{rs.Addr()}, nil, log)
+	// Spans go to a real OTLP/gRPC receiver, as they would to Jaeger.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv := &otlpReceiver{}
+	g := grpc.NewServer()
+	coltracepb.RegisterTraceServiceServer(g, recv)
+	go g.Serve(ln)
+	defer g.Stop()
+	r := replicaWith(t, srv.URL, []string{rs.Addr()}, func(c *config.Config) {
+		c.Tracing = config.Tracing{Exporter: "otlp-grpc", Endpoint: ln.Addr().String(), Insecure: true, SampleRatio: 1}
+		c.Log.Decisions = "info"
+	}, Options{Logger: log})
 	jwt, _ := a.Mint(map[string]any{"iss": srv.URL, "sub": "gina", "aud": resource, "client_id": "c",
 		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(), "scope": "mcp:tools"}, demoas.MintOptions{})
 	expired, _ := a.Mint(map[string]any{"iss": srv.URL, "sub": "gina", "aud": resource, "exp": 1}, demoas.MintOptions{})
@@ -371,16 +389,35 @@ func TestNoSecretsInLogs(t *testing.T) {
 	checkToken(t, r, "another-opaque-token-abcdef")
 	a.SetDown(true)
 	checkToken(t, r, "yet-another-token-ghijkl")
-	if logs.Len() == 0 {
-		t.Fatal("no logs captured: the test would prove nothing")
+	resp, err := http.Get("http://" + r.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var metrics bytes.Buffer
+	metrics.ReadFrom(resp.Body)
+	resp.Body.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r.Shutdown(ctx) // flushes the spans
+	recv.mu.Lock()
+	var spans strings.Builder
+	for _, sp := range recv.spans {
+		spans.WriteString(sp.String())
+	}
+	nSpans := len(recv.spans)
+	recv.mu.Unlock()
+	if logs.Len() == 0 || nSpans < 8 || metrics.Len() == 0 || !strings.Contains(logs.String(), `"msg":"decision"`) {
+		t.Fatalf("captured %d bytes of logs, %d spans, %d bytes of metrics: the test would prove nothing", logs.Len(), nSpans, metrics.Len())
 	}
 	for name, secret := range map[string]string{
 		"jwt": jwt, "jwt signature": jwt[strings.LastIndexByte(jwt, '.')+1:], "expired jwt": expired,
 		"opaque": opaque, "garbage": garbage, "another": "another-opaque-token-abcdef",
 		"client secret": "rs-secret", "cache secret": strings.Repeat("k", 32), "admin token": "admin-token",
 	} {
-		if strings.Contains(logs.String(), secret) {
-			t.Errorf("the %s appears in the logs", name)
+		for where, text := range map[string]string{"logs": logs.String(), "spans": spans.String(), "metrics": metrics.String()} {
+			if strings.Contains(text, secret) {
+				t.Errorf("the %s appears in the %s", name, where)
+			}
 		}
 	}
 }
@@ -411,9 +448,48 @@ func TestMetrics(t *testing.T) {
 		`mcp_authz_cache_requests_total{result="miss",tier="redis"} 2`,
 		`mcp_authz_redis_up 1`,
 		`mcp_authz_check_duration_seconds_count{decision="allow"} 2`,
+		// Discovery of the introspection endpoint, then the two introspections.
+		`mcp_authz_idp_requests_total{issuer="` + srv.URL + `",kind="introspection",outcome="2xx"} 3`,
+		`mcp_authz_idp_request_duration_seconds_count{issuer="` + srv.URL + `",kind="introspection"} 3`,
+		`mcp_authz_jwks_stale_keys_total{issuer="` + srv.URL + `"} 0`,
+		`mcp_authz_jwks_refreshes_total{issuer="` + srv.URL + `",outcome="ok"} 1`,
+		`mcp_authz_cache_stale_used_total 0`,
 	} {
 		if !strings.Contains(m, want) {
-			t.Errorf("/metrics lacks %s", want)
+			t.Errorf("/metrics lacks %s\n%s", want, grepLines(m, "mcp_authz_idp"))
+		}
+	}
+	// The Grafana dashboard queries exactly the metrics served: none it names is missing, and
+	// none served is left off it.
+	dash, err := os.ReadFile("../../deploy/grafana/mcp-authz-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !json.Valid(dash) {
+		t.Fatal("deploy/grafana/mcp-authz-dashboard.json is not JSON")
+	}
+	family := regexp.MustCompile(`mcp_authz_[a-z0-9_]+`)
+	served := map[string]bool{}
+	for _, line := range strings.Split(m, "\n") {
+		if f, ok := strings.CutPrefix(line, "# TYPE "); ok && strings.HasPrefix(f, "mcp_authz_") {
+			served[strings.Fields(f)[0]] = true
+		}
+	}
+	used := map[string]bool{}
+	for _, name := range family.FindAllString(string(dash), -1) {
+		for _, suf := range []string{"_bucket", "_count", "_sum"} {
+			if base, ok := strings.CutSuffix(name, suf); ok && served[base] {
+				name = base
+			}
+		}
+		used[name] = true
+		if !served[name] {
+			t.Errorf("the dashboard queries %s, which /metrics does not serve", name)
+		}
+	}
+	for name := range served {
+		if !used[name] {
+			t.Errorf("/metrics serves %s, which the dashboard does not show", name)
 		}
 	}
 	if strings.Contains(m, tok) || strings.Contains(m, "hank") {
@@ -465,42 +541,93 @@ func TestReload(t *testing.T) {
 // the CheckRequest headers), with the decision's attributes and never the token.
 func TestTracing(t *testing.T) {
 	a, srv := as(t)
+	// The AS records the traceparent it receives: the trace must continue into the IdP.
+	var seenParent atomic.Value
+	seenParent.Store("")
+	inner := srv.Config.Handler
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/introspect") {
+			seenParent.CompareAndSwap("", r.Header.Get("traceparent")) // the first Check's call
+		}
+		inner.ServeHTTP(w, r)
+	})
+	rd := redistest.Start(t)
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	cfg := func(c *config.Config) {}
-	r := replicaOpts(t, srv.URL, cfg, Options{TracerProvider: tp})
+	r := replicaWith(t, srv.URL, []string{rd.Addr()}, nil, Options{TracerProvider: tp})
 	tok := a.IssueOpaque("jill", "c", []string{"mcp:tools"}, resource, time.Hour)
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
-	resp, err := authv3.NewAuthorizationClient(dial(t, r.GRPCAddr())).Check(context.Background(), checkReq("/mcp", map[string]string{
-		"authorization": "Bearer " + tok, "traceparent": "00-" + traceID + "-00f067aa0ba902b7-01"}))
-	if err != nil || !allowed(resp) {
-		t.Fatalf("%v %v", resp, err)
+	client := authv3.NewAuthorizationClient(dial(t, r.GRPCAddr()))
+	check := func(hdr map[string]string) {
+		t.Helper()
+		if _, err := client.Check(context.Background(), checkReq("/mcp", hdr)); err != nil {
+			t.Fatal(err)
+		}
 	}
-	checkToken(t, r, "bad-token-for-tracing")
-	spans := rec.Ended()
-	if len(spans) != 2 {
-		t.Fatalf("%d spans, want one per Check", len(spans))
-	}
-	s := spans[0]
-	if s.SpanContext().TraceID().String() != traceID || s.Parent().SpanID().String() != "00f067aa0ba902b7" {
-		t.Errorf("span not in the caller's trace: trace %s parent %s", s.SpanContext().TraceID(), s.Parent().SpanID())
-	}
-	attrs := map[string]string{}
-	for _, kv := range s.Attributes() {
-		attrs[string(kv.Key)] = kv.Value.Emit()
-	}
-	if attrs["mcp_authz.allow"] != "true" || attrs["mcp_authz.reason"] != "allow" || attrs["mcp_authz.issuer"] != srv.URL || attrs["mcp_authz.token_source"] != "introspection" {
-		t.Errorf("attributes %v", attrs)
-	}
-	for _, sp := range spans {
+	check(map[string]string{"authorization": "Bearer " + tok, "traceparent": "00-" + traceID + "-00f067aa0ba902b7-01"})
+	check(map[string]string{"authorization": "Bearer " + tok}) // now from L1
+	check(map[string]string{"authorization": "Bearer bad-token-for-tracing",
+		"x-b3-traceid": "80f198ee56343ba864fe8b2a57d3eff7", "x-b3-spanid": "e457b5a2e4d86bd1", "x-b3-sampled": "1"})
+
+	var servers []sdktrace.ReadOnlySpan
+	byParent := map[string][]string{}
+	for _, sp := range rec.Ended() {
+		if sp.SpanKind() == trace.SpanKindServer {
+			servers = append(servers, sp)
+		}
+		byParent[sp.Parent().SpanID().String()] = append(byParent[sp.Parent().SpanID().String()], sp.Name())
 		for _, kv := range sp.Attributes() {
 			if v := kv.Value.Emit(); strings.Contains(v, tok) || strings.Contains(v, "bad-token-for-tracing") || strings.Contains(v, "jill") {
-				t.Errorf("span attribute %s carries a token or the subject", kv.Key)
+				t.Errorf("span %s attribute %s carries a token or the subject", sp.Name(), kv.Key)
 			}
 		}
 	}
-	if spans[1].Parent().IsValid() {
-		t.Error("a Check without trace context got a parent")
+	if len(servers) != 3 {
+		t.Fatalf("%d server spans, want one per Check", len(servers))
+	}
+	attrs := func(sp sdktrace.ReadOnlySpan) map[string]string {
+		m := map[string]string{}
+		for _, kv := range sp.Attributes() {
+			m[string(kv.Key)] = kv.Value.Emit()
+		}
+		return m
+	}
+	// 1: in the caller's W3C trace; children: the cache lookup, Redis commands and the
+	// introspection call, whose context reached the AS.
+	first := servers[0]
+	if first.SpanContext().TraceID().String() != traceID || first.Parent().SpanID().String() != "00f067aa0ba902b7" {
+		t.Errorf("span not in the caller's trace: trace %s parent %s", first.SpanContext().TraceID(), first.Parent().SpanID())
+	}
+	at := attrs(first)
+	if at["mcp_authz.allow"] != "true" || at["mcp_authz.reason"] != "allow" || at["mcp_authz.issuer"] != srv.URL ||
+		at["mcp_authz.token_source"] != "introspection" || at["mcp_authz.cache.tier"] != "idp" {
+		t.Errorf("attributes %v", at)
+	}
+	kids := strings.Join(byParent[first.SpanContext().SpanID().String()], ",")
+	for _, want := range []string{"cache.lookup", "introspection POST"} {
+		if !strings.Contains(kids, want) {
+			t.Errorf("children of the first Check %q lack %q", kids, want)
+		}
+	}
+	if got := seenParent.Load().(string); !strings.Contains(got, traceID) {
+		t.Errorf("the AS received traceparent %q, not in trace %s", got, traceID)
+	}
+	redisKids := 0
+	for _, sp := range rec.Ended() {
+		if sp.SpanContext().TraceID().String() == traceID && sp.SpanKind() == trace.SpanKindClient && !strings.HasPrefix(sp.Name(), "introspection") {
+			redisKids++
+		}
+	}
+	if redisKids == 0 {
+		t.Error("no Redis command spans in the first Check's trace")
+	}
+	// 2: a root span (no trace context), answered from L1.
+	if servers[1].Parent().IsValid() || attrs(servers[1])["mcp_authz.cache.tier"] != "l1" {
+		t.Errorf("second Check: parent %v, attributes %v", servers[1].Parent(), attrs(servers[1]))
+	}
+	// 3: B3 context from a Zipkin-traced proxy.
+	if got := servers[2].SpanContext().TraceID().String(); got != "80f198ee56343ba864fe8b2a57d3eff7" {
+		t.Errorf("B3 trace not continued: %s", got)
 	}
 }
 
@@ -568,10 +695,24 @@ func TestTracingExportsOverOTLP(t *testing.T) {
 	}
 	recv.mu.Lock()
 	defer recv.mu.Unlock()
-	if len(recv.spans) != 1 || recv.spans[0].GetName() != "envoy.service.auth.v3.Authorization/Check" || len(recv.names) == 0 || recv.names[0] != "mcp-authz-test" {
-		t.Fatalf("received %d spans %v from %v", len(recv.spans), recv.spans, recv.names)
+	var names []string
+	for _, sp := range recv.spans {
+		names = append(names, sp.GetName())
+		if strings.Contains(sp.String(), tok) || strings.Contains(sp.String(), "kim") {
+			t.Error("an exported span carries the token or the subject")
+		}
 	}
-	if strings.Contains(recv.spans[0].String(), tok) || strings.Contains(recv.spans[0].String(), "kim") {
-		t.Error("the exported span carries the token or the subject")
+	if !slices.Contains(names, "envoy.service.auth.v3.Authorization/Check") || len(recv.names) == 0 || recv.names[0] != "mcp-authz-test" {
+		t.Fatalf("received spans %v from %v", names, recv.names)
 	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
