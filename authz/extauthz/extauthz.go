@@ -138,8 +138,10 @@ func endSpan(span trace.Span, d *authz.Decision) {
 			attribute.String("mcp_authz.resource", d.Resource),
 			attribute.Bool("mcp_authz.allow", d.Allow),
 			attribute.String("mcp_authz.reason", d.Reason.String()),
-			attribute.Int("http.response.status_code", d.Status),
 		)
+		if d.Status != 0 {
+			span.SetAttributes(attribute.Int("http.response.status_code", d.Status))
+		}
 		if d.Identity != nil {
 			span.SetAttributes(attribute.String("mcp_authz.issuer", d.Identity.Issuer), attribute.String("mcp_authz.token_source", d.Identity.Source.String()))
 		}

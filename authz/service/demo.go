@@ -19,6 +19,7 @@ import (
 type DemoOptions struct {
 	GRPC, HTTP, AS string
 	Resource       string // default http://localhost:8080/mcp
+	OTLP           string // OTLP/gRPC endpoint for traces (every Check sampled); "" for none
 	Out            io.Writer
 	Options
 }
@@ -100,6 +101,9 @@ func StartDemo(o DemoOptions) (*Demo, error) {
 	go asSrv.Serve(ln)
 
 	cfg := DemoConfig(o.GRPC, o.HTTP, issuer, o.Resource)
+	if o.OTLP != "" {
+		cfg.Tracing = config.Tracing{Exporter: "otlp-grpc", Endpoint: o.OTLP, Insecure: true, SampleRatio: 1, ServiceName: "mcp-authz"}
+	}
 	// The introspection secret is drawn per run and handed over as if from the environment.
 	introspectionSecret := hex.EncodeToString(secret)
 	parent := o.Getenv

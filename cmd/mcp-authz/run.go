@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -141,6 +143,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.AS, "as", "127.0.0.1:9193", "demo authorization server listen address")
 	fs.StringVar(&o.Resource, "resource", "http://localhost:8080/mcp", "protected resource identifier")
 	level := fs.String("log-level", "info", "debug shows one line per decision")
+	fs.StringVar(&o.OTLP, "otlp", "", "send every Check's trace to this OTLP/gRPC endpoint (e.g. Jaeger's 127.0.0.1:4317)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -164,6 +167,7 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	host := fs.String("host", "localhost:8080", "host (:authority) of the request")
 	path := fs.String("path", "/mcp", "path (with query) of the request")
 	token := fs.String("token", "", "Bearer token to send (none: no Authorization header)")
+	traced := fs.Bool("trace", false, "send a new W3C traceparent and print its trace id (to find the Check in Jaeger)")
 	var headers headerFlags
 	fs.Var(&headers, "H", `extra request header "name: value" (repeatable)`)
 	if err := fs.Parse(args); err != nil {
@@ -179,6 +183,13 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if *token != "" {
 		h["authorization"] = "Bearer " + *token
+	}
+	if *traced {
+		var id [24]byte
+		rand.Read(id[:])
+		traceID, spanID := hex.EncodeToString(id[:16]), hex.EncodeToString(id[16:])
+		h["traceparent"] = "00-" + traceID + "-" + spanID + "-01"
+		fmt.Fprintln(stderr, "trace id:", traceID)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
