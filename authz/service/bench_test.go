@@ -16,6 +16,12 @@ import (
 // L1 cache) and returns its ext_authz server for in-process calls: CheckRequest in,
 // CheckResponse out, no network on the measured path.
 func benchService(b *testing.B, l1 int) (*extauthz.Server, string) {
+	s, tok := benchServiceFull(b, l1)
+	return s.ext, tok
+}
+
+// benchServiceFull is benchService's Service, started (listening on loopback).
+func benchServiceFull(b *testing.B, l1 int) (*Service, string) {
 	b.Helper()
 	a, srv := asServer(b)
 	cfg := &config.Config{
@@ -33,12 +39,16 @@ func benchService(b *testing.B, l1 int) (*extauthz.Server, string) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	if err := s.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Shutdown(context.Background()) })
 	tok, err := a.Mint(map[string]any{"iss": srv, "sub": "bench-user", "aud": resource, "client_id": "bench-client",
 		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(), "jti": "j", "scope": "mcp:tools mcp:read"}, demoas.MintOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	return s.ext, tok
+	return s, tok
 }
 
 func benchReq(tok string) *authv3.CheckRequest {
