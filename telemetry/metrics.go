@@ -7,6 +7,7 @@ package telemetry
 
 import (
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,19 @@ type Metrics struct {
 	jwksLoads  *prometheus.CounterVec
 	staleKeys  *prometheus.CounterVec
 	cacheStats func() CacheStats
+	// series caches the decision instruments by label values: resolving a CounterVec child
+	// hashes every label on every call, a noticeable share of a cached decision's cost.
+	series sync.Map // decisionKey → *decisionSeries
+}
+
+type decisionKey struct {
+	resource, reason string
+	allow            bool
+}
+
+type decisionSeries struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
 }
 
 // CacheStats is what the cache collector reads at scrape time.
@@ -122,15 +136,25 @@ func (t *idpTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // Decision records one decision.
 func (m *Metrics) Decision(resource string, allow bool, reason string, took time.Duration) {
-	d := "deny"
-	if allow {
-		d = "allow"
+	k := decisionKey{resource, reason, allow}
+	v, ok := m.series.Load(k)
+	if !ok {
+		d := "deny"
+		if allow {
+			d = "allow"
+		}
+		if resource == "" {
+			resource = "none"
+		}
+		// Label values come from configuration and a fixed reason set, so this map is small.
+		v, _ = m.series.LoadOrStore(k, &decisionSeries{
+			count:   m.decisions.WithLabelValues(resource, d, reason),
+			latency: m.latency.WithLabelValues(d),
+		})
 	}
-	if resource == "" {
-		resource = "none"
-	}
-	m.decisions.WithLabelValues(resource, d, reason).Inc()
-	m.latency.WithLabelValues(d).Observe(took.Seconds())
+	s := v.(*decisionSeries)
+	s.count.Inc()
+	s.latency.Observe(took.Seconds())
 }
 
 // Handler serves the registry in the Prometheus exposition format.
