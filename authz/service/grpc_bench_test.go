@@ -12,7 +12,9 @@ import (
 )
 
 // noopServer is bench/noop's server: the gRPC cost alone.
-type noopServer struct{ authv3.UnimplementedAuthorizationServer }
+type noopServer struct {
+	authv3.UnimplementedAuthorizationServer
+}
 
 var noopOK = &authv3.CheckResponse{Status: &rpcstatus.Status{},
 	HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{}}}
