@@ -21,6 +21,8 @@ type Tracing struct {
 	Insecure    bool    // plaintext to the collector (loopback, sidecar)
 	SampleRatio float64 // of root traces; a caller's sampled decision is always followed
 	ServiceName string
+	// IncludeSubject is read by the Check span's producer, not here.
+	IncludeSubject bool
 }
 
 // NewTracerProvider returns the tracer provider and its shutdown (which flushes), or nil for

@@ -81,6 +81,9 @@ type Tracing struct {
 	Insecure    bool    `yaml:"insecure"`
 	SampleRatio float64 `yaml:"sample_ratio"` // default 1 once an exporter is set
 	ServiceName string  `yaml:"service_name"`
+	// IncludeSubject adds the caller's subject (enduser.id) to Check spans; off by default,
+	// as the subject is personal data in many deployments.
+	IncludeSubject bool `yaml:"include_subject"`
 }
 
 // Admin protects the admin endpoints (token revocation) on the HTTP listener.

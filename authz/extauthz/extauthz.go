@@ -50,6 +50,8 @@ type Options struct {
 	// from the gRPC metadata, else the traceparent the proxy forwarded in the CheckRequest's
 	// HTTP headers, so the span lands in the client request's trace.
 	Tracer trace.Tracer
+	// SpanSubject adds the verified subject to the span as enduser.id.
+	SpanSubject bool
 }
 
 // Server implements authv3.AuthorizationServer.
@@ -59,6 +61,7 @@ type Server struct {
 	log     *slog.Logger
 	onDec   func(context.Context, *authz.Request, *authz.Decision, time.Duration)
 	tracer  trace.Tracer
+	subject bool
 }
 
 // checkerBox pairs a decision core with the converted responses of its shared, precomputed
@@ -70,7 +73,7 @@ type checkerBox struct {
 
 // New returns a Server deciding with c.
 func New(c Checker, o Options) *Server {
-	s := &Server{log: o.Logger, onDec: o.OnDecision, tracer: o.Tracer}
+	s := &Server{log: o.Logger, onDec: o.OnDecision, tracer: o.Tracer, subject: o.SpanSubject}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -105,6 +108,9 @@ func (s *Server) Check(ctx context.Context, in *authv3.CheckRequest) (resp *auth
 			s.onDec(ctx, req, d, time.Since(start))
 		}
 		if span != nil {
+			if s.subject && d != nil && d.Identity != nil && d.Identity.Subject != "" {
+				span.SetAttributes(attribute.String("enduser.id", d.Identity.Subject))
+			}
 			endSpan(span, d)
 		}
 	}()

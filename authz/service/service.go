@@ -184,7 +184,8 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 	if tp != nil {
 		tracer = tp.Tracer("github.com/mcp-authz/mcp-authz")
 	}
-	s.ext = extauthz.New(p.core, extauthz.Options{Logger: o.Logger, OnDecision: s.onDecision, Tracer: tracer})
+	s.ext = extauthz.New(p.core, extauthz.Options{Logger: o.Logger, OnDecision: s.onDecision, Tracer: tracer,
+		SpanSubject: cfg.Tracing.IncludeSubject})
 
 	var gopts []grpc.ServerOption
 	if cfg.Listen.TLS.CertFile != "" {

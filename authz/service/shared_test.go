@@ -716,3 +716,23 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// tracing.include_subject puts the verified subject on the Check span, and only then.
+func TestTracingSubjectOptIn(t *testing.T) {
+	a, srv := as(t)
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	r := replicaWith(t, srv.URL, nil, func(c *config.Config) { c.Tracing.IncludeSubject = true }, Options{TracerProvider: tp})
+	checkToken(t, r, a.IssueOpaque("kate", "c", []string{"mcp:tools"}, resource, time.Hour))
+	for _, sp := range rec.Ended() {
+		if sp.SpanKind() != trace.SpanKindServer {
+			continue
+		}
+		for _, kv := range sp.Attributes() {
+			if kv.Key == "enduser.id" && kv.Value.AsString() == "kate" {
+				return
+			}
+		}
+	}
+	t.Error("no enduser.id=kate on the Check span with include_subject")
+}
