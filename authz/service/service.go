@@ -113,11 +113,15 @@ func sameCache(a, b config.Cache) bool {
 	return a == b
 }
 
-// liveCore decides with whatever core is current, for the HTTP front doors.
+// liveCore decides with whatever core is current, for the HTTP front doors, and records each
+// decision (metrics, decision log) as the gRPC adapter does.
 type liveCore struct{ s *Service }
 
 func (l liveCore) Check(ctx context.Context, r *authz.Request) *authz.Decision {
-	return l.s.live.Load().core.Check(ctx, r)
+	start := time.Now()
+	d := l.s.live.Load().core.Check(ctx, r)
+	l.s.onDecision(ctx, r, d, time.Since(start))
+	return d
 }
 
 // Options carry what is not in the configuration file.
