@@ -37,6 +37,8 @@ func decode(src []byte) ([]any, error) {
 		switch tm.APIVersion + "/" + tm.Kind {
 		case "v1/Namespace":
 			obj = &corev1.Namespace{}
+		case "v1/ServiceAccount":
+			obj = &corev1.ServiceAccount{}
 		case "v1/ConfigMap":
 			obj = &corev1.ConfigMap{}
 		case "v1/Secret":
