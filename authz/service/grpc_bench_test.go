@@ -23,6 +23,16 @@ func (noopServer) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckRes
 	return noopOK, nil
 }
 
+// replayServer answers every Check with one fixed response: mcp-authz's own allow, captured.
+type replayServer struct {
+	authv3.UnimplementedAuthorizationServer
+	resp *authv3.CheckResponse
+}
+
+func (r replayServer) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	return r.resp, nil
+}
+
 func benchGRPC(b *testing.B, addr string, req *authv3.CheckRequest) {
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -64,4 +74,24 @@ func BenchmarkGRPCNoop(b *testing.B) {
 func BenchmarkGRPCCachedJWT(b *testing.B) {
 	s, tok := benchServiceFull(b, 1000)
 	benchGRPC(b, s.GRPCAddr(), benchReq(tok))
+}
+
+// BenchmarkGRPCReplayAllow: gRPC plus the bytes of mcp-authz's allow response (identity
+// headers, headers to remove), without deciding anything. Between Noop and CachedJWT, it
+// splits the gap into "a bigger response" and "the decision".
+func BenchmarkGRPCReplayAllow(b *testing.B) {
+	s, tok := benchServiceFull(b, 1000)
+	resp, err := s.ext.Check(context.Background(), benchReq(tok))
+	if err != nil || resp.GetOkResponse() == nil {
+		b.Fatal(resp, err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := grpc.NewServer()
+	authv3.RegisterAuthorizationServer(g, replayServer{resp: resp})
+	go g.Serve(ln)
+	defer g.Stop()
+	benchGRPC(b, ln.Addr().String(), benchReq(tok))
 }
