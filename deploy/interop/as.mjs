@@ -1,39 +1,55 @@
-// A real OAuth 2.1 authorization server for the interop test: oidc-provider (panva), with
-// RFC 8707 resource indicators, RFC 9068 JWT access tokens, opaque access tokens and RFC 7662
-// introspection. Usage: PORT=4000 MCP_RESOURCE=http://127.0.0.1:8080/mcp node as.mjs
-import Provider from 'oidc-provider';
+// A real OAuth 2.1 authorization server for the interop run: oidc-provider (panva) with the
+// client_credentials grant, RFC 8707 resource indicators, RFC 9068 JWT access tokens, opaque
+// access tokens and RFC 7662 introspection.
+//
+// Usage: node as.mjs PORT RESOURCE      (or PORT=... MCP_RESOURCE=... node as.mjs)
+//   PORT      loopback port to listen on; the issuer is http://127.0.0.1:PORT
+//   RESOURCE  the URL MCP clients call (the front door's /mcp): tokens get it as aud
+//
+// Clients (client_secret_basic):
+//   agent / agent-secret                 JWT access tokens, may hold mcp:tools mcp:read
+//   agent-opaque / agent-opaque-secret   opaque access tokens, may hold mcp:tools mcp:read
+//   reader / reader-secret               JWT access tokens, may hold mcp:read only
+//   rs / rs-secret                       mcp-authz itself: the only client allowed to introspect
+import Provider, { errors } from 'oidc-provider';
 
-const PORT = Number(process.env.PORT || 4000);
-const RESOURCE = process.env.MCP_RESOURCE;
-if (!RESOURCE) throw new Error('MCP_RESOURCE is required: the URL MCP clients call');
+const PORT = Number(process.argv[2] || process.env.PORT || 4000);
+const RESOURCE = process.argv[3] || process.env.MCP_RESOURCE;
+if (!RESOURCE) throw new Error('RESOURCE (argument 2 or MCP_RESOURCE) is required: the URL MCP clients call');
 
 const cc = { grant_types: ['client_credentials'], redirect_uris: [], response_types: [] };
 const provider = new Provider(`http://127.0.0.1:${PORT}`, {
   clients: [
-    // JWT access tokens (RFC 9068) for the MCP resource.
     { client_id: 'agent', client_secret: 'agent-secret', scope: 'mcp:tools mcp:read', ...cc },
-    // Opaque access tokens, checked by mcp-authz through introspection.
     { client_id: 'agent-opaque', client_secret: 'agent-opaque-secret', scope: 'mcp:tools mcp:read', ...cc },
-    // May only ever hold mcp:read: the step-up case.
+    // May only ever hold mcp:read: asking it for mcp:tools is invalid_scope at the token endpoint.
     { client_id: 'reader', client_secret: 'reader-secret', scope: 'mcp:read', ...cc },
-    // mcp-authz itself, authenticating its introspection calls.
     { client_id: 'rs', client_secret: 'rs-secret', grant_types: [], redirect_uris: [], response_types: [] },
   ],
   scopes: ['mcp:tools', 'mcp:read'],
+  ttl: { ClientCredentials: 300 },
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
-    introspection: { enabled: true },
+    introspection: {
+      enabled: true,
+      // Only the resource server may introspect (the default lets any authenticated client).
+      allowedPolicy: (ctx, client) => client.clientId === 'rs',
+    },
     resourceIndicators: {
       enabled: true,
+      // A token request without resource= still gets a token for the MCP resource.
       defaultResource: () => RESOURCE,
       useGrantedResource: () => true,
+      // Every token is audience-restricted to RESOURCE: aud in the JWT, and aud in the
+      // introspection answer for opaque tokens (oidc-provider puts the resource server's
+      // audience there; mcp-authz denies an opaque token whose introspection has no aud).
       getResourceServerInfo: (ctx, resource, client) => {
-        if (resource !== RESOURCE) throw new Error(`unknown resource ${resource}`);
+        if (resource !== RESOURCE) throw new errors.InvalidTarget(`unknown resource ${resource}`);
         const base = { scope: 'mcp:tools mcp:read', audience: RESOURCE, accessTokenTTL: 300 };
         return client.clientId === 'agent-opaque'
           ? { ...base, accessTokenFormat: 'opaque' }
-          : { ...base, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
+          : { ...base, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } }; // typ at+jwt
       },
     },
   },
