@@ -144,7 +144,18 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+		// http.DefaultTransport keeps 2 idle connections per host: with up to max_concurrent
+		// introspection calls in flight per issuer, most calls would open a new connection
+		// (measured: 0.59 new connections per introspection, 24% of a cold Check's CPU).
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConns = 0 // no total cap; IdleConnTimeout still closes idle ones
+		t.MaxIdleConnsPerHost = 64
+		for _, is := range cfg.Issuers {
+			if in := is.Introspection; in != nil && in.MaxConcurrent > t.MaxIdleConnsPerHost {
+				t.MaxIdleConnsPerHost = in.MaxConcurrent
+			}
+		}
+		o.HTTPClient = &http.Client{Timeout: 10 * time.Second, Transport: t}
 	}
 	s := &Service{cfg: cfg, log: o.Logger}
 	if o.Getenv == nil {
