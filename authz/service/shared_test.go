@@ -363,17 +363,9 @@ func TestNoSecretsInLogs(t *testing.T) {
 	var logs bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	// Spans go to a real OTLP/gRPC receiver, as they would to Jaeger.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	recv := &otlpReceiver{}
-	g := grpc.NewServer()
-	coltracepb.RegisterTraceServiceServer(g, recv)
-	go g.Serve(ln)
-	defer g.Stop()
+	recv, otlpAddr := startOTLPReceiver(t)
 	r := replicaWith(t, srv.URL, []string{rs.Addr()}, func(c *config.Config) {
-		c.Tracing = config.Tracing{Exporter: "otlp-grpc", Endpoint: ln.Addr().String(), Insecure: true, SampleRatio: 1}
+		c.Tracing = config.Tracing{Exporter: "otlp-grpc", Endpoint: otlpAddr, Insecure: true, SampleRatio: 1}
 		c.Log.Decisions = "info"
 	}, Options{Logger: log})
 	jwt, _ := a.Mint(map[string]any{"iss": srv.URL, "sub": "gina", "aud": resource, "client_id": "c",
@@ -656,7 +648,9 @@ func (o *otlpReceiver) Export(_ context.Context, req *coltracepb.ExportTraceServ
 	return &coltracepb.ExportTraceServiceResponse{}, nil
 }
 
-func TestTracingExportsOverOTLP(t *testing.T) {
+// startOTLPReceiver serves a real OTLP/gRPC trace endpoint on loopback until the test ends.
+func startOTLPReceiver(t *testing.T) (*otlpReceiver, string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -665,13 +659,18 @@ func TestTracingExportsOverOTLP(t *testing.T) {
 	g := grpc.NewServer()
 	coltracepb.RegisterTraceServiceServer(g, recv)
 	go g.Serve(ln)
-	defer g.Stop()
+	t.Cleanup(g.Stop)
+	return recv, ln.Addr().String()
+}
+
+func TestTracingExportsOverOTLP(t *testing.T) {
+	recv, otlpAddr := startOTLPReceiver(t)
 
 	a, srv := as(t)
 	cfg := &config.Config{
 		Listen:    config.Listen{GRPC: "127.0.0.1:0"},
 		Dev:       config.Dev{AllowHTTP: true},
-		Tracing:   config.Tracing{Exporter: "otlp-grpc", Endpoint: ln.Addr().String(), Insecure: true, ServiceName: "mcp-authz-test"},
+		Tracing:   config.Tracing{Exporter: "otlp-grpc", Endpoint: otlpAddr, Insecure: true, ServiceName: "mcp-authz-test"},
 		Issuers:   []config.Issuer{{Issuer: srv.URL}},
 		Resources: []config.Resource{{Resource: resource, Scopes: config.Scopes{Required: []string{"mcp:tools"}}}},
 	}
