@@ -35,7 +35,7 @@ type Config struct {
 	Redis redis.UniversalClient
 	// RedisTimeout bounds each Redis call of Get and Set; default 50ms.
 	RedisTimeout time.Duration
-	// KeyPrefix starts every Redis key; default "mcp-authz:v1:".
+	// KeyPrefix starts every Redis key; default "mcp-authz:v2:".
 	KeyPrefix string
 	// Channel is the pub/sub channel revocations are announced on; default KeyPrefix+"revoke".
 	Channel string
@@ -106,7 +106,7 @@ type l1Entry struct {
 }
 
 const (
-	defaultPrefix  = "mcp-authz:v1:"
+	defaultPrefix  = "mcp-authz:v2:"
 	defaultTimeout = 50 * time.Millisecond
 	// waitRoundTrips × RedisTimeout bounds how long New waits for the revocation
 	// subscription, and Close for its end, so a Redis that hangs never holds up startup or
@@ -533,7 +533,10 @@ func (t *Tiered) Health() Health {
 	}
 }
 
-func (t *Tiered) rkey(key [32]byte) string { return t.prefix + string(key[:]) }
+// rkey is the Redis key: the first 16 bytes of the token's HMAC are plenty to tell tokens apart
+// (a collision among 2^64 live tokens is unlikely, and a forged one needs the cache secret),
+// and they keep an entry's key 16 bytes shorter in Redis, where keys are most of an entry.
+func (t *Tiered) rkey(key [32]byte) string { return t.prefix + string(key[:16]) }
 
 // otterLogger routes otter's rare warnings to our logger instead of slog.Default.
 type otterLogger struct{ l *slog.Logger }

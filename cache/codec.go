@@ -14,9 +14,9 @@ import (
 	"github.com/mcp-authz/mcp-authz/authz/identity"
 )
 
-// Value format, version 1 (all integers are Go varints, strings length-prefixed):
+// Value format, version 2 (all integers are Go varints, strings length-prefixed):
 //
-//	version  byte = 1
+//	version  byte = 2
 //	flags    byte: bit0 negative, bit1 expiry, bit2 not-before, bit3 claims,
 //	               bits 4-5 identity.Source, bits 6-7 zero
 //	expiry      varint unix seconds, rounded down   (if bit1)
@@ -28,16 +28,23 @@ import (
 //	                                       keys strictly ascending (if bit3)
 //	mac      16 bytes
 //
-//	str: uvarint h; h even: h/2 bytes follow inline; h odd: h/2 is the 16-bit reference of
-//	     an interned string (see Config.Intern).
+//	str: uvarint h, by h&3:
+//	     0  h>>2 bytes follow inline;
+//	     1  h>>2 is the 16-bit reference of an interned string (see Config.Intern);
+//	     2  (h == 2) 16 bytes follow: a UUID in its canonical lower-case text form, which many
+//	        IdPs use for subjects and client ids, at 16 bytes instead of 36;
+//	     3  invalid.
 //
 // The MAC is HMAC-SHA256(mac key, uvarint(len(redis key)) ‖ redis key ‖ canonical)[:16], where
 // canonical is the value above with every string inline. Binding the Redis key stops a writer
 // from moving an entry to another token; MACing the canonical form rather than the stored bytes
 // means an interned reference that one replica resolves differently from another (different
 // intern lists, or a 16-bit collision) fails the MAC instead of decoding to another string.
+//
+// Version 1 wrote strings as h even inline / h odd interned; its entries sit under 32-byte keys
+// that this version never reads.
 const (
-	codecVersion = 1
+	codecVersion = 2
 	macLen       = 16
 
 	flagNegative  = 1 << 0
@@ -52,6 +59,10 @@ const (
 	maxValue = 64 << 10
 	// minIntern: a reference costs 3 bytes, so shorter strings stay inline.
 	minIntern = 4
+
+	strInline = 0
+	strRef    = 1
+	strUUID   = 2
 )
 
 var (
@@ -120,8 +131,8 @@ type entry struct {
 	neg bool
 }
 
-// appendBody appends the value without its MAC; intern=false gives the canonical form.
-func (c *codec) appendBody(b []byte, e *entry, intern bool) []byte {
+// appendBody appends the value without its MAC; compact=false gives the canonical form.
+func (c *codec) appendBody(b []byte, e *entry, compact bool) []byte {
 	id := &e.id
 	var flags byte
 	if e.neg {
@@ -152,11 +163,11 @@ func (c *codec) appendBody(b []byte, e *entry, intern bool) []byte {
 	if e.neg {
 		return b
 	}
-	b = c.appendStr(b, id.Issuer, intern)
-	b = c.appendStr(b, id.Subject, intern)
-	b = c.appendStr(b, id.ClientID, intern)
-	b = c.appendList(b, id.Audience, intern)
-	b = c.appendList(b, id.Scopes, intern)
+	b = c.appendStr(b, id.Issuer, compact)
+	b = c.appendStr(b, id.Subject, compact)
+	b = c.appendStr(b, id.ClientID, compact)
+	b = c.appendList(b, id.Audience, compact)
+	b = c.appendList(b, id.Scopes, compact)
 	if flags&flagClaims != 0 {
 		keys := make([]string, 0, len(id.Claims))
 		for k := range id.Claims {
@@ -165,38 +176,87 @@ func (c *codec) appendBody(b []byte, e *entry, intern bool) []byte {
 		slices.Sort(keys)
 		b = binary.AppendUvarint(b, uint64(len(keys)))
 		for _, k := range keys {
-			b = c.appendStr(b, k, intern)
-			b = c.appendStr(b, id.Claims[k], intern)
+			b = c.appendStr(b, k, compact)
+			b = c.appendStr(b, id.Claims[k], compact)
 		}
 	}
 	return b
 }
 
-func (c *codec) appendList(b []byte, l []string, intern bool) []byte {
+func (c *codec) appendList(b []byte, l []string, compact bool) []byte {
 	b = binary.AppendUvarint(b, uint64(len(l)))
 	for _, s := range l {
-		b = c.appendStr(b, s, intern)
+		b = c.appendStr(b, s, compact)
 	}
 	return b
 }
 
-func (c *codec) appendStr(b []byte, s string, intern bool) []byte {
-	if intern {
+func (c *codec) appendStr(b []byte, s string, compact bool) []byte {
+	if compact {
 		if r, ok := c.refs[s]; ok {
-			return binary.AppendUvarint(b, uint64(r)<<1|1)
+			return binary.AppendUvarint(b, uint64(r)<<2|strRef)
+		}
+		if u, ok := parseUUID(s); ok {
+			return append(append(b, strUUID), u[:]...)
 		}
 	}
-	b = binary.AppendUvarint(b, uint64(len(s))<<1)
+	b = binary.AppendUvarint(b, uint64(len(s))<<2|strInline)
 	return append(b, s...)
+}
+
+// parseUUID accepts only the canonical lower-case form, the one formatUUID gives back, so
+// that every other string keeps its exact bytes.
+func parseUUID(s string) (u [16]byte, ok bool) {
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return u, false
+	}
+	j := 0
+	for i := 0; i < 36; i += 2 {
+		if s[i] == '-' {
+			i--
+			continue
+		}
+		hi, lo := unhex(s[i]), unhex(s[i+1])
+		if hi > 15 || lo > 15 {
+			return u, false
+		}
+		u[j] = hi<<4 | lo
+		j++
+	}
+	return u, true
+}
+
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	}
+	return 0xff
+}
+
+func formatUUID(u []byte) string {
+	const digits = "0123456789abcdef"
+	var out [36]byte
+	j := 0
+	for i, x := range u {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			out[j] = '-'
+			j++
+		}
+		out[j], out[j+1] = digits[x>>4], digits[x&15]
+		j += 2
+	}
+	return string(out[:])
 }
 
 // encode returns the stored value for e under Redis key rkey.
 func (c *codec) encode(rkey string, e *entry) []byte {
 	b := c.appendBody(make([]byte, 0, 256), e, true)
-	canonical := b
-	if len(c.refs) > 0 {
-		canonical = c.appendBody(make([]byte, 0, 2*len(b)), e, false)
-	}
+	// Written once per token and TTL, so building the canonical form every time is cheaper
+	// than tracking whether any string was stored other than inline.
+	canonical := c.appendBody(make([]byte, 0, 2*len(b)), e, false)
 	mac := c.sum(rkey, canonical)
 	return append(b, mac[:]...)
 }
@@ -224,7 +284,7 @@ func (c *codec) decode(rkey, v string) (entry, error) {
 		return entry{}, errUndecodable
 	}
 	var canonical []byte
-	if d.refs {
+	if d.compact {
 		canonical = c.appendBody(make([]byte, 0, 2*len(body)), &e, false)
 	} else {
 		canonical = stringBytes(body)
@@ -237,10 +297,10 @@ func (c *codec) decode(rkey, v string) (entry, error) {
 
 // decoder reads untrusted bytes: every read is bounds-checked and a failure only sets bad.
 type decoder struct {
-	s    string
-	c    *codec
-	bad  bool
-	refs bool
+	s       string
+	c       *codec
+	bad     bool
+	compact bool // a string was stored other than inline: the canonical form must be rebuilt
 }
 
 func (d *decoder) byte() byte {
@@ -289,27 +349,40 @@ func (d *decoder) str() string {
 	if d.bad {
 		return ""
 	}
-	if h&1 == 1 {
-		if h>>1 > 0xffff {
+	switch h & 3 {
+	case strInline:
+		n := h >> 2
+		if n > uint64(len(d.s)) {
 			d.bad = true
 			return ""
 		}
-		s, ok := d.c.strs[uint16(h>>1)]
+		s := d.s[:n]
+		d.s = d.s[n:]
+		return s
+	case strRef:
+		if h>>2 > 0xffff {
+			d.bad = true
+			return ""
+		}
+		s, ok := d.c.strs[uint16(h>>2)]
 		if !ok {
 			d.bad = true
 			return ""
 		}
-		d.refs = true
+		d.compact = true
+		return s
+	case strUUID:
+		if h != strUUID || len(d.s) < 16 {
+			d.bad = true
+			return ""
+		}
+		s := formatUUID(stringBytes(d.s[:16]))
+		d.s = d.s[16:]
+		d.compact = true
 		return s
 	}
-	n := h >> 1
-	if n > uint64(len(d.s)) {
-		d.bad = true
-		return ""
-	}
-	s := d.s[:n]
-	d.s = d.s[n:]
-	return s
+	d.bad = true
+	return ""
 }
 
 // count reads a list length; every element takes at least one byte, which bounds allocations

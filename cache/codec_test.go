@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"encoding/binary"
 	"errors"
 	"maps"
 	"slices"
@@ -14,7 +15,7 @@ import (
 
 var testMACKey = []byte("mac key for codec tests, 32 byte")
 
-const testRKey = "mcp-authz:v1:0123456789abcdef0123456789abcdef"
+const testRKey = "mcp-authz:v2:0123456789abcdef"
 
 func sampleEntries() map[string]entry {
 	exp := time.Unix(1_795_000_000, 0)
@@ -34,7 +35,14 @@ func sampleEntries() map[string]entry {
 		"api key, no times": {id: identity.Identity{Subject: "svc", Source: identity.SourceAPIKey}},
 		"unicode":           {id: identity.Identity{Subject: "ユーザー\x00\xff", Scopes: []string{strings.Repeat("s", 300)}}},
 		"negative":          {neg: true},
-		"pre-1970":          {id: identity.Identity{Subject: "old", Expiry: time.Unix(-5, 0), NotBefore: time.Unix(-10, 0)}},
+		// Canonical UUIDs are stored as 16 bytes; the near-misses keep their exact text.
+		"uuids": {id: identity.Identity{
+			Subject: "f47ac10b-58cc-4372-a567-0e02b2c3d479", ClientID: "00000000-0000-0000-0000-000000000000",
+			Audience: []string{"F47AC10B-58CC-4372-A567-0E02B2C3D479", "f47ac10b-58cc-4372-a567-0e02b2c3d47g",
+				"f47ac10b58cc-4372-a567-0e02b2c3d479-", "{f47ac10b-58cc-4372-a567-0e02b2c3d479}"},
+			Claims: map[string]string{"oid": "ffffffff-ffff-ffff-ffff-ffffffffffff"},
+		}},
+		"pre-1970": {id: identity.Identity{Subject: "old", Expiry: time.Unix(-5, 0), NotBefore: time.Unix(-10, 0)}},
 	}
 }
 
@@ -85,8 +93,15 @@ func TestCodecTimeRounding(t *testing.T) {
 func TestCodecInternSaves(t *testing.T) {
 	e := sampleEntries()["rfc7662"]
 	plain := len(newCodec(testMACKey, nil).encode(testRKey, &e))
-	interned := len(newCodec(testMACKey, []string{e.id.Issuer, e.id.Audience[0]}).encode(testRKey, &e))
-	if want := plain - len(e.id.Issuer) - len(e.id.Audience[0]) + 4; interned != want {
+	c := newCodec(testMACKey, []string{e.id.Issuer, e.id.Audience[0]})
+	interned := len(c.encode(testRKey, &e))
+	// Each interned string trades its header and bytes for a reference's header.
+	want := plain
+	for _, s := range []string{e.id.Issuer, e.id.Audience[0]} {
+		want += -len(binary.AppendUvarint(nil, uint64(len(s))<<2)) - len(s) +
+			len(binary.AppendUvarint(nil, uint64(c.refs[s])<<2|strRef))
+	}
+	if interned != want {
 		t.Fatalf("interned %d bytes, plain %d, want %d", interned, plain, want)
 	}
 	t.Logf("rfc7662 entry: %d bytes inline, %d with issuer and audience interned", plain, interned)
@@ -156,6 +171,41 @@ func TestCodecRejects(t *testing.T) {
 	other := newCodec([]byte("a different mac key, also 32 byt"), nil)
 	if _, err := other.decode(testRKey, string(v)); !errors.Is(err, errBadMAC) {
 		t.Fatalf("other secret: %v", err)
+	}
+}
+
+func TestCodecUUID(t *testing.T) {
+	c := newCodec(testMACKey, nil)
+	e := sampleEntries()["uuids"]
+	v := c.encode(testRKey, &e)
+	canonical := c.appendBody(nil, &e, false)
+	// Three UUIDs at 16 bytes plus a 1-byte header each, instead of 36 plus a 2-byte header.
+	if want := len(canonical) + macLen - 3*(38-17); len(v) != want {
+		t.Fatalf("encoded %d bytes, want %d", len(v), want)
+	}
+	for _, s := range []string{"f47ac10b-58cc-4372-a567-0e02b2c3d479", "00000000-0000-0000-0000-000000000000"} {
+		u, ok := parseUUID(s)
+		if !ok || formatUUID(u[:]) != s {
+			t.Fatalf("%s: parse %v, format %q", s, ok, formatUUID(u[:]))
+		}
+	}
+	for _, s := range e.id.Audience {
+		if _, ok := parseUUID(s); ok {
+			t.Fatalf("%q taken for a canonical UUID", s)
+		}
+	}
+	// A UUID header with extra bits, or fewer than 16 bytes after it, is not a UUID.
+	body := []byte{codecVersion, 0, strUUID | 4<<2}
+	body = append(body, make([]byte, 16)...)
+	body = append(body, 0, 0, 0, 0)
+	if _, err := c.decode(testRKey, string(append(body, make([]byte, macLen)...))); !errors.Is(err, errUndecodable) {
+		t.Fatalf("UUID header with a length: %v", err)
+	}
+	if _, err := c.decode(testRKey, string([]byte{codecVersion, 0, strUUID, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})); err == nil {
+		t.Fatal("short UUID accepted")
+	}
+	if _, err := c.decode(testRKey, string(append([]byte{codecVersion, 0, 3, 0, 0, 0, 0}, make([]byte, macLen)...))); !errors.Is(err, errUndecodable) {
+		t.Fatalf("string kind 3: %v", err)
 	}
 }
 

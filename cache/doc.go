@@ -16,7 +16,9 @@
 //     garbage tokens (each a negative entry seen once) cannot flush the working set of valid
 //     ones, which an LRU would let it do.
 //   - L2, Redis through a go-redis UniversalClient (single node, Sentinel or Cluster), shared by
-//     every replica. A value is a compact binary encoding of identity.Identity followed by a
+//     every replica. Its key is the prefix and the first 128 bits of the lookup key; its
+//     value is a compact binary encoding of identity.Identity (configured issuers and
+//     audiences as 16-bit references, canonical UUIDs as 16 bytes) followed by a
 //     MAC (HMAC-SHA256 truncated to 128 bits, as RFC 4868 does) over the Redis key and the
 //     value, under a key derived separately from the lookup key: whoever can write to Redis
 //     can delete entries but can neither mint an identity nor move one to another token. A
