@@ -18,7 +18,12 @@ import (
 	"github.com/mcp-authz/mcp-authz/authz/config"
 	"github.com/mcp-authz/mcp-authz/authz/extauthz"
 	"github.com/mcp-authz/mcp-authz/authz/service"
+	"github.com/mcp-authz/mcp-authz/cmd/mcp-authz/internal/heapfloor"
 )
+
+// heapFloor is the heap headroom the service keeps (package heapfloor): it bounds what the
+// tuning can add to a replica's memory, 32 MiB, and saves about a sixth of a cached Check's CPU.
+const heapFloor = 32 << 20
 
 const usage = `usage:
   mcp-authz serve --config FILE     run the service
@@ -32,6 +37,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, usage)
 		return errors.New("no command")
+	}
+	switch args[0] {
+	case "serve", "demo":
+		// An operator's GOGC is theirs to keep; otherwise keep heapFloor of headroom.
+		if getenv("GOGC") == "" {
+			defer heapfloor.Start(heapFloor).Stop()
+		}
 	}
 	switch args[0] {
 	case "serve":
