@@ -4,22 +4,23 @@
 # memory, multi-replica and core-scaling measurements. Results and how to read them:
 # bench/README.md.
 #
-#   bench/run.sh [-d 10s] [-c 50] [-r 3] [-p pinned|unpinned] [-l 20ms] [-n 100000]
-#                [-s main,memory,scale,cores] [-o noop,jwt-cached,...]
+#   bench/run.sh [-d 10s] [-c 50] [-r 3] [-p pinned|unpinned] [-l 20ms] [-n 100000] [-q 6000]
+#                [-s main,rate,memory,scale,cores] [-o noop,jwt-cached,...]
 #
 #   -d  duration of each measured ghz run        -c  ghz concurrency (one HTTP/2 connection)
 #   -r  interleaved rounds (medians are shown)   -p  pinned: servers on CPU 0, ghz on CPU 1
 #   -l  the slow authorization server's latency  -n  distinct tokens for the real-server fill
-#   -s  sections to run (default all)           -o  only these main scenarios (noop is always run)
+#   -s  sections to run (default all)           -o  only these main scenarios (baselines always run)
+#   -q  the fixed request rate of the rate section (equal load for every server)
 #
 # Server CPU µs per Check comes from the server's /proc/PID/stat, which does not depend on how
 # busy the load generator is. Needs: go, curl, python3, taskset, redis-server, redis-cli.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DUR=10s; CONC=50; ROUNDS=3; MODE=pinned; LAT=20ms; FILL=100000; SECTIONS=main,memory,scale,cores; ONLY=
-while getopts d:c:r:p:l:n:s:o: o; do case $o in
+DUR=10s; CONC=50; ROUNDS=3; MODE=pinned; LAT=20ms; FILL=100000; SECTIONS=main,rate,memory,scale,cores; ONLY=; RATE=6000
+while getopts d:c:r:p:l:n:s:o:q: o; do case $o in
   d) DUR=$OPTARG;; c) CONC=$OPTARG;; r) ROUNDS=$OPTARG;; p) MODE=$OPTARG;; l) LAT=$OPTARG;;
-  n) FILL=$OPTARG;; s) SECTIONS=$OPTARG;; o) ONLY=$OPTARG;; *) exit 2;; esac; done
+  n) FILL=$OPTARG;; s) SECTIONS=$OPTARG;; o) ONLY=$OPTARG;; q) RATE=$OPTARG;; *) exit 2;; esac; done
 case $MODE in pinned|unpinned) ;; *) echo "-p pinned or -p unpinned" >&2; exit 2;; esac
 want() { [[ ",$SECTIONS," == *",$1,"* ]]; }
 for b in redis-server redis-cli curl python3 taskset; do
@@ -121,6 +122,17 @@ tok() { curl -s -u "$1:demo-secret" -d grant_type=client_credentials -d scope=mc
   --data-urlencode resource=$RES http://127.0.0.1:9193/token | sed -E 's/.*"access_token":"([^"]+)".*/\1/'; }
 JWT=$(tok demo); OPAQUE=$(tok demo-opaque)
 case "$OPAQUE" in *'{'*|"") echo "no opaque token from the demo AS" >&2; exit 1;; esac
+# Replay baselines: the no-op server answering with mcp-authz's own allow (identity headers,
+# authorization removed) and its own no-token 401, captured from the demo, without deciding
+# anything. Against them, what remains is the cost of the decision; between them and the
+# empty no-op, the cost of the response's bytes (mostly in the load generator, see README).
+"$WORK/mcp-authz" check -addr 127.0.0.1:9191 -token "$JWT" >"$WORK/allow-response.json"
+"$WORK/mcp-authz" check -addr 127.0.0.1:9191 >"$WORK/401-response.json"
+grep -q okResponse "$WORK/allow-response.json" && grep -q Unauthorized "$WORK/401-response.json" ||
+  { echo "could not capture the demo's allow and 401 responses" >&2; exit 1; }
+"${SRV[@]}" "$WORK/noop" -addr 127.0.0.1:9292 -response "$WORK/allow-response.json" >/dev/null & pids+=($!); NOOPA_PID=$!
+"${SRV[@]}" "$WORK/noop" -addr 127.0.0.1:9293 -response "$WORK/401-response.json" >/dev/null & pids+=($!); NOOPD_PID=$!
+waitport 127.0.0.1:9292; waitport 127.0.0.1:9293
 # Request payloads, one file per scenario (ghz -D). The mix is a JSON array, which ghz v0.120.0
 # sends round-robin by request number for unary calls: 16 JWT (80%), 2 opaque (10%), 1 without
 # a token (5%), 1 invalid (5%) in every 20 requests. The slow-AS payload is a ghz template: every
@@ -150,9 +162,10 @@ cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 run() {
   local t0 t1 r0 r1 c0 c1 s0 s1 d0 d1
   t0=$(cpu_ticks "$3"); r0=$(cpu_ticks $REDIS_PID); c0=$(redis_calls); s0=$(counts $FAST; counts $SLOW); d0=$(decisions "$4")
-  ghzc -D "$WORK/$5.data" -c "$CONC" -z "$DUR" -O json "$2" >"$WORK/$1.json" 2>/dev/null
+  # The load generator's own CPU time (user and sys of the subshell's children: ghz alone).
+  g=$( { ghzc -D "$WORK/$5.data" -c "$CONC" -z "$DUR" ${RATEARGS:-} -O json "$2" >"$WORK/$1.json" 2>/dev/null; times; } | tail -1)
   t1=$(cpu_ticks "$3"); r1=$(cpu_ticks $REDIS_PID); c1=$(redis_calls); s1=$(counts $FAST; counts $SLOW); d1=$(decisions "$4")
-  python3 - "$WORK/$1.json" "$((t1-t0))" "$(getconf CLK_TCK)" "$((r1-r0))" "$((c1-c0))" "$s0" "$s1" "$d0" "$d1" <<'PY' >>"$WORK/$1.rows"
+  python3 - "$WORK/$1.json" "$((t1-t0))" "$(getconf CLK_TCK)" "$((r1-r0))" "$((c1-c0))" "$s0" "$s1" "$d0" "$d1" "$g" <<'PY' >>"$WORK/$1.rows"
 import json,sys
 r=json.load(open(sys.argv[1])); ticks=int(sys.argv[2]); hz=int(sys.argv[3]); rt=int(sys.argv[4]); rc=int(sys.argv[5])
 s0=list(map(int,sys.argv[6].split())); s1=list(map(int,sys.argv[7].split()))
@@ -162,8 +175,10 @@ ok=r["statusCodeDistribution"].get("OK",0); n=max(r["count"],1)
 # (each /count query is itself a new connection to each AS, counted in its own answer)
 idp=(s1[0]-s0[0])+(s1[2]-s0[2]); conns=(s1[1]-s0[1]-1)+(s1[3]-s0[3]-1)
 dec=d1[1]-d0[1]; allow=(d1[0]-d0[0])/dec if dec else -1
+sec=lambda t: float(t[:-1].split("m")[0])*60+float(t[:-1].split("m")[1])  # bash times: 0m1.234s
+gen=sum(sec(t) for t in sys.argv[10].split())
 print(f'{r["rps"]:.0f} {lat.get(50,0)/1e6:.2f} {lat.get(99,0)/1e6:.2f} {ticks/hz*1e6/n:.1f} {ok}/{n} '
-      f'{allow:.3f} {rc/n:.2f} {rt/hz*1e6/n:.1f} {idp/n:.3f} {conns/n:.3f}')
+      f'{allow:.3f} {rc/n:.2f} {rt/hz*1e6/n:.1f} {idp/n:.3f} {conns/n:.3f} {gen*1e6/n:.1f}')
 PY
 }
 
@@ -183,6 +198,8 @@ echo "# two vCPUs busy at once do $(cpuscale): bench/cpuscale"
 if want main; then
 # The baseline receives the same request bytes as the JWT scenarios (a 700-byte token).
 SCEN=("noop 127.0.0.1:9291 $NOOP_PID - jwt"
+      "noop-allow 127.0.0.1:9292 $NOOPA_PID - jwt"
+      "noop-401 127.0.0.1:9293 $NOOPD_PID - none"
       "no-token-401 127.0.0.1:9191 $DEMO_PID 127.0.0.1:9192 none"
       "jwt-cached 127.0.0.1:9191 $DEMO_PID 127.0.0.1:9192 jwt"
       "opaque-L1 127.0.0.1:9191 $DEMO_PID 127.0.0.1:9192 opaque"
@@ -193,7 +210,7 @@ SCEN=("noop 127.0.0.1:9291 $NOOP_PID - jwt"
       "opaque-miss-slowAS 127.0.0.1:9196 $SLOWSRV_PID 127.0.0.1:9296 unique"
       "opa-jwt 127.0.0.1:9198 $OPA_PID - jwt")
 if [ -n "$ONLY" ]; then
-  keep=(); for s in "${SCEN[@]}"; do [[ ",noop,$ONLY," == *",${s%% *},"* ]] && keep+=("$s"); done; SCEN=("${keep[@]}")
+  keep=(); for s in "${SCEN[@]}"; do [[ ",noop,noop-allow,noop-401,$ONLY," == *",${s%% *},"* ]] && keep+=("$s"); done; SCEN=("${keep[@]}")
 fi
 # Warm up every target once.
 for s in "${SCEN[@]}"; do set -- $s; ghzc -D "$WORK/$5.data" -c "$CONC" -n 2000 "$2" >/dev/null 2>&1; done
@@ -202,7 +219,7 @@ declare -A PEAK
 for n in noop:$NOOP_PID demo:$DEMO_PID nocache:$NOCACHE_PID redis:$REDISSRV_PID slow:$SLOWSRV_PID opa:$OPA_PID; do
   PEAK[${n%%:*}]=$(rss "${n#*:}" VmHWM); done
 
-printf '\n%-19s %8s %7s %7s %8s %10s %8s %6s | %9s %9s %8s %9s\n' scenario RPS p50_ms p99_ms vs_noop cpu_us/chk cpu/noop allow% \
+printf '\n%-19s %8s %7s %7s %8s %10s %8s %7s %6s | %9s %9s %8s %9s\n' scenario RPS p50_ms p99_ms vs_noop cpu_us/chk cpu/noop gen_us allow% \
   redis_cmd redis_us idp_call new_conn
 python3 - "$WORK" "$CONC" "$LAT" "${SCEN[@]}" <<'PY'
 import sys,statistics as st
@@ -213,9 +230,20 @@ med=lambda n,i: st.median(f(r,i) for r in rows[n])
 per=lambda n,m,i: st.median(f(a,i)/f(b,i) for a,b in zip(rows[n],rows[m]))
 for n in names:
     allow=med(n,5); a=f"{allow*100:5.1f}" if allow>=0 else "    -"
-    print(f"{n:<19} {med(n,0):8.0f} {med(n,1):7.2f} {med(n,2):7.2f} {per(n,'noop',0):7.2f}x {med(n,3):10.1f} {per(n,'noop',3):7.2f}x {a} |"
+    print(f"{n:<19} {med(n,0):8.0f} {med(n,1):7.2f} {med(n,2):7.2f} {per(n,'noop',0):7.2f}x {med(n,3):10.1f} {per(n,'noop',3):7.2f}x {med(n,10):7.1f} {a} |"
           f" {med(n,6):9.2f} {med(n,7):9.1f} {med(n,8):8.3f} {med(n,9):9.3f}")
-print("(per Check: redis_cmd = Redis commands, redis_us = redis-server CPU µs, idp_call = introspection calls, new_conn = new TCP connections to the AS)")
+print("(gen_us = ghz's own CPU µs per call; per Check: redis_cmd = Redis commands, redis_us = redis-server CPU µs,")
+print(" idp_call = introspection calls, new_conn = new TCP connections to the AS)")
+pairs=[(n,"noop-allow") for n in ("jwt-cached","opaque-L1") if n in names]+[(n,"noop-401") for n in ("no-token-401","invalid-token") if n in names]
+if pairs:
+    print("\nThe decision alone: each scenario against the no-op replaying the same response (medians of per-round ratios)")
+    print(f"{'scenario':<15} {'replay':<11} {'RPS':>6} {'p99':>6} {'cpu/Check':>10} {'cpu µs +':>9} {'gen_us':>14}")
+    for n,m in pairs:
+        d=st.median(f(a,3)-f(b,3) for a,b in zip(rows[n],rows[m]))
+        print(f"{n:<15} {m:<11} {per(n,m,0):5.2f}x {per(n,m,2):5.2f}x {per(n,m,3):9.2f}x {d:+9.1f} {med(n,10):6.1f} vs {med(m,10):5.1f}")
+    print("(the empty no-op's gen_us is "+f"{med('noop',10):.1f}"+": ghz decodes every response into a dynamic message, so a bigger answer")
+    print(" costs the load generator more per call; pinned, ghz is saturated and RPS follows its cost, not the server's)")
+
 if {"opa-jwt","jwt-cached","jwt-uncached"} <= set(names):
     print(f"\nmcp-authz jwt-cached vs opa-jwt (medians of per-round ratios): RPS {per('jwt-cached','opa-jwt',0):.2f}x,"
           f" CPU/Check {per('jwt-cached','opa-jwt',3):.3f}x (1/{1/per('jwt-cached','opa-jwt',3):.1f});"
@@ -231,6 +259,37 @@ for s in "${SCEN[@]}"; do set -- $s
 done
 printf '\nRSS MB (VmRSS after startup, before any request / VmHWM peak after the rounds):\n'
 for n in noop demo nocache redis slow opa; do printf '  %-8s %7s / %7s\n' $n "${IDLE[$n]}" "${PEAK[$n]}"; done
+fi
+
+# --- Rate: every server at the same fixed request rate ---------------------------------------------
+# A server's CPU per Check depends on its load: the busier it is, the more Checks each wake-up and
+# each read or write system call serves. In the main section ghz is the bottleneck, so a server
+# whose answers cost ghz more is offered fewer Checks per second and looks dearer per Check. At
+# one fixed rate that every server sustains, CPU per Check and latency compare like for like.
+if want rate; then
+printf '\nRate: every server offered the same %s Checks/s (ghz --rps, -c %s, -z %s), %s rounds, medians\n' "$RATE" "$CONC" "$DUR" "$ROUNDS"
+RS=("rate-noop 127.0.0.1:9291 $NOOP_PID - jwt" "rate-noop-allow 127.0.0.1:9292 $NOOPA_PID - jwt"
+    "rate-noop-401 127.0.0.1:9293 $NOOPD_PID - none" "rate-jwt-cached 127.0.0.1:9191 $DEMO_PID 127.0.0.1:9192 jwt"
+    "rate-opaque-L1 127.0.0.1:9191 $DEMO_PID 127.0.0.1:9192 opaque" "rate-no-token-401 127.0.0.1:9191 $DEMO_PID 127.0.0.1:9192 none"
+    "rate-mix 127.0.0.1:9191 $DEMO_PID 127.0.0.1:9192 mix" "rate-opaque-redis 127.0.0.1:9195 $REDISSRV_PID 127.0.0.1:9295 redis")
+RATEARGS="--rps $RATE"
+for r in $(seq "$ROUNDS"); do for x in "${RS[@]}"; do set -- $x; run "$1" "$2" "$3" "$4" "$5"; done; done
+RATEARGS=
+python3 - "$WORK" "$RATE" "${RS[@]}" <<'PY'
+import sys,statistics as st
+w,rate=sys.argv[1],int(sys.argv[2]); names=[s.split()[0] for s in sys.argv[3:]]
+rows={n:[l.split() for l in open(f"{w}/{n}.rows")] for n in names}
+f=lambda r,i: float(r[i])
+med=lambda n,i: st.median(f(r,i) for r in rows[n])
+per=lambda n,m,i: st.median(f(a,i)/f(b,i) for a,b in zip(rows[n],rows[m]))
+replay={"rate-jwt-cached":"rate-noop-allow","rate-opaque-L1":"rate-noop-allow","rate-no-token-401":"rate-noop-401"}
+print(f"{'scenario':<19} {'RPS':>7} {'p50_ms':>7} {'p99_ms':>7} {'p99/noop':>8} {'cpu_us/chk':>10} {'cpu/noop':>8} {'cpu/replay':>10} {'allow%':>6}")
+for n in names:
+    allow=med(n,5); a=f"{allow*100:6.1f}" if allow>=0 else "     -"
+    rp=f"{per(n,replay[n],3):9.2f}x" if n in replay else "         -"
+    print(f"{n[5:]:<19} {med(n,0):7.0f} {med(n,1):7.2f} {med(n,2):7.2f} {per(n,'rate-noop',2):7.2f}x {med(n,3):10.1f} {per(n,'rate-noop',3):7.2f}x {rp} {a}")
+    if med(n,0) < 0.97*rate: print(f"WARN {n[5:]}: did not sustain {rate} Checks/s: lower -q")
+PY
 fi
 
 # --- Memory: L1 entries (in process) and a real server filled through Redis -----------------------
