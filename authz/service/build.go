@@ -190,8 +190,20 @@ func buildCache(cfg *config.Config, o Options, p *parts) error {
 		for _, is := range cfg.Issuers {
 			cc.Intern = append(cc.Intern, is.Issuer)
 		}
+		// Strings most entries repeat are stored as 16-bit references: the issuers, the
+		// audiences and the configured scopes, which typical tokens carry verbatim.
 		for _, res := range cfg.Resources {
+			cc.Intern = append(cc.Intern, res.Resource)
 			cc.Intern = append(cc.Intern, res.Audiences...)
+			cc.Intern = append(cc.Intern, res.Scopes.Required...)
+			cc.Intern = append(cc.Intern, res.Scopes.Supported...)
+			if res.MCP != nil {
+				for _, m := range []map[string][]string{res.MCP.Tools, res.MCP.Methods} {
+					for _, scopes := range m {
+						cc.Intern = append(cc.Intern, scopes...)
+					}
+				}
+			}
 		}
 	}
 	p.cache, err = cache.New(context.Background(), cc)

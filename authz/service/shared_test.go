@@ -216,7 +216,7 @@ func TestReplicasShareRedis(t *testing.T) {
 		if err != nil {
 			continue
 		}
-		v[len(v)/2] ^= 0xff
+		v[len(v)-1] ^= 0xff // in the MAC: the value still decodes, and only the MAC can tell
 		rdb.Set(context.Background(), k, v, time.Hour)
 	}
 	before := a.Counts().Introspect
