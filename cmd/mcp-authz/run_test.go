@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/metrics"
 	"strings"
 	"sync"
 	"syscall"
@@ -221,5 +223,38 @@ func TestServeReloadsOnFileChange(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+func gogc() uint64 {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// serve and demo raise GOGC for the heap floor, unless the operator set GOGC, and put it back
+// when they return.
+func TestHeapFloorUnlessGOGC(t *testing.T) {
+	before := gogc()
+	stop := startHeapFloor(func(k string) string {
+		if k == "GOGC" {
+			return "100"
+		}
+		return ""
+	})
+	runtime.GC()
+	if got := gogc(); got != before {
+		t.Errorf("GOGC set by the operator, yet changed %d → %d", before, got)
+	}
+	stop()
+
+	stop = startHeapFloor(func(string) string { return "" })
+	// A test binary's small heap: the floor needs a GOGC well above the default.
+	if got := gogc(); got <= 100 {
+		t.Errorf("heap floor started, GOGC still %d", got)
+	}
+	stop()
+	if got := gogc(); got != before {
+		t.Errorf("GOGC %d after stop, want %d back", got, before)
 	}
 }
