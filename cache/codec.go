@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"hash"
 	"slices"
@@ -210,30 +211,19 @@ func parseUUID(s string) (u [16]byte, ok bool) {
 	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
 		return u, false
 	}
-	j := 0
-	for i := 0; i < 36; i += 2 {
-		if s[i] == '-' {
-			i--
-			continue
-		}
-		hi, lo := unhex(s[i]), unhex(s[i+1])
-		if hi > 15 || lo > 15 {
+	var h [32]byte
+	n := copy(h[:], s[:8])
+	n += copy(h[n:], s[9:13])
+	n += copy(h[n:], s[14:18])
+	n += copy(h[n:], s[19:23])
+	copy(h[n:], s[24:])
+	for _, c := range h {
+		if 'A' <= c && c <= 'F' { // hex.Decode takes upper case too
 			return u, false
 		}
-		u[j] = hi<<4 | lo
-		j++
 	}
-	return u, true
-}
-
-func unhex(c byte) byte {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0'
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10
-	}
-	return 0xff
+	_, err := hex.Decode(u[:], h[:])
+	return u, err == nil
 }
 
 func formatUUID(u []byte) string {
