@@ -303,11 +303,23 @@ func checkChart(t *testing.T, c *chart) *config.Config {
 	// variable from a secretKeyRef or as a file in a mounted Secret volume; nothing else is
 	// in the environment, so no secret value is written in any rendered object.
 	env := map[string]corev1.EnvVar{}
+	hasMemLimit := false
 	for _, e := range ctr.Env {
+		if e.Name == "GOMEMLIMIT" {
+			hasMemLimit = true
+			// The one variable that is not a secret: the container's own memory limit.
+			if e.Value != "" || e.ValueFrom == nil || e.ValueFrom.ResourceFieldRef == nil || e.ValueFrom.ResourceFieldRef.Resource != "limits.memory" {
+				t.Errorf("GOMEMLIMIT is not the container's memory limit: %+v", e)
+			}
+			continue
+		}
 		if e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil || e.ValueFrom.SecretKeyRef.Name == "" || e.ValueFrom.SecretKeyRef.Key == "" {
 			t.Errorf("env %s is not taken from a Secret key: %+v", e.Name, e)
 		}
 		env[e.Name] = e
+	}
+	if limit := ctr.Resources.Limits.Memory(); !limit.IsZero() != hasMemLimit {
+		t.Errorf("memory limit %v, GOMEMLIMIT set: %v; want it set exactly when there is a limit", limit, hasMemLimit)
 	}
 	volumes := map[string]corev1.Volume{}
 	for _, v := range pod.Volumes {
@@ -665,6 +677,9 @@ func TestHelmMatchesManifests(t *testing.T) {
 	selects(t, "manifests' Deployment selector on the chart's pods", dep.Spec.Selector.MatchLabels, c.dep.Spec.Template.Labels)
 	// Every Secret key the manifests document is the one the chart reads.
 	for _, e := range c.dep.Spec.Template.Spec.Containers[0].Env {
+		if e.Name == "GOMEMLIMIT" {
+			continue
+		}
 		if r := e.ValueFrom.SecretKeyRef; r.Name != secret.Name || secret.StringData[r.Key] == "" {
 			t.Errorf("env %s from %s/%s, which the manifests' Secret lacks", e.Name, r.Name, r.Key)
 		}
