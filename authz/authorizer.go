@@ -40,6 +40,13 @@ type staleCache interface {
 	Stale(key [32]byte) (identity.Identity, bool)
 }
 
+// revocationAwareCache is a Cache that knows about revocations made while a verification ran
+// (see cache.Tiered.SetSince), so that a result from before one is not stored after it.
+type revocationAwareCache interface {
+	Mark() int64
+	SetSince(ctx context.Context, key [32]byte, id identity.Identity, ttl time.Duration, mark int64)
+}
+
 // Verifiers is the verifier chain of DESIGN.md step 4.
 type Verifiers struct {
 	// JWT verifiers by issuer: a JWT whose (unverified) iss names one of them goes to it. The
@@ -311,11 +318,20 @@ func (a *Authorizer) verify(ctx context.Context, token string) (identity.Identit
 		// (A token's flight is shared: the stale fallback below is decided once for all.)
 		// The caller's cancellation must not fail everyone waiting on this flight.
 		vctx := context.WithoutCancel(ctx)
+		rc, revAware := a.cache.(revocationAwareCache)
+		var mark int64
+		if revAware {
+			mark = rc.Mark()
+		}
 		id, err := a.chain(vctx, token)
 		switch {
 		case err == nil:
 			if ttl := a.ttl(&id); ttl > 0 {
-				a.cache.Set(vctx, key, id, ttl)
+				if revAware {
+					rc.SetSince(vctx, key, id, ttl, mark)
+				} else {
+					a.cache.Set(vctx, key, id, ttl)
+				}
 			}
 		case errors.Is(err, identity.ErrInvalid):
 			a.cache.SetNegative(vctx, key, a.negTTL)

@@ -48,6 +48,11 @@ type Config struct {
 	Logger  *slog.Logger
 	// Now is the clock for entry lifetimes and the breaker; default time.Now.
 	Now func() time.Time
+	// RevokeRepeat: Revoke deletes and announces a second time after this long, for a
+	// verification on another replica that stored its result after the first announcement was
+	// sent but before it arrived. Default 10s, longer than any verification's timeout;
+	// negative: once only.
+	RevokeRepeat time.Duration
 }
 
 // Stats are cumulative counters since New.
@@ -59,6 +64,7 @@ type Stats struct {
 	Sets                       uint64
 	EvictionsReceived          uint64 // revocations received on the channel
 	StaleUsed                  uint64 // entries from before a reconnect used while their verifier was unavailable
+	RevokedDrops               uint64 // verification results not stored: their token was revoked meanwhile
 }
 
 // Health is readiness detail. A cache whose Redis is down still answers (from L1, or a miss
@@ -83,6 +89,14 @@ type Tiered struct {
 	now     func() time.Time
 	log     *slog.Logger
 	badLog  atomic.Int64 // unix nanos of the last logged rejected value
+	// revoked remembers recent revocations (key → unix nanos on the Now clock) for
+	// revokeMemory, so that a verification which started before one does not store its
+	// result after it (SetSince).
+	revMu   sync.Mutex
+	revoked map[[32]byte]int64
+	repeat  time.Duration
+	repeats sync.WaitGroup
+	closing chan struct{}
 	// epoch counts revocation-channel (re)subscriptions. An L1 entry from an earlier epoch
 	// may have missed a revocation: it is not a hit, but it may still stand in for its
 	// token when the token cannot be verified (Stale).
@@ -91,6 +105,7 @@ type Tiered struct {
 	st struct {
 		l1Hits, l1Misses, l2Hits, l2Misses, l2Errors, l2Skipped atomic.Uint64
 		badMAC, undecodable, sets, evictions, staleUsed         atomic.Uint64
+		revokedDrops                                            atomic.Uint64
 	}
 
 	sub       *redis.PubSub
@@ -115,6 +130,10 @@ const (
 	// revokeTimeout floor: revocation is an admin call, not the hot path.
 	revokeTimeout = time.Second
 	badLogEvery   = 10 * time.Second
+	// revokeMemory: how long a revocation is remembered for SetSince, well past any
+	// verification's timeout.
+	revokeMemory        = time.Minute
+	defaultRevokeRepeat = 10 * time.Second
 )
 
 // New builds the cache and, with Redis, subscribes to the revocation channel. Redis being down
@@ -157,6 +176,9 @@ func New(ctx context.Context, cfg Config) (*Tiered, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.RevokeRepeat == 0 {
+		cfg.RevokeRepeat = defaultRevokeRepeat
+	}
 
 	// Two keys from one secret (RFC 5869): knowing lookup keys (they are Redis key names)
 	// must not help forge a MAC, and vice versa.
@@ -178,6 +200,9 @@ func New(ctx context.Context, cfg Config) (*Tiered, error) {
 		timeout: cfg.RedisTimeout,
 		now:     cfg.Now,
 		log:     cfg.Logger,
+		revoked: map[[32]byte]int64{},
+		repeat:  cfg.RevokeRepeat,
+		closing: make(chan struct{}),
 	}
 	if cfg.L1Size > 0 {
 		now := cfg.Now
@@ -247,8 +272,10 @@ func (t *Tiered) listen(msgs <-chan any, ready chan struct{}) {
 			if len(m.Payload) != len([32]byte{}) {
 				continue
 			}
+			key := [32]byte([]byte(m.Payload))
+			t.noteRevoked(key)
 			if t.l1 != nil {
-				t.l1.Invalidate([32]byte([]byte(m.Payload)))
+				t.l1.Invalidate(key)
 			}
 			// Counted after the eviction took effect, so the counter means "applied".
 			t.st.evictions.Add(1)
@@ -260,6 +287,8 @@ func (t *Tiered) listen(msgs <-chan any, ready chan struct{}) {
 // Redis client, which the caller owns.
 func (t *Tiered) Close() error {
 	t.closeOnce.Do(func() {
+		close(t.closing)
+		t.repeats.Wait()
 		if t.l1 != nil {
 			t.l1.StopAllGoroutines()
 		}
@@ -440,6 +469,60 @@ func (t *Tiered) Set(ctx context.Context, key [32]byte, id identity.Identity, tt
 	t.store(ctx, key, entry{id: id}, ttl)
 }
 
+// Mark is the moment a verification starts, for SetSince.
+func (t *Tiered) Mark() int64 { return t.now().UnixNano() }
+
+// SetSince is Set for the result of a verification that started at mark. If the token was
+// revoked since (here, or announced by another replica), the result may predate the
+// revocation and is not stored: the revoked token is verified again on its next use.
+func (t *Tiered) SetSince(ctx context.Context, key [32]byte, id identity.Identity, ttl time.Duration, mark int64) {
+	if t.revokedSince(key, mark) {
+		t.st.revokedDrops.Add(1)
+		return
+	}
+	t.Set(ctx, key, id, ttl)
+	// A revocation that ran between the check and the store found nothing to delete.
+	if t.revokedSince(key, mark) {
+		t.st.revokedDrops.Add(1)
+		t.forget(ctx, key)
+	}
+}
+
+func (t *Tiered) noteRevoked(key [32]byte) {
+	now := t.now().UnixNano()
+	t.revMu.Lock()
+	defer t.revMu.Unlock()
+	// Revocations are rare admin calls: pruning on each keeps the map small without a timer.
+	for k, at := range t.revoked {
+		if now-at > int64(revokeMemory) {
+			delete(t.revoked, k)
+		}
+	}
+	t.revoked[key] = now
+}
+
+func (t *Tiered) revokedSince(key [32]byte, mark int64) bool {
+	t.revMu.Lock()
+	at, ok := t.revoked[key]
+	t.revMu.Unlock()
+	return ok && at >= mark
+}
+
+// forget removes key from L1 and Redis, best effort.
+func (t *Tiered) forget(ctx context.Context, key [32]byte) {
+	if t.l1 != nil {
+		t.l1.Invalidate(key)
+	}
+	if t.rdb == nil || !t.br.allow() {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	if err := t.rdb.Del(cctx, t.rkey(key)).Err(); err != nil {
+		t.failed(ctx, err)
+	}
+}
+
 // SetNegative remembers that a token is invalid, so a flood of the same garbage reaches the IdP
 // once per ttl.
 func (t *Tiered) SetNegative(ctx context.Context, key [32]byte, ttl time.Duration) {
@@ -481,9 +564,35 @@ func (t *Tiered) store(ctx context.Context, key [32]byte, e entry, ttl time.Dura
 
 // Revoke forgets a key everywhere: Redis, this replica's L1, and (through the channel) every
 // other replica's L1. An error means Redis could not be told; this replica has still forgotten.
-// A verification already in flight when Revoke runs may store its result afterwards, so revoke
-// the token at the authorization server first.
+// Verifications in flight when it runs do not store their results (SetSince), here or on a
+// replica the announcement has reached; for one that stored before the announcement arrived,
+// the delete and the announcement are repeated after RevokeRepeat. Revoke the token at the
+// authorization server first, or its next verification simply succeeds again.
 func (t *Tiered) Revoke(ctx context.Context, key [32]byte) error {
+	t.noteRevoked(key)
+	if err := t.revoke(ctx, key); err != nil {
+		return err
+	}
+	if t.rdb != nil && t.repeat > 0 {
+		t.repeats.Add(1)
+		go func() {
+			defer t.repeats.Done()
+			select {
+			case <-time.After(t.repeat):
+			case <-t.closing:
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), max(t.timeout, revokeTimeout))
+			defer cancel()
+			if err := t.revoke(ctx, key); err != nil {
+				t.log.Warn("cache: repeating a revocation failed", "error", errText(err))
+			}
+		}()
+	}
+	return nil
+}
+
+func (t *Tiered) revoke(ctx context.Context, key [32]byte) error {
 	if t.l1 != nil {
 		t.l1.Invalidate(key)
 	}
@@ -516,6 +625,7 @@ func (t *Tiered) Stats() Stats {
 		L2Skipped: t.st.l2Skipped.Load(),
 		BadMAC:    t.st.badMAC.Load(), Undecodable: t.st.undecodable.Load(),
 		Sets: t.st.sets.Load(), EvictionsReceived: t.st.evictions.Load(), StaleUsed: t.st.staleUsed.Load(),
+		RevokedDrops: t.st.revokedDrops.Load(),
 	}
 }
 

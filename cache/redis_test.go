@@ -584,3 +584,66 @@ func TestBytesPerEntry(t *testing.T) {
 		t.Fatalf("typical entries cost %d (RFC 7662 example) and %d (MCP-style) bytes in Redis, budget 200", got, mcpGot)
 	}
 }
+
+// A verification that started before a revocation, here or on a replica the announcement
+// reached, does not store its result after it; one that started afterwards does.
+func TestRevokeDropsInFlightResults(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := newClient(t, srv.Addr())
+	clk, logs := newClock(), &logBuf{}
+	a, b := pair(t, rdb, clk, logs)
+	ctx := t.Context()
+	key := a.Key("revoked-while-verifying")
+	markA, markB := a.Mark(), b.Mark() // both verifications start
+	if err := a.Revoke(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "B to receive the revocation", func() bool { return b.Stats().EvictionsReceived >= 1 })
+	a.SetSince(ctx, key, rfcIdentity(clk.Now()), time.Hour, markA)
+	b.SetSince(ctx, key, rfcIdentity(clk.Now()), time.Hour, markB)
+	for name, c := range map[string]*cache.Tiered{"A": a, "B": b} {
+		if _, _, ok := c.Get(ctx, key); ok {
+			t.Errorf("%s stored a result verified before the revocation", name)
+		}
+		if st := c.Stats(); st.RevokedDrops != 1 {
+			t.Errorf("%s: RevokedDrops = %d, want 1", name, st.RevokedDrops)
+		}
+	}
+	if n, _ := rdb.Exists(ctx, rkey(key)).Result(); n != 0 {
+		t.Fatal("a result verified before the revocation reached Redis")
+	}
+
+	clk.Advance(time.Millisecond)
+	mark := b.Mark() // a verification that starts after the revocation
+	b.SetSince(ctx, key, rfcIdentity(clk.Now()), time.Hour, mark)
+	if _, _, ok := a.Get(ctx, key); !ok {
+		t.Fatal("a verification made after the revocation was not stored")
+	}
+}
+
+// A replica that stored its result before the announcement arrived (a plain Set stands for
+// that race here) is corrected by the repeated delete and announcement.
+func TestRevokeRepeats(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := newClient(t, srv.Addr())
+	clk := newClock()
+	cfg := cache.Config{L1Size: 100, Redis: rdb, Now: clk.Now, RevokeRepeat: 100 * time.Millisecond}
+	a, b := newTiered(t, cfg), newTiered(t, cfg)
+	ctx := t.Context()
+	key := a.Key("stored-before-the-message")
+	if err := a.Revoke(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "B to receive the revocation", func() bool { return b.Stats().EvictionsReceived >= 1 })
+	b.Set(ctx, key, rfcIdentity(clk.Now()), time.Hour)
+	if _, _, ok := b.Get(ctx, key); !ok {
+		t.Fatal("setup: B did not store")
+	}
+	eventually(t, "the repeated revocation", func() bool { return b.Stats().EvictionsReceived >= 2 })
+	if _, _, ok := b.Get(ctx, key); ok {
+		t.Fatal("B still answers after the repeated revocation")
+	}
+	if n, _ := rdb.Exists(ctx, rkey(key)).Result(); n != 0 {
+		t.Fatal("still in Redis after the repeated revocation")
+	}
+}

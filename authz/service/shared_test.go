@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -734,4 +735,70 @@ func TestTracingSubjectOptIn(t *testing.T) {
 		}
 	}
 	t.Error("no enduser.id=kate on the Check span with include_subject")
+}
+
+// A token revoked while its introspection is in flight: the answer the AS gave before the
+// revocation decides that one Check, but is not cached, so the next Check asks the AS again
+// and is denied. (Before, the late answer was stored for cache.max_ttl.)
+func TestRevokeDuringVerification(t *testing.T) {
+	rs := redistest.Start(t)
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	a, err := demoas.New(demoas.Config{
+		Issuer: srv.URL, Clients: []demoas.Client{{ID: "c", Secret: "s", Scopes: []string{"mcp:tools"}}},
+		Resources: []string{resource}, DefaultResource: resource,
+		IntrospectionClients: map[string]string{"rs": "rs-secret"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first introspection is answered by the AS at once, then held until released.
+	entered, release := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	first.Store(true)
+	h := a.Handler()
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/introspect" || !first.CompareAndSwap(true, false) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		close(entered)
+		<-release
+		maps.Copy(w.Header(), rec.Header())
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes())
+	})
+	r1 := replica(t, srv.URL, []string{rs.Addr()}, nil)
+	tok := a.IssueOpaque("alice", "c", []string{"mcp:tools"}, resource, time.Hour)
+
+	first1 := make(chan *authv3.CheckResponse, 1)
+	go func() {
+		resp, err := authv3.NewAuthorizationClient(dial(t, r1.GRPCAddr())).Check(context.Background(),
+			checkReq("/mcp", map[string]string{"authorization": "Bearer " + tok}))
+		if err != nil {
+			t.Error(err)
+		}
+		first1 <- resp
+	}()
+	<-entered
+	a.Revoke(tok)
+	if code := revoke(t, r1, url.Values{"token": {tok}}, "admin-token"); code != 200 {
+		t.Fatalf("revoke: %d", code)
+	}
+	close(release)
+	if !allowed(<-first1) {
+		t.Fatal("the Check in flight should follow the AS's answer, given before the revocation")
+	}
+	if allowed(checkToken(t, r1, tok)) {
+		t.Fatal("a revoked token is still allowed: the answer from before the revocation was cached")
+	}
+	if n := a.Counts().Introspect; n != 2 {
+		t.Errorf("introspections = %d, want 2", n)
+	}
+	if st := r1.cache.Stats(); st.RevokedDrops != 1 {
+		t.Errorf("RevokedDrops = %d, want 1", st.RevokedDrops)
+	}
 }
