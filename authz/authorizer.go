@@ -47,6 +47,14 @@ type revocationAwareCache interface {
 	SetSince(ctx context.Context, key [32]byte, id identity.Identity, ttl time.Duration, mark int64)
 }
 
+// claimCache is a Cache shared by replicas that can let one of them verify a new token for
+// all (see cache.Tiered.Claim).
+type claimCache interface {
+	Claim(ctx context.Context, key [32]byte, ttl time.Duration) bool
+	Unclaim(ctx context.Context, key [32]byte)
+	Await(ctx context.Context, key [32]byte, maxWait time.Duration) (id identity.Identity, negative bool, ok bool)
+}
+
 // Verifiers is the verifier chain of DESIGN.md step 4.
 type Verifiers struct {
 	// JWT verifiers by issuer: a JWT whose (unverified) iss names one of them goes to it. The
@@ -78,6 +86,10 @@ type Options struct {
 	// ScopeImplies maps a broad scope to the narrower scopes it grants (MCP 2026-07-28:
 	// resource servers must account for scope hierarchies). Applied transitively.
 	ScopeImplies map[string][]string
+	// ClaimWait: with a cache that coordinates replicas (cache.Tiered.Claim), a token headed
+	// for introspection is verified by one replica while the others wait up to this long for
+	// its result; it should exceed the slowest introspection. 0: no coordination.
+	ClaimWait time.Duration
 
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -93,6 +105,7 @@ type Authorizer struct {
 	negTTL  time.Duration
 	skew    time.Duration
 	implies map[string][]string
+	claim   time.Duration
 	// keyScheme is the API-key scheme when it is not Bearer, lower-case; "" otherwise.
 	keyScheme string
 	now       func() time.Time
@@ -104,7 +117,7 @@ type Authorizer struct {
 func New(o Options) (*Authorizer, error) {
 	a := &Authorizer{
 		v: o.Verifiers, cache: o.Cache, maxTTL: o.CacheMaxTTL, negTTL: o.NegativeTTL,
-		skew: o.ClockSkew, implies: o.ScopeImplies, now: o.Now, log: o.Logger,
+		skew: o.ClockSkew, implies: o.ScopeImplies, claim: o.ClaimWait, now: o.Now, log: o.Logger,
 	}
 	if sc := strings.ToLower(o.Verifiers.APIKeyScheme); sc != "" && sc != "bearer" {
 		if o.Verifiers.APIKeys == nil {
@@ -313,11 +326,27 @@ func (a *Authorizer) verify(ctx context.Context, token string) (identity.Identit
 		}
 		return id, tier, nil
 	}
-	stale := false
+	stale, awaited := false, false
 	v, err, _ := a.inflight.Do(string(key[:]), func() (any, error) {
 		// (A token's flight is shared: the stale fallback below is decided once for all.)
 		// The caller's cancellation must not fail everyone waiting on this flight.
 		vctx := context.WithoutCancel(ctx)
+		// Introspection is the IdP call worth sharing between replicas; local JWT and API-key
+		// checks cost less than the coordination would.
+		if cc, ok := a.cache.(claimCache); ok && a.claim > 0 && a.introspects(vctx, token) {
+			if !cc.Claim(vctx, key, a.claim) {
+				if id, neg, ok := cc.Await(vctx, key, a.claim); ok {
+					awaited = true
+					if neg {
+						return identity.Identity{}, fmt.Errorf("%w: cached as invalid", identity.ErrInvalid)
+					}
+					return id, nil
+				}
+			} else {
+				// Deferred, so it runs after the result below is stored.
+				defer cc.Unclaim(vctx, key)
+			}
+		}
 		rc, revAware := a.cache.(revocationAwareCache)
 		var mark int64
 		if revAware {
@@ -349,13 +378,34 @@ func (a *Authorizer) verify(ctx context.Context, token string) (identity.Identit
 		return id, err
 	})
 	tier = TierIdP
-	if stale {
+	switch {
+	case stale:
 		tier = TierStale
+	case awaited:
+		tier = TierRedis
 	}
 	if err != nil {
 		return identity.Identity{}, tier, err
 	}
 	return v.(identity.Identity), tier, nil
+}
+
+// introspects says whether chain would send token to introspection.
+func (a *Authorizer) introspects(ctx context.Context, token string) bool {
+	if a.v.Opaque == nil {
+		return false
+	}
+	if a.v.APIKeys != nil && a.keyScheme == "" {
+		if _, err := a.v.APIKeys.Verify(ctx, token); err == nil {
+			return false
+		}
+	}
+	if iss, ok := peekIssuer(token); ok {
+		if _, ok := a.v.JWT[iss]; ok {
+			return false
+		}
+	}
+	return true
 }
 
 // ttl: never past the token's own expiry (RFC 7662 §4), never longer than configured.

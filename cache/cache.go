@@ -65,6 +65,7 @@ type Stats struct {
 	EvictionsReceived          uint64 // revocations received on the channel
 	StaleUsed                  uint64 // entries from before a reconnect used while their verifier was unavailable
 	RevokedDrops               uint64 // verification results not stored: their token was revoked meanwhile
+	ClaimsWaited               uint64 // new tokens another replica was already verifying (Claim false)
 }
 
 // Health is readiness detail. A cache whose Redis is down still answers (from L1, or a miss
@@ -105,7 +106,7 @@ type Tiered struct {
 	st struct {
 		l1Hits, l1Misses, l2Hits, l2Misses, l2Errors, l2Skipped atomic.Uint64
 		badMAC, undecodable, sets, evictions, staleUsed         atomic.Uint64
-		revokedDrops                                            atomic.Uint64
+		revokedDrops, claimsWaited                              atomic.Uint64
 	}
 
 	sub       *redis.PubSub
@@ -357,7 +358,7 @@ func (t *Tiered) GetTier(ctx context.Context, key [32]byte) (id identity.Identit
 	if t.rdb == nil {
 		return identity.Identity{}, false, "", false
 	}
-	e, ttl, ok := t.fetch(ctx, key)
+	e, ttl, ok := t.fetch(ctx, key, true)
 	if !ok {
 		return identity.Identity{}, false, "", false
 	}
@@ -384,9 +385,11 @@ func (t *Tiered) Stale(key [32]byte) (identity.Identity, bool) {
 }
 
 // fetch reads one entry and its remaining lifetime from Redis.
-func (t *Tiered) fetch(ctx context.Context, key [32]byte) (entry, time.Duration, bool) {
+func (t *Tiered) fetch(ctx context.Context, key [32]byte, countMiss bool) (entry, time.Duration, bool) {
 	if !t.br.allow() {
-		t.st.l2Skipped.Add(1)
+		if countMiss {
+			t.st.l2Skipped.Add(1)
+		}
 		return entry{}, 0, false
 	}
 	rkey := t.rkey(key)
@@ -405,7 +408,9 @@ func (t *Tiered) fetch(ctx context.Context, key [32]byte) (entry, time.Duration,
 	t.br.success()
 	v, err := get.Result()
 	if err != nil {
-		t.st.l2Misses.Add(1)
+		if countMiss {
+			t.st.l2Misses.Add(1)
+		}
 		return entry{}, 0, false
 	}
 	e, err := t.codec.decode(rkey, v)
@@ -416,7 +421,9 @@ func (t *Tiered) fetch(ctx context.Context, key [32]byte) (entry, time.Duration,
 	ttl := pttl.Val()
 	// PTTL -1 (no expiry) means someone else rewrote the key's lifetime: not ours to trust.
 	if ttl <= 0 {
-		t.st.l2Misses.Add(1)
+		if countMiss {
+			t.st.l2Misses.Add(1)
+		}
 		return entry{}, 0, false
 	}
 	if exp := e.id.Expiry; !exp.IsZero() {
@@ -425,7 +432,9 @@ func (t *Tiered) fetch(ctx context.Context, key [32]byte) (entry, time.Duration,
 		}
 	}
 	if ttl <= 0 {
-		t.st.l2Misses.Add(1)
+		if countMiss {
+			t.st.l2Misses.Add(1)
+		}
 		return entry{}, 0, false
 	}
 	t.st.l2Hits.Add(1)
@@ -625,7 +634,7 @@ func (t *Tiered) Stats() Stats {
 		L2Skipped: t.st.l2Skipped.Load(),
 		BadMAC:    t.st.badMAC.Load(), Undecodable: t.st.undecodable.Load(),
 		Sets: t.st.sets.Load(), EvictionsReceived: t.st.evictions.Load(), StaleUsed: t.st.staleUsed.Load(),
-		RevokedDrops: t.st.revokedDrops.Load(),
+		RevokedDrops: t.st.revokedDrops.Load(), ClaimsWaited: t.st.claimsWaited.Load(),
 	}
 }
 

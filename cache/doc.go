@@ -28,6 +28,8 @@
 // circuit breaker stops calling a Redis that keeps failing, so an outage costs L1 misses and
 // IdP calls, never a denial or a blocked request.
 //
+// Claim, Await and Unclaim let replicas verify a new token once between them (claim.go).
+//
 // Revoke deletes an entry from Redis and announces its key on a pub/sub channel every replica
 // listens to, so each drops it from its L1. Messages sent while a replica's subscription is
 // down are lost by Redis pub/sub; a replica therefore clears its L1 whenever it (re)subscribes.

@@ -1,10 +1,12 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
@@ -139,10 +141,31 @@ func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authoriz
 		ClockSkew:    cfg.ClockSkew.D(),
 		Unavailable:  cfg.AuthzUnavailable(),
 		ScopeImplies: cfg.ScopeImplies,
+		ClaimWait:    claimWait(cfg),
 		Now:          o.Now,
 		Logger:       o.Logger,
 	})
 	return core, jwts, err
+}
+
+// claimWait is how long a replica waits for another's introspection of a new token: the
+// slowest issuer's timeout, plus the time a call may queue for a slot, plus a margin. Without
+// Redis there is nobody to wait for.
+func claimWait(cfg *config.Config) time.Duration {
+	if cfg.Cache.Redis == nil {
+		return 0
+	}
+	var longest time.Duration
+	for _, is := range cfg.Issuers {
+		if is.Introspection == nil {
+			continue
+		}
+		longest = max(longest, cmp.Or(is.Introspection.Timeout.D(), 2*time.Second))
+	}
+	if longest == 0 {
+		return 0
+	}
+	return longest + 200*time.Millisecond
 }
 
 // buildCache: L1 in process, Redis when configured. Without a configured secret (allowed only

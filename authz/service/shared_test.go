@@ -802,3 +802,59 @@ func TestRevokeDuringVerification(t *testing.T) {
 		t.Errorf("RevokedDrops = %d, want 1", st.RevokedDrops)
 	}
 }
+
+// Three replicas see a new opaque token at the same moment: one introspects it, the others
+// wait for its result in Redis instead of asking the AS too.
+func TestReplicasShareColdIntrospection(t *testing.T) {
+	rs := redistest.Start(t)
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	a, err := demoas.New(demoas.Config{
+		Issuer: srv.URL, Clients: []demoas.Client{{ID: "c", Secret: "s", Scopes: []string{"mcp:tools"}}},
+		Resources: []string{resource}, DefaultResource: resource,
+		IntrospectionClients: map[string]string{"rs": "rs-secret"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := a.Handler()
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/introspect" {
+			time.Sleep(100 * time.Millisecond) // longer than it takes all three to miss
+		}
+		h.ServeHTTP(w, r)
+	})
+	var reps []*Service
+	for range 3 {
+		reps = append(reps, replica(t, srv.URL, []string{rs.Addr()}, nil))
+	}
+	tok := a.IssueOpaque("alice", "c", []string{"mcp:tools"}, resource, time.Hour)
+	var wg sync.WaitGroup
+	var denied atomic.Int32
+	for _, r := range reps {
+		for range 5 {
+			wg.Go(func() {
+				resp, err := authv3.NewAuthorizationClient(dial(t, r.GRPCAddr())).Check(context.Background(),
+					checkReq("/mcp", map[string]string{"authorization": "Bearer " + tok}))
+				if err != nil || !allowed(resp) {
+					denied.Add(1)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if n := denied.Load(); n != 0 {
+		t.Fatalf("%d of 15 Checks denied", n)
+	}
+	if n := a.Counts().Introspect; n != 1 {
+		t.Errorf("3 replicas made %d introspection calls for one new token, want 1", n)
+	}
+	var waited uint64
+	for _, r := range reps {
+		waited += r.cache.Stats().ClaimsWaited
+	}
+	if waited != 2 {
+		t.Errorf("ClaimsWaited across replicas = %d, want 2", waited)
+	}
+}
