@@ -335,8 +335,8 @@ a0=$(counts $SLOW | cut -d' ' -f1); c0=$(redis_calls); bp=()
 for i in 1 2 3; do ghzc -D "$WORK/burst.data" -c "$CONC" -n 3000 127.0.0.1:920$i >/dev/null 2>&1 & bp+=($!); done
 wait "${bp[@]}"
 a1=$(counts $SLOW | cut -d' ' -f1); c1=$(redis_calls)
-echo "  one new token, 3 x 3000 Checks at once (c=$CONC each): $((a1-a0)) introspection call(s) (at most one per replica:"
-echo "    concurrent misses share one call within a replica, not across replicas), $(python3 -c "print(f'{($c1-$c0)/9000:.4f}')") Redis commands per Check"
+echo "  one new token, 3 x 3000 Checks at once (c=$CONC each): $((a1-a0)) introspection call(s) (expected 1: the first replica"
+echo "    to miss claims the token in Redis, the others wait for its entry), $(python3 -c "print(f'{($c1-$c0)/9000:.4f}')") Redis commands per Check"
 c0=$(redis_calls); ghzc -D "$WORK/burst.data" -c "$CONC" -z "$DUR" -O json 127.0.0.1:9202 >"$WORK/steady.json" 2>/dev/null; c1=$(redis_calls)
 n=$(python3 -c "import json; print(json.load(open('$WORK/steady.json'))['count'])")
 echo "  steady state, that token on one replica for $DUR ($n Checks, L1 hits): $(python3 -c "print(f'{($c1-$c0)/$n:.5f}')") Redis commands per Check"
