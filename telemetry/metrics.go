@@ -43,6 +43,7 @@ type decisionSeries struct {
 // CacheStats is what the cache collector reads at scrape time.
 type CacheStats struct {
 	L1Hits, L1Misses, L2Hits, L2Misses, L2Errors, L2Skipped, BadMAC, Undecodable, Sets, EvictionsReceived, StaleUsed uint64
+	ClaimsWaited, RevokedDrops                                                                                       uint64
 	RedisConfigured, RedisUp                                                                                         bool
 }
 
@@ -170,13 +171,15 @@ var (
 	cacheSetsDesc      = prometheus.NewDesc("mcp_authz_cache_sets_total", "Entries written to the cache.", nil, nil)
 	cacheEvictionsDesc = prometheus.NewDesc("mcp_authz_cache_revocations_received_total", "Revocations received over Redis pub/sub.", nil, nil)
 	cacheStaleDesc     = prometheus.NewDesc("mcp_authz_cache_stale_used_total", "Earlier verifications used because the token's verifier was unavailable (after a Redis reconnect).", nil, nil)
+	cacheClaimsDesc    = prometheus.NewDesc("mcp_authz_cache_claims_waited_total", "New tokens another replica was already introspecting: this one waited for its result instead of calling the IdP.", nil, nil)
+	cacheDropsDesc     = prometheus.NewDesc("mcp_authz_cache_revoked_drops_total", "Verification results not cached because their token was revoked while they were verified.", nil, nil)
 	redisUpDesc        = prometheus.NewDesc("mcp_authz_redis_up", "1 when the last Redis call succeeded, 0 when not; absent without Redis.", nil, nil)
 )
 
 type cacheCollector struct{ stats func() CacheStats }
 
 func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{cacheRequestsDesc, cacheRejectedDesc, cacheSetsDesc, cacheEvictionsDesc, cacheStaleDesc, redisUpDesc} {
+	for _, d := range []*prometheus.Desc{cacheRequestsDesc, cacheRejectedDesc, cacheSetsDesc, cacheEvictionsDesc, cacheStaleDesc, cacheClaimsDesc, cacheDropsDesc, redisUpDesc} {
 		ch <- d
 	}
 }
@@ -196,6 +199,7 @@ func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(cacheRejectedDesc, s.BadMAC, "bad_mac")
 		counter(cacheRejectedDesc, s.Undecodable, "undecodable")
 		counter(cacheEvictionsDesc, s.EvictionsReceived)
+		counter(cacheClaimsDesc, s.ClaimsWaited)
 		up := 0.0
 		if s.RedisUp {
 			up = 1
@@ -204,4 +208,5 @@ func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(cacheSetsDesc, s.Sets)
 	counter(cacheStaleDesc, s.StaleUsed)
+	counter(cacheDropsDesc, s.RevokedDrops)
 }

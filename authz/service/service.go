@@ -191,6 +191,7 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 				L1Hits: st.L1Hits, L1Misses: st.L1Misses, L2Hits: st.L2Hits, L2Misses: st.L2Misses,
 				L2Errors: st.L2Errors, L2Skipped: st.L2Skipped, BadMAC: st.BadMAC, Undecodable: st.Undecodable,
 				Sets: st.Sets, EvictionsReceived: st.EvictionsReceived, StaleUsed: st.StaleUsed,
+				ClaimsWaited: st.ClaimsWaited, RevokedDrops: st.RevokedDrops,
 				RedisConfigured: h.RedisConfigured, RedisUp: h.RedisUp,
 			}
 		})
