@@ -64,16 +64,7 @@ func newFaultyAS(t *testing.T) *faultyAS {
 	f.srv = httptest.NewUnstartedServer(nil)
 	f.srv.Start()
 	t.Cleanup(f.close)
-	a, err := demoas.New(demoas.Config{
-		Issuer:               f.srv.URL,
-		Clients:              []demoas.Client{{ID: "c", Secret: "s", Scopes: []string{"mcp:tools"}}},
-		Resources:            []string{resource},
-		DefaultResource:      resource,
-		IntrospectionClients: map[string]string{"rs": "rs-secret"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := demoASOn(t, f.srv)
 	f.Server = a
 	inner := a.Handler()
 	f.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

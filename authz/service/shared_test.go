@@ -55,6 +55,16 @@ func asServerTB(t testing.TB) (*demoas.Server, *httptest.Server) {
 	srv := httptest.NewUnstartedServer(nil)
 	srv.Start()
 	t.Cleanup(srv.Close)
+	a := demoASOn(t, srv)
+	// Tests may wrap it (delays, faults) before their first request.
+	srv.Config.Handler = a.Handler()
+	return a, srv
+}
+
+// demoASOn is the demo AS that the tests' replicas trust, issuing as srv; the caller serves its
+// Handler there.
+func demoASOn(t testing.TB, srv *httptest.Server) *demoas.Server {
+	t.Helper()
 	a, err := demoas.New(demoas.Config{
 		Issuer:               srv.URL,
 		Clients:              []demoas.Client{{ID: "c", Secret: "s", Scopes: []string{"mcp:tools"}}},
@@ -65,8 +75,7 @@ func asServerTB(t testing.TB) (*demoas.Server, *httptest.Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Config.Handler = a.Handler()
-	return a, srv
+	return a
 }
 
 // replica starts one mcp-authz with the given Redis (nil: none), as a replica would run.
@@ -742,22 +751,12 @@ func TestTracingSubjectOptIn(t *testing.T) {
 // and is denied. (Before, the late answer was stored for cache.max_ttl.)
 func TestRevokeDuringVerification(t *testing.T) {
 	rs := redistest.Start(t)
-	srv := httptest.NewUnstartedServer(nil)
-	srv.Start()
-	t.Cleanup(srv.Close)
-	a, err := demoas.New(demoas.Config{
-		Issuer: srv.URL, Clients: []demoas.Client{{ID: "c", Secret: "s", Scopes: []string{"mcp:tools"}}},
-		Resources: []string{resource}, DefaultResource: resource,
-		IntrospectionClients: map[string]string{"rs": "rs-secret"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, srv := as(t)
 	// The first introspection is answered by the AS at once, then held until released.
 	entered, release := make(chan struct{}), make(chan struct{})
 	var first atomic.Bool
 	first.Store(true)
-	h := a.Handler()
+	h := srv.Config.Handler
 	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/introspect" || !first.CompareAndSwap(true, false) {
 			h.ServeHTTP(w, r)
@@ -807,18 +806,8 @@ func TestRevokeDuringVerification(t *testing.T) {
 // wait for its result in Redis instead of asking the AS too.
 func TestReplicasShareColdIntrospection(t *testing.T) {
 	rs := redistest.Start(t)
-	srv := httptest.NewUnstartedServer(nil)
-	srv.Start()
-	t.Cleanup(srv.Close)
-	a, err := demoas.New(demoas.Config{
-		Issuer: srv.URL, Clients: []demoas.Client{{ID: "c", Secret: "s", Scopes: []string{"mcp:tools"}}},
-		Resources: []string{resource}, DefaultResource: resource,
-		IntrospectionClients: map[string]string{"rs": "rs-secret"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := a.Handler()
+	a, srv := as(t)
+	h := srv.Config.Handler
 	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/introspect" {
 			time.Sleep(100 * time.Millisecond) // longer than it takes all three to miss
