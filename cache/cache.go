@@ -522,14 +522,23 @@ func (t *Tiered) forget(ctx context.Context, key [32]byte) {
 	if t.l1 != nil {
 		t.l1.Invalidate(key)
 	}
+	t.del(ctx, t.rkey(key))
+}
+
+// del deletes a Redis key on the hot path's terms: skipped while the breaker is open, bounded
+// by the Redis timeout, and its outcome fed to the breaker. (Revoke, an admin call that must
+// report failure, has its own.)
+func (t *Tiered) del(ctx context.Context, rkey string) {
 	if t.rdb == nil || !t.br.allow() {
 		return
 	}
 	cctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
-	if err := t.rdb.Del(cctx, t.rkey(key)).Err(); err != nil {
+	if err := t.rdb.Del(cctx, rkey).Err(); err != nil {
 		t.failed(ctx, err)
+		return
 	}
+	t.br.success()
 }
 
 // SetNegative remembers that a token is invalid, so a flood of the same garbage reaches the IdP

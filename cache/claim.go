@@ -49,18 +49,7 @@ func (t *Tiered) Claim(ctx context.Context, key [32]byte, ttl time.Duration) boo
 
 // Unclaim ends a claim once its result is stored (or there is none to store), so the waiting
 // replicas stop waiting.
-func (t *Tiered) Unclaim(ctx context.Context, key [32]byte) {
-	if t.rdb == nil || !t.br.allow() {
-		return
-	}
-	cctx, cancel := context.WithTimeout(ctx, t.timeout)
-	defer cancel()
-	if err := t.rdb.Del(cctx, t.claimKey(key)).Err(); err != nil {
-		t.failed(ctx, err)
-		return
-	}
-	t.br.success()
-}
+func (t *Tiered) Unclaim(ctx context.Context, key [32]byte) { t.del(ctx, t.claimKey(key)) }
 
 // Await waits, at most maxWait, for the entry of a key another replica has claimed. ok is
 // false when the claim ended without an entry (that replica could not verify, or died) or the
