@@ -395,17 +395,30 @@ func (a *Authorizer) introspects(ctx context.Context, token string) bool {
 	if a.v.Opaque == nil {
 		return false
 	}
-	if a.v.APIKeys != nil && a.keyScheme == "" {
-		if _, err := a.v.APIKeys.Verify(ctx, token); err == nil {
-			return false
-		}
+	if _, ok := a.bearerAPIKey(ctx, token); ok {
+		return false
 	}
-	if iss, ok := peekIssuer(token); ok {
-		if _, ok := a.v.JWT[iss]; ok {
-			return false
-		}
+	_, _, isJWT := a.jwtVerifier(token)
+	return !isJWT
+}
+
+// bearerAPIKey verifies token as an API key sent in the Bearer scheme, when API keys use it.
+func (a *Authorizer) bearerAPIKey(ctx context.Context, token string) (identity.Identity, bool) {
+	if a.v.APIKeys == nil || a.keyScheme != "" {
+		return identity.Identity{}, false
 	}
-	return true
+	id, err := a.v.APIKeys.Verify(ctx, token)
+	return id, err == nil
+}
+
+// jwtVerifier is the verifier of the configured issuer a JWT's (unverified) iss names.
+func (a *Authorizer) jwtVerifier(token string) (string, Verifier, bool) {
+	iss, ok := peekIssuer(token)
+	if !ok {
+		return "", nil, false
+	}
+	v, ok := a.v.JWT[iss]
+	return iss, v, ok
 }
 
 // ttl: never past the token's own expiry (RFC 7662 §4), never longer than configured.
@@ -420,19 +433,15 @@ func (a *Authorizer) ttl(id *identity.Identity) time.Duration {
 }
 
 func (a *Authorizer) chain(ctx context.Context, token string) (identity.Identity, error) {
-	if a.v.APIKeys != nil && a.keyScheme == "" {
-		if id, err := a.v.APIKeys.Verify(ctx, token); err == nil {
-			return id, nil
-		}
+	if id, ok := a.bearerAPIKey(ctx, token); ok {
+		return id, nil
 	}
-	if iss, ok := peekIssuer(token); ok {
-		if v, ok := a.v.JWT[iss]; ok {
-			id, err := v.Verify(ctx, token)
-			if err == nil || !errors.Is(err, identity.ErrUnavailable) || !a.v.FallbackToOpaque || a.v.Opaque == nil {
-				return id, err
-			}
-			a.log.Debug("jwt verifier unavailable; trying introspection", "issuer", iss, "error", err)
+	if iss, v, ok := a.jwtVerifier(token); ok {
+		id, err := v.Verify(ctx, token)
+		if err == nil || !errors.Is(err, identity.ErrUnavailable) || !a.v.FallbackToOpaque || a.v.Opaque == nil {
+			return id, err
 		}
+		a.log.Debug("jwt verifier unavailable; trying introspection", "issuer", iss, "error", err)
 	}
 	if a.v.Opaque == nil {
 		return identity.Identity{}, fmt.Errorf("%w: no verifier accepts this token", identity.ErrInvalid)
