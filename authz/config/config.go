@@ -21,6 +21,8 @@ type Config struct {
 	Dev          Dev                 `yaml:"dev"`
 	ClockSkew    Duration            `yaml:"clock_skew"`
 	Unavailable  Unavailable         `yaml:"unavailable"`
+	CheckTimeout Duration            `yaml:"check_timeout"` // see DefaultCheckTimeout
+	Shutdown     Shutdown            `yaml:"shutdown"`
 	Cache        Cache               `yaml:"cache"`
 	ScopeImplies map[string][]string `yaml:"scope_implies"`
 	Issuers      []Issuer            `yaml:"issuers"`
@@ -38,9 +40,12 @@ type Secret struct {
 
 func (s Secret) set() bool { return s.Env != "" || s.File != "" }
 
-// Redis is the shared L2 cache: one address for a single node, several with cluster: true for
-// Redis Cluster, sentinels plus master_name for Sentinel.
+// Redis is the shared L2 cache. Mode says what addrs are: single (one node), sentinel (the
+// sentinels, with master_name) or cluster (seed nodes of a Redis Cluster).
 type Redis struct {
+	// Mode is single, sentinel or cluster. Default: sentinel with master_name, cluster with
+	// cluster: true (the older spelling), else single.
+	Mode       string   `yaml:"mode"`
 	Addrs      []string `yaml:"addrs"`
 	MasterName string   `yaml:"master_name"`
 	Cluster    bool     `yaml:"cluster"`
@@ -49,6 +54,10 @@ type Redis struct {
 	DB         int      `yaml:"db"`
 	TLS        bool     `yaml:"tls"`
 	Timeout    Duration `yaml:"timeout"` // per call; default 50ms
+	// SentinelUsername and SentinelPassword authenticate to the sentinels themselves (their
+	// requirepass / ACL), which may differ from the data nodes' username and password.
+	SentinelUsername string `yaml:"sentinel_username"`
+	SentinelPassword Secret `yaml:"sentinel_password"`
 }
 
 // Introspection is an issuer's RFC 7662 endpoint, for opaque tokens.
@@ -89,6 +98,17 @@ type Tracing struct {
 // Admin protects the admin endpoints (token revocation) on the HTTP listener.
 type Admin struct {
 	Token Secret `yaml:"token"` // bearer token the admin endpoints require; unset disables them
+}
+
+// Shutdown: on SIGTERM mcp-authz first drains (health NOT_SERVING, /readyz 503, Checks still
+// answered) so proxies and Kubernetes stop sending to it, then stops gracefully.
+type Shutdown struct {
+	// Drain is how long it keeps answering while advertising NOT_SERVING; default 5s, 0s for
+	// none. Longer than the proxy's health-check detection time (interval × unhealthy
+	// threshold) and the orchestrator's endpoint propagation.
+	Drain *Duration `yaml:"drain"`
+	// Timeout is how long in-flight Checks then get to finish; default 10s.
+	Timeout Duration `yaml:"timeout"`
 }
 
 type Listen struct {

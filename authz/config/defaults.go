@@ -13,6 +13,16 @@ const (
 	DefaultScopesHeader   = "x-auth-scopes"
 )
 
+// DefaultCheckTimeout bounds one Check. It is above the default introspection timeout (2s)
+// plus a Redis round trip, so a slow IdP is answered by mcp-authz (unavailable.status with its
+// challenge) before the proxy's ext_authz timeout (3s in envoy/) answers with a bare error.
+// envoy.TestProxyTimeoutsExceedCheckTimeout holds the shipped proxy configs to it.
+const DefaultCheckTimeout = 2500 * time.Millisecond
+
+// DefaultDrain is how long a stopping replica keeps answering while its health says
+// NOT_SERVING: longer than Envoy's health-check detection in envoy/ (2s interval × 2).
+const DefaultDrain = 5 * time.Second
+
 // DefaultAlgorithms are the asymmetric JWS algorithms accepted unless configured otherwise.
 var DefaultAlgorithms = []string{"RS256", "ES256", "PS256", "EdDSA"}
 
@@ -47,6 +57,26 @@ func (c *Config) ApplyDefaults() {
 	}
 	if r := c.Cache.Redis; r != nil && r.Timeout == 0 {
 		r.Timeout = Duration(50 * time.Millisecond)
+	}
+	if r := c.Cache.Redis; r != nil && r.Mode == "" {
+		switch {
+		case r.Cluster:
+			r.Mode = "cluster"
+		case r.MasterName != "":
+			r.Mode = "sentinel"
+		default:
+			r.Mode = "single" // several addresses are refused in Validate, not guessed at
+		}
+	}
+	if c.CheckTimeout == 0 {
+		c.CheckTimeout = Duration(DefaultCheckTimeout)
+	}
+	if c.Shutdown.Drain == nil {
+		d := Duration(DefaultDrain)
+		c.Shutdown.Drain = &d
+	}
+	if c.Shutdown.Timeout == 0 {
+		c.Shutdown.Timeout = Duration(10 * time.Second)
 	}
 	if c.Tracing.Exporter != "" && c.Tracing.SampleRatio == 0 {
 		c.Tracing.SampleRatio = 1

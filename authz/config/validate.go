@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // Validate reports every problem, each prefixed with the key at fault.
@@ -80,11 +81,38 @@ func (c *Config) Validate() error {
 				bad(fmt.Sprintf("cache.redis.addrs[%d]", j), "%q is not host:port", a)
 			}
 		}
-		if r.Cluster && r.DB != 0 {
-			bad("cache.redis.db", "Redis Cluster has only database 0")
+		switch r.Mode {
+		case "single":
+			if len(r.Addrs) > 1 {
+				bad("cache.redis.mode", "single takes one address, and addrs has %d: set mode: cluster for Redis Cluster seed nodes, or mode: sentinel with master_name for sentinels", len(r.Addrs))
+			}
+		case "sentinel":
+			if r.MasterName == "" {
+				bad("cache.redis.master_name", "required with mode: sentinel: the name the sentinels monitor (master_name: mymaster)")
+			}
+		case "cluster":
+			if r.DB != 0 {
+				bad("cache.redis.db", "Redis Cluster has only database 0: remove db")
+			}
+		default:
+			bad("cache.redis.mode", "%q: use single, sentinel or cluster", r.Mode)
 		}
-		if r.Cluster && r.MasterName != "" {
-			bad("cache.redis.master_name", "Sentinel (master_name) and cluster: true exclude each other")
+		if r.MasterName != "" && r.Mode != "sentinel" {
+			bad("cache.redis.master_name", "only for Sentinel: set mode: sentinel (addrs are then the sentinels), or remove master_name")
+		}
+		if r.Cluster && r.Mode != "cluster" {
+			bad("cache.redis.cluster", "true contradicts mode: %s: remove cluster (mode says it)", r.Mode)
+		}
+		if r.Mode != "sentinel" {
+			if r.SentinelUsername != "" {
+				bad("cache.redis.sentinel_username", "only for Sentinel: set mode: sentinel, or remove it")
+			}
+			if r.SentinelPassword.set() {
+				bad("cache.redis.sentinel_password", "only for Sentinel: set mode: sentinel, or remove it")
+			}
+		}
+		if r.DB < 0 {
+			bad("cache.redis.db", "%d: a database number is 0 or more", r.DB)
 		}
 		if !c.Cache.Secret.set() {
 			bad("cache.secret", "required with cache.redis: every replica must key and authenticate entries with the same secret (secret: {env: NAME} or {file: PATH}, at least 32 bytes)")
@@ -94,6 +122,10 @@ func (c *Config) Validate() error {
 	checkSecretRef(bad, "admin.token", c.Admin.Token)
 	if c.Cache.Redis != nil {
 		checkSecretRef(bad, "cache.redis.password", c.Cache.Redis.Password)
+		checkSecretRef(bad, "cache.redis.sentinel_password", c.Cache.Redis.SentinelPassword)
+	}
+	if d := c.CheckTimeout.D(); d > time.Minute {
+		bad("check_timeout", "%s is over 1m: every Check of an unreachable IdP would wait that long; a few seconds, below the proxy's ext_authz timeout, is usual", d)
 	}
 	seenDigest := map[string]bool{}
 	for j, k := range c.APIKeys.Keys {
@@ -157,6 +189,9 @@ func (c *Config) Validate() error {
 			}
 			if in.MaxConcurrent < 1 {
 				bad(key+".introspection.max_concurrent", "must be at least 1")
+			}
+			if c.CheckTimeout != 0 && in.Timeout >= c.CheckTimeout {
+				bad(key+".introspection.timeout", "%s is not below check_timeout %s, so every slow introspection would end as unavailable before its answer: lower it, or raise check_timeout (and the proxy's ext_authz timeout above that)", in.Timeout.D(), c.CheckTimeout.D())
 			}
 		} else if is.FallbackToIntrospection {
 			bad(key+".fallback_to_introspection", "needs an introspection endpoint: add issuers[%d].introspection", i)
