@@ -161,12 +161,21 @@ func New(o Options) (*Authorizer, error) {
 
 // Check decides one request. It never returns nil.
 func (a *Authorizer) Check(ctx context.Context, req *Request) *Decision {
-	path, query := splitPath(req.Path)
+	rawPath, query := splitPath(req.Path)
+	path, err := cleanPath(rawPath)
+	if err != nil {
+		// Before any routing: a public path or the metadata path is no exception.
+		return withErr(badPathDecision, err)
+	}
 	host, port := splitHostPort(req.Host)
 
 	// The metadata path is answered before anything else: it is never challenged (RFC 9728
 	// §3; a 401 there would leave a client no way to discover the authorization server).
-	if rt := a.metadataRoute(host, port, req.Path); rt != nil {
+	pathAndQuery := path
+	if query != "" {
+		pathAndQuery += "?" + query
+	}
+	if rt := a.metadataRoute(host, port, pathAndQuery); rt != nil {
 		return rt.metaAnswers.answer(req.Method)
 	}
 	rt := a.match(host, port, path)
@@ -221,7 +230,14 @@ func (a *Authorizer) authorize(rt *route, req *Request, id *identity.Identity) *
 	if missing := a.missingScope(id, rt.RequiredScopes); missing != "" {
 		return withErr(rt.denials.insufficient, fmt.Errorf("missing scope %q", missing))
 	}
-	if extra := rt.MCP.operationScopes(req); len(extra) > 0 {
+	extra, err := rt.MCP.operationScopes(req)
+	if err != nil {
+		if errors.Is(err, errHeaderMismatch) {
+			return withErr(rt.denials.mismatch, err)
+		}
+		return withErr(rt.denials.operation, err)
+	}
+	if len(extra) > 0 {
 		if missing := a.missingScope(id, extra); missing != "" {
 			// One challenge naming every scope the operation needs, not only the missing one.
 			need := joinScopes(unionScopes(rt.RequiredScopes, extra))

@@ -193,7 +193,7 @@ func TestChallenges(t *testing.T) {
 		{"metadata_with_bad_token_still_answers", a, req("GET", "/.well-known/oauth-protected-resource/mcp", "authorization", "Bearer garbage")},
 		{"public_path", a, req("GET", "/mcp/health", "authorization", "Bearer garbage", "x-auth-subject", "forged")},
 		{"public_path_dot_segments_not_public", a, req("GET", "/mcp/health/../tools")},
-		{"public_path_encoded_not_public", a, req("GET", "/mcp/health%2F..%2Ftools")},
+		{"public_path_encoded_refused", a, req("GET", "/mcp/health%2F..%2Ftools")},
 		{"cors_preflight", a, req("OPTIONS", "/mcp", "origin", "https://app.example", "access-control-request-method", "POST")},
 		{"options_without_preflight_headers", a, req("OPTIONS", "/mcp")},
 		{"allow", a, req("POST", "/mcp", "authorization", "Bearer good", "x-auth-subject", "forged", "x-auth-tenant", "forged")},
@@ -462,16 +462,16 @@ func TestMCPPerToolScopes(t *testing.T) {
 		want                Reason
 		scope               string // expected challenge scope on 403
 	}{
-		{"no body: resource scopes only", "good", "", json, ReasonAllow, ""},
+		{"no body, no Mcp-Method: refused", "good", "", json, ReasonInvalidRequest, ""},
 		{"tool not listed, no *", "good", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}`, json, ReasonAllow, ""},
 		{"tool needs files:write", "files", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_file","arguments":{"path":"/x"}}}`, json, ReasonInsufficientScope, "mcp:tools files:write"},
 		{"tool satisfied", "files", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file"}}`, json, ReasonAllow, ""},
 		{"method scope", "good", `{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"file:///x"}}`, "application/json; charset=utf-8", ReasonInsufficientScope, "mcp:tools files:read"},
-		{"batch needs the union", "good", `[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_file"}},{"jsonrpc":"2.0","id":2,"method":"resources/read"}]`, json, ReasonInsufficientScope, "mcp:tools files:read files:write"},
+		{"batch needs the union", "good", `[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_file"}},{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"file:///x"}}]`, json, ReasonInsufficientScope, "mcp:tools files:read files:write"},
 		{"hierarchy: files:* implies files:write", "all", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_file"}}`, json, ReasonAllow, ""},
-		{"malformed JSON fails closed", "files", `{"jsonrpc":"2.0","method":"tools/call","params":{"name":"read_fi`, json, ReasonInsufficientScope, "mcp:tools files:read files:write"},
-		{"malformed JSON, every scope held", "all", `{{{`, json, ReasonAllow, ""},
-		{"non-JSON body untouched", "good", `not json at all`, "text/plain", ReasonAllow, ""},
+		{"malformed JSON is refused", "files", `{"jsonrpc":"2.0","method":"tools/call","params":{"name":"read_fi`, json, ReasonInvalidRequest, ""},
+		{"malformed JSON refused even with every scope", "all", `{{{`, json, ReasonInvalidRequest, ""},
+		{"non-JSON content type refused", "good", `not json at all`, "text/plain", ReasonInvalidRequest, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := call(tc.tok, tc.body, tc.ct)

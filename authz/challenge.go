@@ -29,12 +29,19 @@ const (
 	descInsufficient = "The access token lacks a scope this request needs."
 	descNoRoute      = "No protected resource matches this request."
 	descInternal     = "The authorization service failed; try again."
+	descBadPath      = "The request path is ambiguous."
+	descOperation    = "The request's MCP operation could not be read unambiguously."
+	descMismatch     = "The Mcp-Method or Mcp-Name header does not match the request body."
 )
 
 // denials are a route's precomputed denial decisions.
 type denials struct {
 	missing, multiple, query, invalid, unavailable *Decision
-	insufficient                                   *Decision // for the resource's own required scopes
+	// operation: per-operation rules apply and the MCP operation cannot be read unambiguously
+	// (400 invalid_request); mismatch: SEP-2243 headers disagree with the body (400 with the
+	// JSON-RPC error -32020 HeaderMismatch that MCP servers answer it with).
+	operation, mismatch *Decision
+	insufficient        *Decision // for the resource's own required scopes
 
 	mu        *sync.Mutex
 	stepUp    map[string]*Decision // insufficient_scope for other scope sets (per-operation scopes)
@@ -127,6 +134,10 @@ func buildDenials(rt *route) denials {
 	ds.multiple = deny(rt, http.StatusBadRequest, ReasonInvalidRequest, "invalid_request", descMultiple, "")
 	ds.query = deny(rt, http.StatusBadRequest, ReasonInvalidRequest, "invalid_request", descQuery, "")
 	ds.invalid = deny(rt, http.StatusUnauthorized, ReasonInvalidToken, "invalid_token", descInvalid, rt.challengeScope)
+	ds.operation = deny(rt, http.StatusBadRequest, ReasonInvalidRequest, "invalid_request", descOperation, "")
+	ds.mismatch = &Decision{Status: http.StatusBadRequest, Reason: ReasonInvalidRequest, Resource: rt.Name,
+		Headers: []Header{hdrJSON, hdrNoStore},
+		Body:    []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32020,"message":"` + descMismatch + `"}}`)}
 	ds.insufficient = deny(rt, http.StatusForbidden, ReasonInsufficientScope, "insufficient_scope", descInsufficient, rt.challengeScope)
 	return ds
 }
@@ -178,6 +189,11 @@ var (
 		Status: http.StatusForbidden, Reason: ReasonNoRoute,
 		Headers: []Header{hdrJSON, hdrNoStore},
 		Body:    errorBody("access_denied", descNoRoute),
+	}
+	badPathDecision = &Decision{
+		Status: http.StatusBadRequest, Reason: ReasonInvalidRequest,
+		Headers: []Header{hdrJSON, hdrNoStore},
+		Body:    errorBody("invalid_request", descBadPath),
 	}
 	internalDecision = &Decision{
 		Status: http.StatusServiceUnavailable, Reason: ReasonInternal,

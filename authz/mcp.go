@@ -1,9 +1,13 @@
 package authz
 
 import (
-	"bytes"
-	"encoding/json"
+	"encoding/base64"
+	"errors"
+	"fmt"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/mcp-authz/mcp-authz/authz/internal/strictjson"
 )
 
 // MCPScopes maps MCP JSON-RPC operations to the scopes they need, beyond the resource's own
@@ -16,69 +20,290 @@ type MCPScopes struct {
 	Methods map[string][]string
 }
 
-// rpcMessage is the part of a JSON-RPC request that decides scopes.
-type rpcMessage struct {
-	Method string `json:"method"`
-	Params struct {
-		Name string `json:"name"`
-	} `json:"params"`
+// Operation is one MCP JSON-RPC request as an upstream server will dispatch it.
+type Operation struct {
+	Method string
+	// Name is what the operation acts on, as the MCP 2026-07-28 Mcp-Name header carries it
+	// (SEP-2243): params.name for tools/call and prompts/get, params.uri for resources/read,
+	// resources/subscribe and resources/unsubscribe, params.taskId for the tasks methods.
+	Name string
 }
 
-// operationScopes returns the scopes the request's MCP messages need, beyond the resource's
-// required scopes, and whether the body was considered at all.
+// nameParam says which params member names the operation's target, "" for none.
+func nameParam(method string) string {
+	switch method {
+	case "tools/call", "prompts/get":
+		return "name"
+	case "resources/read", "resources/subscribe", "resources/unsubscribe":
+		return "uri"
+	case "tasks/get", "tasks/result", "tasks/cancel":
+		return "taskId"
+	}
+	return ""
+}
+
+// errOperation marks a request whose MCP operation cannot be read unambiguously; the
+// resource's per-operation rules then deny it (400 invalid_request), never skip it.
+var errOperation = errors.New("mcp operation unreadable")
+
+// errHeaderMismatch: the SEP-2243 headers disagree with the body (400, JSON-RPC -32020).
+var errHeaderMismatch = errors.New("mcp headers disagree with the body")
+
+// ReadOperations reads the JSON-RPC requests of an MCP POST body the way an upstream MCP server
+// will dispatch them, or fails when two reasonable parsers could read it differently:
+//   - member names match exactly; a duplicate name anywhere, or a case-variant of a name in
+//     a message or its params ("Method", "NAME", "paramſ"), is an error (strictjson);
+//   - invalid UTF-8, lone surrogates, trailing data, an empty batch: errors;
+//   - jsonrpc must be "2.0", method a string, params an object; the member naming the target
+//     (nameParam) must be a string. A message without method (a response) is no operation.
 //
-// The rule for bodies, documented in the README:
-//   - no body, or a body that is not declared JSON: only the resource's scopes apply;
-//   - a JSON-RPC message or batch: each message's method scopes, and for tools/call the named
-//     tool's scopes (or those of "*"); a batch needs the union;
-//   - a body declared JSON that does not parse (malformed, or cut off because it exceeded the
-//     proxy's max_request_bytes): fail closed, the request needs every scope any configured
-//     operation needs.
-func (m *MCPScopes) operationScopes(req *Request) []string {
-	if m == nil || len(req.Body) == 0 || !jsonContent(req.Headers["content-type"]) {
-		return nil
+// A JSON array is a batch (JSON-RPC 2.0 §6, accepted by the 2025-03-26 SDK servers): one
+// Operation per request in it.
+func ReadOperations(body []byte) ([]Operation, error) {
+	i := 0
+	for i < len(body) && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n') {
+		i++
 	}
-	body := bytes.TrimLeft(req.Body, " \t\r\n")
-	var msgs []rpcMessage
-	var err error
-	if len(body) > 0 && body[0] == '[' {
-		err = json.Unmarshal(body, &msgs)
-	} else {
-		var one rpcMessage
-		err = json.Unmarshal(body, &one)
-		msgs = []rpcMessage{one}
+	if i == len(body) {
+		return nil, fmt.Errorf("%w: empty body", errOperation)
 	}
+	if body[i] != '[' {
+		op, isReq, err := readMessage(body)
+		if err != nil || !isReq {
+			return nil, err
+		}
+		return []Operation{op}, nil
+	}
+	elems, err := strictjson.Array(body)
 	if err != nil {
-		return m.all()
+		return nil, fmt.Errorf("%w: %v", errOperation, err)
+	}
+	if len(elems) == 0 {
+		return nil, fmt.Errorf("%w: empty batch", errOperation)
+	}
+	ops := make([]Operation, 0, len(elems))
+	for _, e := range elems {
+		op, isReq, err := readMessage(e)
+		if err != nil {
+			return nil, err
+		}
+		if isReq {
+			ops = append(ops, op)
+		}
+	}
+	return ops, nil
+}
+
+func readMessage(raw []byte) (op Operation, isRequest bool, err error) {
+	ms, err := strictjson.Object(raw)
+	if err != nil {
+		return op, false, fmt.Errorf("%w: %v", errOperation, err)
+	}
+	var params []byte
+	hasParams, version := false, false
+	for _, m := range ms {
+		switch m.Name {
+		case "jsonrpc":
+			if v, ok := strictjson.String(m.Value); !ok || v != "2.0" {
+				return op, false, fmt.Errorf("%w: jsonrpc is not \"2.0\"", errOperation)
+			}
+			version = true
+		case "method":
+			v, ok := strictjson.String(m.Value)
+			if !ok {
+				return op, false, fmt.Errorf("%w: method is not a string", errOperation)
+			}
+			op.Method, isRequest = v, true
+		case "params":
+			if m.Value.Kind() != '{' {
+				return op, false, fmt.Errorf("%w: params is not an object", errOperation)
+			}
+			params, hasParams = m.Value, true
+		}
+	}
+	if !version {
+		return op, false, fmt.Errorf("%w: no jsonrpc member", errOperation)
+	}
+	if !isRequest {
+		return op, false, nil
+	}
+	var pms []strictjson.Member
+	if hasParams {
+		// Read whatever the method: a case variant in params is ambiguous for any rule.
+		if pms, err = strictjson.Object(params); err != nil {
+			return op, false, fmt.Errorf("%w: params: %v", errOperation, err)
+		}
+	}
+	want := nameParam(op.Method)
+	if want == "" {
+		return op, true, nil
+	}
+	for _, m := range pms {
+		if m.Name == want {
+			v, ok := strictjson.String(m.Value)
+			if !ok {
+				return op, false, fmt.Errorf("%w: params.%s is not a string", errOperation, want)
+			}
+			op.Name = v
+			return op, true, nil
+		}
+	}
+	return op, false, fmt.Errorf("%w: %s without params.%s", errOperation, op.Method, want)
+}
+
+// requestOperations finds the MCP operations of a request for per-operation rules: from the
+// body when the proxy forwarded it, else from the MCP 2026-07-28 Mcp-Method / Mcp-Name headers
+// (SEP-2243). Body and headers must agree. ok is false for requests that carry no MCP
+// operation (anything but POST).
+func requestOperations(req *Request) (ops []Operation, ok bool, err error) {
+	if req.Method != "POST" {
+		return nil, false, nil
+	}
+	for _, n := range req.Repeated {
+		switch n {
+		case "mcp-method", "mcp-name", "content-type", "content-length", "content-encoding", "transfer-encoding":
+			return nil, true, fmt.Errorf("%w: header %s repeated", errOperation, n)
+		}
+	}
+	hMethod, hasMethod := req.Headers["mcp-method"]
+	hName, hasName := req.Headers["mcp-name"]
+	if hasName {
+		if hName, err = decodeHeaderValue(hName); err != nil {
+			return nil, true, err
+		}
+	}
+	if len(req.Body) == 0 {
+		// No body reached us (the proxy does not forward it, or nginx auth_request): the
+		// headers are all there is. An upstream on the 2026-07-28 revision validates them
+		// against the body (SEP-2243), so a lie there is refused upstream.
+		if !hasMethod {
+			return nil, true, fmt.Errorf("%w: no body and no Mcp-Method header", errOperation)
+		}
+		op := Operation{Method: hMethod}
+		if nameParam(hMethod) != "" {
+			if !hasName {
+				return nil, true, fmt.Errorf("%w: Mcp-Name missing for %s", errOperation, hMethod)
+			}
+			op.Name = hName
+		} else if hasName {
+			return nil, true, fmt.Errorf("%w: Mcp-Name for %s", errOperation, hMethod)
+		}
+		return []Operation{op}, true, nil
+	}
+	if err := jsonBody(req); err != nil {
+		return nil, true, err
+	}
+	if ops, err = ReadOperations(req.Body); err != nil {
+		return nil, true, err
+	}
+	if hasMethod || hasName {
+		if len(ops) != 1 || !hasMethod || ops[0].Method != hMethod || hasName != (nameParam(hMethod) != "") || hasName && ops[0].Name != hName {
+			return nil, true, errHeaderMismatch
+		}
+	}
+	return ops, true, nil
+}
+
+// jsonBody refuses a body that an upstream could read as something else than the JSON we
+// read: exactly one Content-Type, application/json with at most charset=utf-8 (MCP Streamable
+// HTTP), no content coding, and not cut short by the proxy.
+func jsonBody(req *Request) error {
+	ct, ok := req.Headers["content-type"]
+	if !ok || !isJSONMediaType(ct) {
+		return fmt.Errorf("%w: content type is not application/json", errOperation)
+	}
+	if ce, ok := req.Headers["content-encoding"]; ok && !strings.EqualFold(strings.TrimSpace(ce), "identity") {
+		return fmt.Errorf("%w: content-encoding %q", errOperation, ce)
+	}
+	// Envoy's with_request_body.allow_partial_message marks a body it cut at max_request_bytes.
+	if strings.EqualFold(req.Headers["x-envoy-auth-partial-body"], "true") {
+		return fmt.Errorf("%w: body truncated by the proxy", errOperation)
+	}
+	if cl, ok := req.Headers["content-length"]; ok && cl != itoa(len(req.Body)) {
+		return fmt.Errorf("%w: body of %d bytes, content-length %q", errOperation, len(req.Body), cl)
+	}
+	if !utf8.Valid(req.Body) {
+		return fmt.Errorf("%w: body is not UTF-8", errOperation)
+	}
+	return nil
+}
+
+// isJSONMediaType accepts "application/json" and "application/json; charset=utf-8" (any case,
+// optional quotes), and nothing else: not a list, not another parameter, not +json types.
+func isJSONMediaType(v string) bool {
+	typ, params, _ := strings.Cut(v, ";")
+	if !strings.EqualFold(strings.Trim(typ, " \t"), "application/json") {
+		return false
+	}
+	if params == "" {
+		return true
+	}
+	name, val, ok := strings.Cut(strings.Trim(params, " \t"), "=")
+	if !ok || !strings.EqualFold(strings.TrimRight(name, " \t"), "charset") {
+		return false
+	}
+	val = strings.TrimLeft(val, " \t")
+	if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
+		val = val[1 : len(val)-1]
+	}
+	return strings.EqualFold(val, "utf-8")
+}
+
+// decodeHeaderValue undoes SEP-2243's encoding of values that are not safe header text:
+// "=?base64?<standard base64 of the UTF-8 value>?=".
+func decodeHeaderValue(v string) (string, error) {
+	const pre, suf = "=?base64?", "?="
+	if !strings.HasPrefix(v, pre) {
+		return v, nil
+	}
+	if !strings.HasSuffix(v, suf) || len(v) < len(pre)+len(suf) {
+		return "", fmt.Errorf("%w: malformed base64 header value", errOperation)
+	}
+	b, err := base64.StdEncoding.Strict().DecodeString(v[len(pre) : len(v)-len(suf)])
+	if err != nil || !utf8.Valid(b) {
+		return "", fmt.Errorf("%w: malformed base64 header value", errOperation)
+	}
+	return string(b), nil
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}
+
+// operationScopes returns the scopes the request's MCP operations need beyond the resource's
+// required scopes: each operation's method scopes, and for tools/call the named tool's scopes
+// (or those of "*"); a batch needs the union. A request whose operation cannot be read
+// unambiguously is an error: per-operation rules fail closed.
+func (m *MCPScopes) operationScopes(req *Request) ([]string, error) {
+	if m == nil {
+		return nil, nil
+	}
+	ops, _, err := requestOperations(req)
+	if err != nil {
+		return nil, err
 	}
 	var out []string
-	for _, msg := range msgs {
-		out = append(out, m.Methods[msg.Method]...)
-		if msg.Method == "tools/call" {
-			if s, ok := m.Tools[msg.Params.Name]; ok {
+	for _, op := range ops {
+		out = append(out, m.Methods[op.Method]...)
+		if op.Method == "tools/call" {
+			if s, ok := m.Tools[op.Name]; ok {
 				out = append(out, s...)
 			} else {
 				out = append(out, m.Tools["*"]...)
 			}
 		}
 	}
-	return out
-}
-
-func (m *MCPScopes) all() []string {
-	var out []string
-	for _, s := range m.Tools {
-		out = append(out, s...)
-	}
-	for _, s := range m.Methods {
-		out = append(out, s...)
-	}
-	return out
-}
-
-func jsonContent(ct string) bool {
-	ct = strings.ToLower(ct)
-	return strings.HasPrefix(ct, "application/json") || strings.Contains(ct, "+json")
+	return out, nil
 }
 
 // unionScopes: base first, then extras not already present, in a stable order so the

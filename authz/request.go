@@ -10,8 +10,12 @@ type Request struct {
 	// Headers has lower-case names. A header sent more than once arrives joined with ",", as
 	// Envoy joins them.
 	Headers map[string]string
-	Body    []byte // optional: only when the proxy forwards it
-	ID      string // request id for logs (x-request-id)
+	// Repeated names the headers (lower-case) that arrived more than once, joined in Headers.
+	// A header whose meaning depends on being single (Content-Type, Mcp-Method) is then
+	// ambiguous: two parsers may take the first, the last, or the joined value.
+	Repeated []string
+	Body     []byte // optional: only when the proxy forwards it
+	ID       string // request id for logs (x-request-id)
 }
 
 func (r *Request) header(name string) (string, bool) {

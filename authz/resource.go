@@ -201,23 +201,8 @@ func pathUnder(p, prefix string) bool {
 	return len(p) == len(prefix) || p[len(prefix)] == '/' || strings.HasSuffix(prefix, "/")
 }
 
-// suspiciousPath flags paths that an upstream might resolve differently from a plain string
-// prefix: dot-segments and encoded separators. Such a path never counts as public.
-func suspiciousPath(p string) bool {
-	if strings.Contains(p, "%") {
-		l := strings.ToLower(p)
-		if strings.Contains(l, "%2e") || strings.Contains(l, "%2f") || strings.Contains(l, "%5c") || strings.Contains(l, "%00") {
-			return true
-		}
-	}
-	return strings.Contains(p, "/./") || strings.Contains(p, "/../") || strings.HasSuffix(p, "/.") ||
-		strings.HasSuffix(p, "/..") || strings.Contains(p, "\\") || strings.Contains(p, "//")
-}
-
+// public: path is cleanPath's result, so dot-segments and encoded separators are gone.
 func (rt *route) public(path string) bool {
-	if len(rt.publicPaths) == 0 || suspiciousPath(path) {
-		return false
-	}
 	for _, pp := range rt.publicPaths {
 		if pathUnder(path, pp) {
 			return true
@@ -235,7 +220,16 @@ func newRoute(r Resource) (*route, error) {
 		return nil, fmt.Errorf("resource %q: %v", r.ID, err)
 	}
 	u, _ := url.Parse(r.ID)
-	rt := &route{Resource: r, metadataURL: full, metadataPath: pq}
+	// Requests are matched after cleanPath decoded them once; configured paths are decoded
+	// the same way, so "/caf%C3%A9" in a resource identifier matches the request "/café".
+	mp, mq := splitPath(pq)
+	if mp, err = configPath(mp); err != nil {
+		return nil, fmt.Errorf("resource %q: %v", r.ID, err)
+	}
+	if mq != "" {
+		mp += "?" + mq
+	}
+	rt := &route{Resource: r, metadataURL: full, metadataPath: mp}
 	if len(r.AuthorizationServers) == 0 {
 		return nil, fmt.Errorf("resource %q: no authorization server", r.ID)
 	}
@@ -258,6 +252,9 @@ func newRoute(r Resource) (*route, error) {
 	if rt.prefix == "" {
 		rt.prefix = "/"
 	}
+	if rt.prefix, err = configPath(rt.prefix); err != nil {
+		return nil, fmt.Errorf("resource %q: path prefix: %v", r.ID, err)
+	}
 	issuers := r.Issuers
 	if len(issuers) == 0 {
 		issuers = r.AuthorizationServers
@@ -273,7 +270,13 @@ func newRoute(r Resource) (*route, error) {
 	for _, a := range auds {
 		rt.audiences = append(rt.audiences, newAudience(a))
 	}
-	rt.publicPaths = r.PublicPaths
+	for _, pp := range r.PublicPaths {
+		c, err := configPath(pp)
+		if err != nil {
+			return nil, fmt.Errorf("resource %q: public path %q: %v", r.ID, pp, err)
+		}
+		rt.publicPaths = append(rt.publicPaths, c)
+	}
 	if len(r.ScopesSupported) == 0 {
 		rt.ScopesSupported = r.RequiredScopes
 	}
@@ -327,4 +330,14 @@ func joinScopes(s []string) string {
 		b.WriteString(sc)
 	}
 	return b.String()
+}
+
+// configPath prepares a configured path for comparison with cleanPath's result. A configured
+// path that cleanPath would refuse could never match, so it is a configuration error.
+func configPath(p string) (string, error) {
+	c, err := cleanPath(p)
+	if err != nil {
+		return "", errors.New("not a plain absolute path (no dot-segments, encoded separators or control characters)")
+	}
+	return c, nil
 }

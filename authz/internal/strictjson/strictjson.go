@@ -184,3 +184,32 @@ func foldKey(s string) string {
 	}
 	return string(out)
 }
+
+// Array reads one JSON array's elements, raw and in order, after the same checks as Object
+// makes of the whole value (syntax, UTF-8, duplicate names at every depth, trailing data).
+func Array(data []byte) ([]jsontext.Value, error) {
+	dec := jsontext.NewDecoder(bytes.NewReader(data))
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return nil, wrap(err)
+	}
+	if tok.Kind() != '[' {
+		return nil, fmt.Errorf("%w: not an array", ErrAmbiguous)
+	}
+	var out []jsontext.Value
+	for dec.PeekKind() != ']' {
+		raw, err := dec.ReadValue()
+		if err != nil {
+			return nil, wrap(err)
+		}
+		end := dec.InputOffset()
+		out = append(out, jsontext.Value(data[end-int64(len(raw)):end]))
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return nil, wrap(err)
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return nil, fmt.Errorf("%w: data after the array", ErrAmbiguous)
+	}
+	return out, nil
+}
