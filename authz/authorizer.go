@@ -63,9 +63,10 @@ type Verifiers struct {
 	// Opaque verifies every other token (RFC 7662 introspection, API keys). Nil: such tokens
 	// are invalid.
 	Opaque Verifier
-	// FallbackToOpaque: when a JWT verifier is unavailable (its JWKS cannot be fetched), try
-	// Opaque before giving up.
-	FallbackToOpaque bool
+	// Fallback holds, by issuer, the verifier a JWT of that issuer goes to when its JWT
+	// verifier is unavailable (its JWKS cannot be fetched): that issuer's own introspection,
+	// never another issuer's, which would see a token not meant for it and call it invalid.
+	Fallback map[string]Verifier
 	// APIKeys verifies static API keys (legacy clients). With APIKeyScheme "Bearer" (or "")
 	// they arrive as Bearer tokens and are tried before the other verifiers; with another
 	// scheme (e.g. "Token") only credentials in that scheme reach it.
@@ -321,6 +322,11 @@ func (a *Authorizer) match(host, port, path string) *route {
 // verify answers from the cache, or runs the verifier chain once for all concurrent callers
 // presenting the same token.
 func (a *Authorizer) verify(ctx context.Context, token string) (identity.Identity, string, error) {
+	// API keys are checked against the live configuration on every Check and never cached:
+	// a key removed by a reload must be refused at once, on every replica.
+	if id, ok := a.bearerAPIKey(ctx, token); ok {
+		return id, TierIdP, nil
+	}
 	if a.cache == nil {
 		id, err := a.chain(ctx, token)
 		return id, TierIdP, err
@@ -336,7 +342,9 @@ func (a *Authorizer) verify(ctx context.Context, token string) (identity.Identit
 	} else {
 		id, neg, hit = a.cache.Get(ctx, key)
 	}
-	if hit {
+	// An API-key identity in the cache (stored by an older version) is not trusted: whether
+	// the key is still configured is known only to the API-key verifier above.
+	if hit && !(id.Source == identity.SourceAPIKey && !neg) {
 		if neg {
 			return identity.Identity{}, tier, fmt.Errorf("%w: cached as invalid", identity.ErrInvalid)
 		}
@@ -349,7 +357,7 @@ func (a *Authorizer) verify(ctx context.Context, token string) (identity.Identit
 		vctx := context.WithoutCancel(ctx)
 		// Introspection is the IdP call worth sharing between replicas; local JWT and API-key
 		// checks cost less than the coordination would.
-		if cc, ok := a.cache.(claimCache); ok && a.claim > 0 && a.introspects(vctx, token) {
+		if cc, ok := a.cache.(claimCache); ok && a.claim > 0 && a.introspects(token) {
 			if !cc.Claim(vctx, key, a.claim) {
 				if id, neg, ok := cc.Await(vctx, key, a.claim); ok {
 					awaited = true
@@ -407,11 +415,8 @@ func (a *Authorizer) verify(ctx context.Context, token string) (identity.Identit
 }
 
 // introspects says whether chain would send token to introspection.
-func (a *Authorizer) introspects(ctx context.Context, token string) bool {
+func (a *Authorizer) introspects(token string) bool {
 	if a.v.Opaque == nil {
-		return false
-	}
-	if _, ok := a.bearerAPIKey(ctx, token); ok {
 		return false
 	}
 	_, _, isJWT := a.jwtVerifier(token)
@@ -448,16 +453,16 @@ func (a *Authorizer) ttl(id *identity.Identity) time.Duration {
 	return ttl
 }
 
+// chain runs the verifiers for a token that is not a Bearer-scheme API key (verify checked).
 func (a *Authorizer) chain(ctx context.Context, token string) (identity.Identity, error) {
-	if id, ok := a.bearerAPIKey(ctx, token); ok {
-		return id, nil
-	}
 	if iss, v, ok := a.jwtVerifier(token); ok {
 		id, err := v.Verify(ctx, token)
-		if err == nil || !errors.Is(err, identity.ErrUnavailable) || !a.v.FallbackToOpaque || a.v.Opaque == nil {
+		fb := a.v.Fallback[iss]
+		if err == nil || !errors.Is(err, identity.ErrUnavailable) || fb == nil {
 			return id, err
 		}
-		a.log.Debug("jwt verifier unavailable; trying introspection", "issuer", iss, "error", err)
+		a.log.Debug("jwt verifier unavailable; trying the issuer's introspection", "issuer", iss, "error", err)
+		return fb.Verify(ctx, token)
 	}
 	if a.v.Opaque == nil {
 		return identity.Identity{}, fmt.Errorf("%w: no verifier accepts this token", identity.ErrInvalid)

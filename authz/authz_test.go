@@ -336,7 +336,10 @@ func TestFallbackToOpaqueOnlyWhenUnavailable(t *testing.T) {
 			jwtV := tableVerifier{tok: {err: tc.jwtErr}}
 			opaque := tableVerifier{tok: {id: goodID()}}
 			a := testAuthorizer(t, func(o *Options) {
-				o.Verifiers = Verifiers{JWT: map[string]Verifier{iss: jwtV}, Opaque: opaque, FallbackToOpaque: tc.fallback}
+				o.Verifiers = Verifiers{JWT: map[string]Verifier{iss: jwtV}, Opaque: opaque}
+				if tc.fallback {
+					o.Verifiers.Fallback = map[string]Verifier{iss: opaque}
+				}
 			})
 			if d := a.Check(context.Background(), req("POST", "/mcp", "authorization", "Bearer "+tok)); d.Reason != tc.want {
 				t.Errorf("reason = %s, want %s", d.Reason, tc.want)

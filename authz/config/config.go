@@ -173,7 +173,8 @@ type Issuer struct {
 	VerifyJWT     *bool          `yaml:"verify_jwt"`
 	Introspection *Introspection `yaml:"introspection"`
 	// FallbackToIntrospection: when this issuer's keys cannot be fetched, verify its JWTs
-	// through introspection instead of failing.
+	// through this issuer's own introspection endpoint instead of failing. Never another
+	// issuer's: per issuer, not global.
 	FallbackToIntrospection bool `yaml:"fallback_to_introspection"`
 }
 

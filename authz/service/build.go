@@ -110,7 +110,12 @@ func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authoriz
 				return nil, nil, fmt.Errorf("%s.introspection: %w", key, err)
 			}
 			opaque = append(opaque, v)
-			vs.FallbackToOpaque = vs.FallbackToOpaque || is.FallbackToIntrospection
+			if is.FallbackToIntrospection {
+				if vs.Fallback == nil {
+					vs.Fallback = map[string]authz.Verifier{}
+				}
+				vs.Fallback[is.Issuer] = v
+			}
 		}
 	}
 	if len(opaque) > 0 {
