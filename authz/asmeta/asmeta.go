@@ -9,6 +9,11 @@
 //   - RFC 8414 §3.3 (and OIDC Discovery §4.3): the document's issuer must be identical to the
 //     issuer it was fetched for, or it must not be used.
 //
+// The document is read strictly (package strictjson): a duplicate member, names that differ
+// only in case, or invalid UTF-8 make it unusable, so that no member (jwks_uri above all)
+// can be read one way here and another way elsewhere. A redirect from https to anything
+// else is not followed: the document says where keys come from, and must not come in clear.
+//
 // Every failure wraps identity.ErrUnavailable: whether the document is missing, unreachable or
 // wrong, a verifier that depends on it cannot verify anything.
 package asmeta
@@ -16,7 +21,6 @@ package asmeta
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +30,7 @@ import (
 	"time"
 
 	"github.com/mcp-authz/mcp-authz/authz/identity"
+	"github.com/mcp-authz/mcp-authz/authz/internal/strictjson"
 )
 
 // Metadata is the part of an authorization server's metadata a resource server uses.
@@ -52,9 +57,7 @@ func Discover(ctx context.Context, client *http.Client, issuer string) (Metadata
 	if err != nil {
 		return Metadata{}, fmt.Errorf("asmeta: issuer %q: %v: %w", issuer, err, identity.ErrUnavailable)
 	}
-	if client == nil {
-		client = &http.Client{Timeout: defaultTimeout}
-	}
+	client = NoDowngrade(client)
 	var best *fetchError
 	var notFound []string
 	for _, u := range urls {
@@ -76,6 +79,33 @@ func Discover(ctx context.Context, client *http.Client, issuer string) (Metadata
 		return Metadata{}, fmt.Errorf("asmeta: no metadata published (%s): %w", strings.Join(notFound, "; "), identity.ErrUnavailable)
 	}
 	return Metadata{}, fmt.Errorf("asmeta: %w: %w", best, identity.ErrUnavailable)
+}
+
+// NoDowngrade returns a copy of client (nil: one with a 10 s timeout) that refuses to follow
+// a redirect from https to another scheme. Whatever comes from an https URL (metadata, keys)
+// is trusted because it came over TLS; a redirect to http would hand it to anyone on the path.
+// The client's own redirect policy, if any, still applies to the redirects it lets through.
+func NoDowngrade(client *http.Client) *http.Client {
+	var c http.Client
+	if client != nil {
+		c = *client
+	} else {
+		c.Timeout = defaultTimeout
+	}
+	next := c.CheckRedirect
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if len(via) > 0 && via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+			return fmt.Errorf("redirect from https to %s refused", req.URL.Scheme)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &c
 }
 
 // wellKnownURLs builds the two discovery URLs for issuer, RFC 8414 first.
@@ -148,8 +178,11 @@ func fetch(ctx context.Context, client *http.Client, u, issuer string) (Metadata
 	}
 	// The content type is not checked (servers mislabel JSON often enough), but the body must
 	// be one JSON object: "null" or an array would otherwise decode as an empty document.
-	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' || json.Unmarshal(body, &doc) != nil {
+	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
 		return Metadata{}, &fetchError{rankBadDocument, fmt.Sprintf("GET %s: not a JSON metadata object", u)}
+	}
+	if err := strictjson.Unmarshal(body, &doc); err != nil {
+		return Metadata{}, &fetchError{rankBadDocument, fmt.Sprintf("GET %s: not a JSON metadata object (%v)", u, clipErr(err))}
 	}
 	if doc.Issuer != issuer {
 		return Metadata{}, &fetchError{rankBadDocument,
@@ -171,6 +204,9 @@ func clip(s string) string {
 	}
 	return s
 }
+
+// clipErr bounds a decoding error, which may quote the document, before it reaches the logs.
+func clipErr(err error) string { return clip(err.Error()) }
 
 // unwrapURLError drops the *url.Error wrapper, whose text repeats method and URL.
 func unwrapURLError(err error) error {

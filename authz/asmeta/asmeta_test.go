@@ -244,3 +244,71 @@ func TestWellKnownURLs(t *testing.T) {
 		}
 	}
 }
+
+// Issue 14: the metadata document is read strictly. A jwks_uri that one JSON reader takes from
+// "jwks_uri" and another from "JWKS_URI" (or the last of two duplicates) is no jwks_uri at all.
+func TestDiscoverAmbiguousDocumentRefused(t *testing.T) {
+	for _, tc := range []struct{ name, doc string }{
+		{"jwks_uri and JWKS_URI", `{"issuer":"{{BASE}}","jwks_uri":"{{BASE}}/jwks","JWKS_URI":"https://attacker.example/jwks"}`},
+		{"duplicate jwks_uri", `{"issuer":"{{BASE}}","jwks_uri":"https://attacker.example/jwks","jwks_uri":"{{BASE}}/jwks"}`},
+		{"issuer and Issuer", `{"Issuer":"https://attacker.example","issuer":"{{BASE}}","jwks_uri":"{{BASE}}/jwks"}`},
+		{"introspection_endpoint with a Kelvin sign", "{\"issuer\":\"{{BASE}}\",\"introspection_endpoint\":\"{{BASE}}/i\",\"introspection_endpoint\u212a\":1,\"\u212a\":1,\"k\":2}"},
+		{"invalid UTF-8", "{\"issuer\":\"{{BASE}}\",\"jwks_uri\":\"{{BASE}}/jwks\",\"x\":\"\xff\"}"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newAS(t)
+			a.serve("/.well-known/oauth-authorization-server", tc.doc)
+			md, err := Discover(t.Context(), a.Client(), a.URL)
+			if err == nil {
+				t.Fatalf("ambiguous metadata used: %+v", md)
+			}
+			if !errors.Is(err, identity.ErrUnavailable) || !strings.Contains(err.Error(), "not a JSON metadata object") {
+				t.Errorf("error %v", err)
+			}
+		})
+	}
+}
+
+// Names match exactly: "JWKS_URI" alone is not jwks_uri (encoding/json would have taken it).
+func TestDiscoverExactNames(t *testing.T) {
+	a := newAS(t)
+	a.serve("/.well-known/oauth-authorization-server", `{"issuer":"{{BASE}}","JWKS_URI":"{{BASE}}/jwks"}`)
+	md, err := Discover(t.Context(), a.Client(), a.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if md.JWKSURI != "" {
+		t.Errorf("jwks_uri %q read from JWKS_URI", md.JWKSURI)
+	}
+}
+
+// An https issuer's metadata redirected to plain http is not fetched in clear: anyone on the
+// path could then name their own jwks_uri.
+func TestDiscoverRefusesHTTPSDowngradeRedirect(t *testing.T) {
+	plain := newAS(t)
+	tlsAS := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, plain.URL+r.URL.Path, http.StatusFound)
+	}))
+	defer tlsAS.Close()
+	plain.serve("/.well-known/oauth-authorization-server", `{"issuer":"`+tlsAS.URL+`","jwks_uri":"`+tlsAS.URL+`/jwks"}`)
+	plain.serve("/.well-known/openid-configuration", `{"issuer":"`+tlsAS.URL+`","jwks_uri":"`+tlsAS.URL+`/jwks"}`)
+	md, err := Discover(t.Context(), tlsAS.Client(), tlsAS.URL)
+	if err == nil {
+		t.Fatalf("metadata fetched over http after a redirect: %+v", md)
+	}
+	if !strings.Contains(err.Error(), "redirect from https to http refused") {
+		t.Errorf("error %v", err)
+	}
+	if got := plain.requested(); len(got) != 0 {
+		t.Errorf("the plain-http server was asked for %v", got)
+	}
+	// An http → http redirect (local testing) is still followed.
+	hop := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, plain.URL+r.URL.Path, http.StatusFound)
+	}))
+	defer hop.Close()
+	plain.serve("/.well-known/oauth-authorization-server", `{"issuer":"`+hop.URL+`"}`)
+	if _, err := Discover(t.Context(), hop.Client(), hop.URL); err != nil {
+		t.Errorf("http → http redirect: %v", err)
+	}
+}
