@@ -12,6 +12,15 @@
 //   - RFC 7519 §4.1.4, §4.1.5, §4.1.6: exp (required here), nbf, iat, with a configured leeway;
 //   - RFC 7517 §5: JWKS members we cannot use (unknown kty, use other than sig) are ignored.
 //
+// Only access tokens pass. RFC 9068 §2.1 types them (at+jwt) so that other JWTs from the same
+// issuer cannot stand in for them, but issuers that send typ JWT (allowed through AllowTyp)
+// and ID tokens look alike; a token that shows it is an OpenID Connect ID token or another
+// kind of JWT is refused whatever its typ (see idTokenReason).
+//
+// The header and the payload are read strictly (package strictjson): a duplicate member, two
+// names that differ only in case, or invalid UTF-8 make the token invalid, so that no claim
+// can mean one thing here and another to the next reader of the same token.
+//
 // Signature and issuer checks are done by github.com/coreos/go-oidc with a key set of our own,
 // which loads discovery (package asmeta) and the JWKS lazily, so that startup never waits on an
 // identity provider, refreshes on an unknown kid at most once per interval, and keeps the last
@@ -22,7 +31,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,8 +42,12 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/mcp-authz/mcp-authz/authz/asmeta"
 	"github.com/mcp-authz/mcp-authz/authz/identity"
+	"github.com/mcp-authz/mcp-authz/authz/internal/strictjson"
 )
 
 // Config configures one issuer's Verifier.
@@ -58,8 +70,9 @@ type Config struct {
 	Claims []string
 	// AllowTyp lists further typ header values accepted when RequireTyp is set, for issuers
 	// that label access tokens "JWT" (an escape hatch: such tokens are not explicitly typed,
-	// RFC 8725 §3.11, so an ID token from the same issuer could pass its audience check only
-	// if it names this resource in aud).
+	// RFC 8725 §3.11; ID tokens of the same issuer are still refused by their claims). A
+	// typ that names another kind of token (id_token, refresh_token, logout+jwt …) is
+	// refused by New.
 	AllowTyp []string
 	// RefreshInterval is the minimum time between JWKS fetches caused by an unknown kid or a
 	// due refresh; default 30 s, minimum 1 s.
@@ -135,6 +148,11 @@ func New(cfg Config) (*Verifier, error) {
 		}
 		parseAlgs = append(parseAlgs, jose.SignatureAlgorithm(a))
 	}
+	for _, t := range cfg.AllowTyp {
+		if k := kindOf(t); k != kindUnknown && k != kindAccess {
+			return nil, fmt.Errorf("jwt: allow_typ %q names %s, never an access token (RFC 9068 §2.1); remove it", t, k)
+		}
+	}
 	if cfg.ClockSkew < 0 {
 		return nil, fmt.Errorf("jwt: clock skew %s is negative", cfg.ClockSkew)
 	}
@@ -164,6 +182,8 @@ func New(cfg Config) (*Verifier, error) {
 	if client == nil {
 		client = &http.Client{Timeout: fetchTimeout}
 	}
+	// Keys fetched from an https URL must not be handed over in clear by a redirect.
+	client = asmeta.NoDowngrade(client)
 	var claims []string
 	for _, c := range cfg.Claims {
 		if c != "" {
@@ -250,6 +270,11 @@ func (v *Verifier) Verify(ctx context.Context, token string) (identity.Identity,
 	if err := compactShape(token); err != nil {
 		return identity.Identity{}, err
 	}
+	// go-jose reads the header case-sensitively and refuses exact duplicates, but takes
+	// invalid UTF-8 and names that differ only in case ("alg" and "ALG") as they come.
+	if err := strictHeader(token); err != nil {
+		return identity.Identity{}, err
+	}
 	// The shape check above leaves nothing for ParseSigned's whitespace stripping to do, which
 	// costs more than the parse itself.
 	jws, err := jose.ParseSignedCompact(token, v.parseAlgs)
@@ -260,8 +285,12 @@ func (v *Verifier) Verify(ctx context.Context, token string) (identity.Identity,
 	if _, ok := h.ExtraHeaders["crit"]; ok {
 		return identity.Identity{}, errCrit
 	}
+	typ, _ := h.ExtraHeaders[jose.HeaderType].(string)
+	if k := kindOf(typ); k != kindUnknown && k != kindAccess {
+		// Whatever require_typ says: a token typed as another kind says what it is.
+		return identity.Identity{}, errNotAccess
+	}
 	if v.requireTyp {
-		typ, _ := h.ExtraHeaders[jose.HeaderType].(string)
 		if !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") && !v.typAllowed(typ) {
 			return identity.Identity{}, errTyp
 		}
@@ -278,7 +307,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (identity.Identity,
 		}
 		// The signature was good: go-oidc refused the issuer or could not read the claims.
 		var cl claims
-		if json.Unmarshal(c.payload, &cl) == nil && cl.Iss != v.issuer {
+		if strictjson.Unmarshal(c.payload, &cl) == nil && cl.Iss != v.issuer {
 			return identity.Identity{}, errIssuer
 		}
 		return identity.Identity{}, errClaims
@@ -288,12 +317,21 @@ func (v *Verifier) Verify(ctx context.Context, token string) (identity.Identity,
 
 // identity checks the verified payload's times and issuer and builds the Identity.
 func (v *Verifier) identity(payload []byte) (identity.Identity, error) {
+	// go-oidc has read the payload already, with encoding/json, which folds case and lets
+	// the last duplicate win; what decides is this strict reading, and it refuses what
+	// the two could read differently.
+	if strictjson.Check(payload) != nil {
+		return identity.Identity{}, errAmbiguous
+	}
 	var cl claims
 	if err := json.Unmarshal(payload, &cl); err != nil {
 		return identity.Identity{}, errClaims
 	}
 	if cl.Iss != v.issuer { // go-oidc checked too; this keeps the rule visible where it matters
 		return identity.Identity{}, errIssuer
+	}
+	if err := cl.notAccess(); err != nil {
+		return identity.Identity{}, err
 	}
 	now := v.now()
 	if cl.Exp == nil {
@@ -346,7 +384,7 @@ func (v *Verifier) identity(payload []byte) (identity.Identity, error) {
 }
 
 // claims is what Verify reads from a verified payload. Wrong JSON types make the token
-// invalid rather than silently empty.
+// invalid rather than silently empty. Names match exactly (JSON v2).
 type claims struct {
 	Iss      string     `json:"iss"`
 	Sub      string     `json:"sub"`
@@ -358,6 +396,119 @@ type claims struct {
 	Exp      *float64   `json:"exp"`
 	Nbf      *float64   `json:"nbf"`
 	Iat      *float64   `json:"iat"`
+
+	// Read only to tell ID tokens and other JWTs from access tokens (idTokenReason); their
+	// presence counts, whatever their JSON type.
+	Nonce    jsontext.Value `json:"nonce"`
+	AtHash   jsontext.Value `json:"at_hash"`
+	CHash    jsontext.Value `json:"c_hash"`
+	SHash    jsontext.Value `json:"s_hash"`
+	Typ      jsontext.Value `json:"typ"`       // Keycloak: "Bearer", "ID", "Refresh", "Logout" …
+	TokenUse jsontext.Value `json:"token_use"` // Amazon Cognito: "access" or "id"
+}
+
+// notAccess refuses a verified token that is an OpenID Connect ID token or another kind of
+// JWT than an access token, whatever its header typ. The rule, and why each part holds:
+//
+//   - nonce, at_hash, c_hash, s_hash: OIDC Core §2, §3.1.3.6 and §3.3.2.11 (and FAPI 1.0
+//     Advanced §5.1 for s_hash) define them for ID tokens, to bind the ID token to the
+//     authentication request, the access token, the code and the state; RFC 9068 §2.2 lists
+//     none of them for access tokens, and no access token needs them. One exception: Keycloak
+//     before 24 copied nonce into its access tokens (keycloak/keycloak#26893); those say
+//     typ "Bearer" in their payload, which Keycloak's ID tokens never do ("ID").
+//   - a typ claim (Keycloak) or token_use claim (Amazon Cognito) naming another kind: those
+//     issuers' own statement of what the token is. token_use must name an access token.
+//   - an audience that is only the token's own client (every aud equal to azp or client_id):
+//     OIDC Core §2 makes an ID token's aud the relying party's client id, and azp that same
+//     party; an access token's aud names the resource servers it is for (RFC 9068 §2.2,
+//     RFC 8707 §2), which are not the client. This also refuses an access token a client
+//     requested for itself as its own API; an MCP server is not its own client.
+func (cl *claims) notAccess() error {
+	if cl.AtHash != nil || cl.CHash != nil || cl.SHash != nil {
+		return errIDToken
+	}
+	typ, _ := strictjson.String(cl.Typ)
+	if cl.Nonce != nil && kindOf(typ) != kindAccess {
+		return errIDToken
+	}
+	if k := kindOf(typ); k != kindUnknown && k != kindAccess {
+		return errNotAccess
+	}
+	if cl.TokenUse != nil {
+		if use, _ := strictjson.String(cl.TokenUse); kindOf(use) != kindAccess {
+			return errNotAccess
+		}
+	}
+	if len(cl.Aud) > 0 && (cl.Azp != "" || cl.ClientID != "") {
+		self := true
+		for _, a := range cl.Aud {
+			if a != cl.Azp && a != cl.ClientID {
+				self = false
+				break
+			}
+		}
+		if self {
+			return errIDToken
+		}
+	}
+	return nil
+}
+
+// Token kinds, as kindOf sorts the names authorization servers give them.
+const (
+	kindUnknown = ""
+	kindAccess  = "an access token"
+	kindRefresh = "a refresh token"
+	kindID      = "an ID token"
+	kindOther   = "another kind of JWT"
+)
+
+// kindOf sorts a token kind's name, as found in a typ header or claim, a token_use or a
+// token_type: RFC 8693 §3 token type URIs, RFC 7009 §2.1 token_type_hint values, media
+// types of explicitly typed JWTs (RFC 8725 §3.11) and the names particular servers use
+// (Keycloak "Refresh", "Offline", "ID"; Cognito "access", "id"). An unknown name ("JWT",
+// "Bearer" in a typ header) is kindUnknown, which decides nothing.
+func kindOf(s string) string {
+	s = strings.ToLower(strings.TrimSpace(s))
+	s = strings.TrimPrefix(s, "urn:ietf:params:oauth:token-type:")
+	s = strings.TrimPrefix(s, "application/")
+	s = strings.TrimSuffix(s, "+jwt")
+	switch s {
+	case "at", "access_token", "access", "bearer":
+		return kindAccess
+	case "refresh_token", "refresh", "offline", "offline_token":
+		return kindRefresh
+	case "id_token", "id", "idtoken", "serialized-id":
+		return kindID
+	case "logout", "logout_token", "secevent", "dpop", "token-introspection", "oauth-authz-req":
+		// OIDC Back-Channel Logout §2.4, RFC 8417 §2.3, RFC 9449 §4.2, RFC 9701 §5,
+		// RFC 9101 §10.8: JWTs that are not credentials at all.
+		return kindOther
+	}
+	return kindUnknown
+}
+
+// strictHeader refuses a JOSE header that is not one unambiguous JSON object.
+func strictHeader(token string) error {
+	seg, _, _ := strings.Cut(token, ".")
+	var buf [512]byte
+	var b []byte
+	if n := base64.RawURLEncoding.DecodedLen(len(seg)); n <= len(buf) {
+		b = buf[:n]
+	} else {
+		b = make([]byte, n)
+	}
+	n, err := base64.RawURLEncoding.Decode(b, []byte(seg))
+	if err != nil {
+		return errMalformed
+	}
+	if strictjson.Check(b[:n]) != nil {
+		if !jsontext.Value(b[:n]).IsValid(jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)) {
+			return errMalformed // not JSON at all
+		}
+		return errAmbiguous
+	}
+	return nil
 }
 
 // stringList is a claim that may be a string or an array of strings (RFC 7519 §4.1.3 aud).
@@ -406,7 +557,7 @@ func contains(l []string, s string) bool {
 // extraClaims stringifies the configured claims for headers: strings as they are, numbers as
 // written, booleans as true/false, arrays of strings joined with ","; objects, nulls and
 // mixed arrays are left out because no header spelling of them would be unambiguous.
-// payload has been decoded by encoding/json already, so it is valid JSON.
+// payload has passed strictjson.Check already: valid JSON without duplicate names.
 func extraClaims(payload []byte, names []string) (map[string]string, bool) {
 	var out map[string]string
 	ok := members(payload, func(name, raw []byte) {
@@ -416,7 +567,6 @@ func extraClaims(payload []byte, names []string) (map[string]string, bool) {
 		}
 		s, ok := stringify(raw)
 		if !ok {
-			delete(out, n) // a later duplicate replaces an earlier one, as in encoding/json
 			return
 		}
 		if out == nil {
@@ -621,7 +771,7 @@ func diagnose(token string, allowed []jose.SignatureAlgorithm) error {
 	var h struct {
 		Alg string `json:"alg"`
 	}
-	if json.Unmarshal(b, &h) != nil {
+	if strictjson.Unmarshal(b, &h) != nil {
 		return errMalformed
 	}
 	for _, a := range allowed {
@@ -670,6 +820,10 @@ var (
 	errTyp          = invalid("jwt: typ is not at+jwt")
 	errIssuer       = invalid("jwt: wrong issuer")
 	errClaims       = invalid("jwt: malformed claims")
+	errAmbiguous    = invalid("jwt: ambiguous JSON (a duplicate or case-variant name, or not UTF-8)")
+	errIDToken      = invalid("jwt: an ID token, not an access token")
+	errNotAccess    = invalid("jwt: not an access token")
+	errKidNotYet    = unavailable("jwt: unknown kid (or no key for alg) since the last fetch; keys are refetched once the refresh interval allows", nil)
 	errNoExp        = invalid("jwt: exp missing")
 	errExpired      = invalid("jwt: expired")
 	errNotYet       = invalid("jwt: not yet valid (nbf)")

@@ -8,7 +8,6 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,9 +20,11 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-json-experiment/json/jsontext"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/mcp-authz/mcp-authz/authz/asmeta"
+	"github.com/mcp-authz/mcp-authz/authz/internal/strictjson"
 )
 
 const (
@@ -152,12 +153,13 @@ func (ks *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, erro
 func (ks *keySet) resolve(ctx context.Context, kid, alg string) ([]key, error) {
 	snap := ks.keys.Load()
 	now := ks.now()
+	fresh := false // the keys were fetched for this very call
 	switch {
 	case snap == nil:
 		if err := ks.fetch(ctx, true); err != nil {
 			return nil, unavailable("jwt: keys unavailable", err)
 		}
-		snap = ks.keys.Load()
+		snap, fresh = ks.keys.Load(), true
 	case snap.expired(now, ks.maxStale):
 		// Past the bounded staleness: these keys no longer verify anything. One caller per
 		// interval may try a fresh load; everyone else is told the keys are unavailable.
@@ -167,6 +169,7 @@ func (ks *keySet) resolve(ctx context.Context, kid, alg string) ([]key, error) {
 		if snap = ks.keys.Load(); snap.expired(ks.now(), ks.maxStale) {
 			return nil, unavailable("jwt: keys expired and unavailable", ks.lastError())
 		}
+		fresh = true
 	case snap.refreshDue(now):
 		ks.fetch(ctx, false) // refresh in the background; these keys serve meanwhile
 		if snap.stale(now) && ks.observe != nil {
@@ -174,16 +177,18 @@ func (ks *keySet) resolve(ctx context.Context, kid, alg string) ([]key, error) {
 		}
 	}
 	cands, err := snap.match(kid, alg)
-	if err == errUnknownKid || err == errNoKey {
+	if (err == errUnknownKid || err == errNoKey) && !fresh {
 		// Maybe the issuer rotated its keys. Ask again, unless we asked recently: a flood of
 		// made-up kids must not become a flood of JWKS requests.
 		switch ferr := ks.fetch(ctx, true); {
 		case ferr == errRateLimited:
-			// Keys were fetched less than an interval ago. If the kid is a key rotated in
-			// since, it must not wait for the next unknown kid after the interval: one
-			// trailing refresh is scheduled for the moment the interval allows it.
+			// Keys were fetched less than an interval ago. The kid may be a key rotated in
+			// since: we cannot tell, so the token is not called invalid (which would be
+			// cached) but unavailable, and asked about again. It must not wait for the next
+			// unknown kid after the interval either: one trailing refresh is scheduled for
+			// the moment the interval allows it.
 			ks.trail()
-			return nil, err
+			return nil, errKidNotYet
 		case ferr != nil:
 			// The kid may be a real new key we could not fetch: not the token's fault.
 			return nil, unavailable("jwt: unknown kid and keys unavailable", ferr)
@@ -325,6 +330,11 @@ func (ks *keySet) download(ctx context.Context) (*keySnapshot, error) {
 		if checkURL(md.JWKSURI) != nil {
 			return nil, fmt.Errorf("metadata for %s has no usable jwks_uri (%q)", ks.issuer, clip(md.JWKSURI))
 		}
+		// Keys fetched in clear could be anyone's: the metadata of an https issuer must not
+		// downgrade us (as for introspection_endpoint, in package introspect).
+		if strings.HasPrefix(ks.issuer, "https:") && !strings.HasPrefix(md.JWKSURI, "https:") {
+			return nil, fmt.Errorf("metadata for %s names a jwks_uri that is not https (%q)", ks.issuer, clip(md.JWKSURI))
+		}
 		u = md.JWKSURI
 		ks.mu.Lock()
 		ks.discovered = u
@@ -390,9 +400,17 @@ func cacheTTL(h http.Header) time.Duration {
 // does not understand, and RFC 7517 §5 says to ignore such members.
 func parseJWKS(body []byte) (*keySnapshot, int, error) {
 	var set struct {
-		Keys []json.RawMessage `json:"keys"`
+		Keys []jsontext.Value `json:"keys"`
 	}
-	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' || json.Unmarshal(body, &set) != nil {
+	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return nil, 0, errors.New("not a JWKS")
+	}
+	// A key whose kid or n reads one way here and another way elsewhere is not a key to
+	// trust: an ambiguous document is refused whole, and the last good keys stay.
+	if err := strictjson.Unmarshal(body, &set); err != nil {
+		if errors.Is(err, strictjson.ErrAmbiguous) {
+			return nil, 0, fmt.Errorf("not a JWKS: %v", err)
+		}
 		return nil, 0, errors.New("not a JWKS")
 	}
 	snap := &keySnapshot{}

@@ -2,8 +2,11 @@ package jwt
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,8 +124,12 @@ func TestJWKSCacheControlRefreshesBeforeExpiry(t *testing.T) {
 		t.Fatalf("due refresh blocked or failed the request: %v", err)
 	}
 	waitHits(t, f, 2)
-	// The refreshed set no longer has rsa-1: the withdrawn key stopped verifying within the TTL.
+	// The refreshed set no longer has rsa-1: the withdrawn key stopped verifying within the
+	// TTL (unavailable inside the refresh interval, invalid once a fetch confirms it).
 	id, err := f.v.Verify(t.Context(), mint(t, keyRSA(), f.claims(), nil))
+	wantErr(t, id, err, identity.ErrUnavailable, "unknown kid", "")
+	f.clock.Advance(30 * time.Second)
+	id, err = f.v.Verify(t.Context(), mint(t, keyRSA(), f.claims(), nil))
 	wantErr(t, id, err, identity.ErrInvalid, "unknown kid", "")
 }
 
@@ -184,11 +191,14 @@ func TestAllowTyp(t *testing.T) {
 			t.Errorf("typ %q with allow_typ [JWT]: %v", typ, err)
 		}
 	}
-	for _, typ := range []string{"", "id_token", "JWT2"} {
+	for _, typ := range []string{"", "JWT2"} {
 		token := mint(t, keyRSA(), f.claims(), map[string]any{"typ": typ})
 		id, err := f.v.Verify(t.Context(), token)
 		wantErr(t, id, err, identity.ErrInvalid, "typ", token)
 	}
+	token := mint(t, keyRSA(), f.claims(), map[string]any{"typ": "id_token"})
+	id, err := f.v.Verify(t.Context(), token)
+	wantErr(t, id, err, identity.ErrInvalid, "not an access token", token)
 }
 
 // A key rotated in just after a fetch is found by one trailing refresh when the interval
@@ -205,11 +215,11 @@ func TestTrailingRefreshAfterRateLimit(t *testing.T) {
 	f.is.keys = append(f.is.keys, newKey)
 	f.is.mu.Unlock()
 	token := mint(t, newKey, claims(), nil)
-	// Inside the interval: refused, no fetch, a trailing refresh scheduled (once, however many
-	// tokens ask).
+	// Inside the interval: unavailable (not invalid, so not cached as such), no fetch, a
+	// trailing refresh scheduled (once, however many tokens ask).
 	for range 20 {
 		id, err := f.v.Verify(t.Context(), token)
-		wantErr(t, id, err, identity.ErrInvalid, "unknown kid", token)
+		wantErr(t, id, err, identity.ErrUnavailable, "unknown kid", token)
 	}
 	if n := f.is.jwksHits.Load(); n != 1 {
 		t.Fatalf("%d fetches inside the interval, want 1", n)
@@ -221,5 +231,82 @@ func TestTrailingRefreshAfterRateLimit(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // a second trailing refresh would have fired by now
 	if n := f.is.jwksHits.Load(); n != 2 {
 		t.Errorf("%d fetches, want 2 (one trailing refresh)", n)
+	}
+}
+
+// Issue 15 item 7: a token signed with a key rotated in just after our last fetch is not the
+// token's fault. Inside the refresh interval it is unavailable (so neither cached as invalid
+// nor blamed on the caller), and it is allowed by the first request the interval lets fetch,
+// with no negative-cache delay on top.
+func TestRotatedKeyInsideIntervalIsUnavailable(t *testing.T) {
+	f := setup(t, discoveryNone, func(c *Config) { c.RefreshInterval = 10 * time.Second })
+	if _, err := f.v.Verify(t.Context(), mint(t, keyRSA(), f.claims(), nil)); err != nil {
+		t.Fatal(err)
+	}
+	newKey := testKey{kid: "rsa-rotated", alg: jose.RS256, priv: rsaKey2}
+	f.is.addKey(newKey)
+	f.clock.Advance(time.Second)
+	token := mint(t, newKey, f.claims(), nil)
+	for range 5 {
+		id, err := f.v.Verify(t.Context(), token)
+		wantErr(t, id, err, identity.ErrUnavailable, "unknown kid", token)
+	}
+	if n := f.is.jwksHits.Load(); n != 1 {
+		t.Fatalf("%d fetches inside the interval, want 1", n)
+	}
+	f.clock.Advance(9 * time.Second) // the interval since the last fetch is over
+	id, err := f.v.Verify(t.Context(), token)
+	if err != nil || id.Subject != "user-1" {
+		t.Fatalf("the rotated key once the interval allows a fetch: %+v, %v", id, err)
+	}
+	if n := f.is.jwksHits.Load(); n != 2 {
+		t.Errorf("%d fetches, want 2", n)
+	}
+}
+
+// Issue 15 item 6: an https issuer whose metadata names an http jwks_uri does not get its
+// keys fetched in clear (anyone on the path could serve their own), nor does a redirect from
+// an https jwks_uri to http. Introspection refuses the same downgrade (checkDiscovered).
+func TestJWKSNotFetchedInClearForHTTPSIssuer(t *testing.T) {
+	genKeys()
+	plain := newIssuer(t, discoveryNone, keyRSA()) // serves /jwks over http
+	mux := http.NewServeMux()
+	var jwksURI atomic.Value // written by the test, read by the server
+	mux.HandleFunc("GET /.well-known/oauth-authorization-server", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"issuer":%q,"jwks_uri":%q}`, "https://"+r.Host, jwksURI.Load())
+	})
+	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, plain.URL+"/jwks", http.StatusFound)
+	})
+	tlsIs := httptest.NewTLSServer(mux)
+	defer tlsIs.Close()
+	tlsURL := tlsIs.URL
+
+	for _, tc := range []struct{ name, jwksURI, want string }{
+		{"discovered http jwks_uri", plain.URL + "/jwks", "not https"},
+		{"https jwks_uri redirecting to http", tlsURL + "/jwks", "redirect from https to http refused"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			jwksURI.Store(tc.jwksURI)
+			before := plain.jwksHits.Load()
+			v, err := New(Config{Issuer: tlsURL, HTTPClient: tlsIs.Client(), RequireTyp: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			token := mint(t, keyRSA(), claimsFor(tlsURL, time.Now()), nil)
+			id, err := v.Verify(t.Context(), token)
+			wantErr(t, id, err, identity.ErrUnavailable, tc.want, token)
+			if n := plain.jwksHits.Load() - before; n != 0 {
+				t.Errorf("keys fetched over http %d times", n)
+			}
+		})
+	}
+	// Over http the same jwks_uri is the operator's choice (local testing) and is used.
+	v, err := New(Config{Issuer: plain.URL, JWKSURL: plain.URL + "/jwks", RequireTyp: true, HTTPClient: plain.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(t.Context(), mint(t, keyRSA(), claimsFor(plain.URL, time.Now()), nil)); err != nil {
+		t.Fatal(err)
 	}
 }
