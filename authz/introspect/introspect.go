@@ -28,7 +28,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -42,10 +41,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/mcp-authz/mcp-authz/authz/asmeta"
 	"github.com/mcp-authz/mcp-authz/authz/identity"
+	"github.com/mcp-authz/mcp-authz/authz/internal/strictjson"
 )
 
 // Config configures the Verifier of one authorization server.
@@ -411,6 +413,7 @@ func checkDiscovered(issuer, ep string) error {
 
 // answer holds the RFC 7662 §2.2 members we use. Active, Iss, Exp and Nbf are pointers
 // because absent differs from zero; a member of the wrong JSON type makes the answer broken.
+// Names match exactly (JSON v2): "Active" is not "active".
 type answer struct {
 	Active    *bool      `json:"active"`
 	Iss       *string    `json:"iss"`
@@ -421,6 +424,12 @@ type answer struct {
 	Scope     stringList `json:"scope"`
 	Exp       *float64   `json:"exp"`
 	Nbf       *float64   `json:"nbf"`
+
+	// What kind of token the server says it is (see notAccess); read whatever their JSON
+	// type, so that an unexpected type cannot hide them.
+	TokenUse      jsontext.Value `json:"token_use"`       // Ory Hydra: access_token or refresh_token
+	Typ           jsontext.Value `json:"typ"`             // Keycloak: Bearer, Refresh, Offline, ID
+	TokenTypeHint jsontext.Value `json:"token_type_hint"` // echoed by some servers
 }
 
 // stringList is a member that may be a string or an array of strings: aud (RFC 7662 §2.2,
@@ -453,15 +462,21 @@ func (v *Verifier) identity(body []byte) (identity.Identity, error) {
 	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
 		return identity.Identity{}, errNotJSON
 	}
-	if err := json.Unmarshal(body, &a); err != nil {
-		var te *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &te) && te.Field == "active":
-			return identity.Identity{}, errNoActive
-		case json.Valid(body):
-			return identity.Identity{}, errMemberType
+	// {"active":false,"Active":true} or "active" twice: encoding/json would take the last
+	// (true), others the first. An answer two readers could read differently says nothing
+	// for the token, and the server did answer: invalid, never allowed, never "try again".
+	if err := strictjson.Check(body); err != nil {
+		if jsontext.Value(body).IsValid(jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)) {
+			return identity.Identity{}, errAmbiguous
 		}
 		return identity.Identity{}, errNotJSON
+	}
+	if err := json.Unmarshal(body, &a); err != nil {
+		var se *json.SemanticError
+		if errors.As(err, &se) && se.JSONPointer == "/active" {
+			return identity.Identity{}, errNoActive
+		}
+		return identity.Identity{}, errMemberType
 	}
 	if a.Active == nil {
 		return identity.Identity{}, errNoActive
@@ -471,6 +486,9 @@ func (v *Verifier) identity(body []byte) (identity.Identity, error) {
 	}
 	if a.Iss != nil && *a.Iss != v.issuer {
 		return identity.Identity{}, errIssuer
+	}
+	if err := a.notAccess(); err != nil {
+		return identity.Identity{}, err
 	}
 	// RFC 9449 §7.2: a DPoP-bound token must come with its proof, not as a Bearer token.
 	if a.TokenType != "" && !strings.EqualFold(a.TokenType, "Bearer") {
@@ -516,10 +534,71 @@ func (v *Verifier) identity(body []byte) (identity.Identity, error) {
 	return id, nil
 }
 
+// notAccess refuses an active answer about a token that is not an access token. RFC 7662
+// §2.1 lets a server introspect refresh tokens too, and some answer for them with
+// active:true: Ory Hydra v2 with token_use "refresh_token" (and token_type "Bearer", even
+// when asked with token_type_hint=access_token); Keycloak with typ and token_type "Refresh"
+// or "Offline" (and "ID" for ID tokens); node-oidc-provider before v7 with token_type
+// "refresh_token". A refresh token is a credential for the token endpoint only (RFC 6749
+// §1.5); an ID token is for the client (OIDC Core §2). token_use, when present, must name an
+// access token; typ, token_type and token_type_hint must not name another kind.
+// (node-oidc-provider v7 and later send no token_type and no aud for a refresh token: its
+// empty audience is refused by every resource.)
+func (a *answer) notAccess() error {
+	if a.TokenUse != nil {
+		if use, _ := strictjson.String(a.TokenUse); kindOf(use) != kindAccess {
+			return errNotAccess
+		}
+	}
+	for _, m := range []jsontext.Value{a.Typ, a.TokenTypeHint} {
+		if s, ok := strictjson.String(m); ok && kindOf(s) != kindUnknown && kindOf(s) != kindAccess {
+			return errNotAccess
+		}
+	}
+	if k := kindOf(a.TokenType); k != kindUnknown && k != kindAccess {
+		return errNotAccess
+	}
+	return nil
+}
+
+// Token kinds, as kindOf sorts the names authorization servers give them.
+const (
+	kindUnknown = ""
+	kindAccess  = "access"
+	kindOther   = "other"
+)
+
+// kindOf sorts a token kind's name, as found in token_use, token_type, token_type_hint or a
+// typ member: RFC 8693 §3 token type URIs, RFC 7009 §2.1 token_type_hint values, media types
+// of explicitly typed JWTs (RFC 8725 §3.11) and the names particular servers use (Hydra
+// "refresh_token", Keycloak "Refresh", "Offline", "ID"). An unknown name decides nothing.
+// It mirrors authz/jwt's kindOf; the two packages share no code by design.
+func kindOf(s string) string {
+	s = strings.ToLower(strings.TrimSpace(s))
+	s = strings.TrimPrefix(s, "urn:ietf:params:oauth:token-type:")
+	s = strings.TrimPrefix(s, "application/")
+	s = strings.TrimSuffix(s, "+jwt")
+	switch s {
+	case "at", "access_token", "access", "bearer":
+		return kindAccess
+	case "refresh_token", "refresh", "offline", "offline_token",
+		"id_token", "id", "idtoken", "serialized-id",
+		"logout", "logout_token", "secevent", "dpop", "token-introspection", "oauth-authz-req":
+		return kindOther
+	}
+	return kindUnknown
+}
+
+// Answer-reading reasons (the rest are with the other errors below).
+var (
+	errAmbiguous = invalid("introspect: ambiguous answer (a duplicate or case-variant member name, or not UTF-8)")
+	errNotAccess = invalid("introspect: the token is not an access token (a refresh or ID token)")
+)
+
 // extraClaims stringifies the configured members: strings as they are, numbers as written,
 // booleans, arrays of strings joined with ","; objects, null and mixed arrays are left out.
 func (v *Verifier) extraClaims(body []byte) map[string]string {
-	var all map[string]json.RawMessage
+	var all map[string]jsontext.Value
 	if json.Unmarshal(body, &all) != nil { // cannot fail: body decoded above
 		return nil
 	}
