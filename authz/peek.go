@@ -2,13 +2,16 @@ package authz
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"strings"
+
+	"github.com/mcp-authz/mcp-authz/authz/internal/strictjson"
 )
 
 // peekIssuer reads the iss claim of a compact JWS without verifying anything, only to choose
 // which issuer's verifier (and keys) may look at the token. Trusting it for more than that
-// would be a bug: the chosen verifier checks iss again after the signature.
+// would be a bug: the chosen verifier checks iss again after the signature. It reads as
+// strictly as the verifier does, so that a payload with "iss" and "ISS" is not routed by one
+// of them (it is no JWT any verifier would accept).
 func peekIssuer(token string) (string, bool) {
 	first := strings.IndexByte(token, '.')
 	if first <= 0 {
@@ -26,7 +29,7 @@ func peekIssuer(token string) (string, bool) {
 	var c struct {
 		Iss string `json:"iss"`
 	}
-	if json.Unmarshal(payload, &c) != nil || c.Iss == "" {
+	if strictjson.Unmarshal(payload, &c) != nil || c.Iss == "" {
 		return "", false
 	}
 	return c.Iss, true
