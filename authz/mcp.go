@@ -216,7 +216,7 @@ func jsonBody(req *Request) error {
 		return fmt.Errorf("%w: content-encoding %q", errOperation, ce)
 	}
 	// Envoy's with_request_body.allow_partial_message marks a body it cut at max_request_bytes.
-	if strings.EqualFold(req.Headers["x-envoy-auth-partial-body"], "true") {
+	if req.BodyTruncated || strings.EqualFold(req.Headers["x-envoy-auth-partial-body"], "true") {
 		return fmt.Errorf("%w: body truncated by the proxy", errOperation)
 	}
 	if cl, ok := req.Headers["content-length"]; ok && cl != itoa(len(req.Body)) {

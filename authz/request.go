@@ -15,7 +15,10 @@ type Request struct {
 	// ambiguous: two parsers may take the first, the last, or the joined value.
 	Repeated []string
 	Body     []byte // optional: only when the proxy forwards it
-	ID       string // request id for logs (x-request-id)
+	// BodyTruncated: the adapter received more body than it reads (Envoy says so with the
+	// x-envoy-auth-partial-body header instead).
+	BodyTruncated bool
+	ID            string // request id for logs (x-request-id)
 }
 
 func (r *Request) header(name string) (string, bool) {

@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -64,11 +63,9 @@ type Server struct {
 	subject bool
 }
 
-// checkerBox pairs a decision core with the converted responses of its shared, precomputed
-// denials (see responseKey), so a reload drops the old core's responses with it.
+// checkerBox holds the decision core that a reload swaps whole.
 type checkerBox struct {
-	c      Checker
-	denied sync.Map // responseKey → *authv3.CheckResponse
+	c Checker
 }
 
 // New returns a Server deciding with c.
@@ -189,8 +186,10 @@ func Request(in *authv3.CheckRequest) *authz.Request {
 		ID:     h.GetId(),
 	}
 	if hm := h.GetHeaderMap(); hm != nil && len(hm.GetHeaders()) > 0 {
-		// encode_raw_headers: values come as raw bytes, repeats as separate entries.
+		// encode_raw_headers: values come as raw bytes, repeats as separate entries. Repeats
+		// are collected and joined once, so a header sent 50,000 times costs linear time.
 		r.Headers = make(map[string]string, len(hm.GetHeaders()))
+		var more map[string][]string
 		for _, hv := range hm.GetHeaders() {
 			k := strings.ToLower(hv.GetKey())
 			v := hv.GetValue()
@@ -198,9 +197,20 @@ func Request(in *authv3.CheckRequest) *authz.Request {
 				v = string(hv.GetRawValue())
 			}
 			if prev, ok := r.Headers[k]; ok {
-				v = prev + "," + v
+				if more == nil {
+					more = map[string][]string{}
+				}
+				if _, seen := more[k]; !seen {
+					more[k] = []string{prev}
+					r.Repeated = append(r.Repeated, k)
+				}
+				more[k] = append(more[k], v)
+				continue
 			}
 			r.Headers[k] = v
+		}
+		for k, vs := range more {
+			r.Headers[k] = strings.Join(vs, ",")
 		}
 	} else {
 		r.Headers = h.GetHeaders()
@@ -234,24 +244,16 @@ func Request(in *authv3.CheckRequest) *authz.Request {
 
 var okStatus = &rpcstatus.Status{Code: int32(codes.OK)}
 
-// responseKey identifies a shared denial: withErr copies a decision but keeps its Headers
-// slice, so the address of the first header is stable for every copy of one precomputed
-// denial and distinct between denials.
-type responseKey *authz.Header
-
+// response converts a decision. Denials are converted on every call: a memo of converted
+// responses would have to be keyed on something, and the only stable identity a shared
+// denial has is its address, a hidden contract that once let every distinct 403 grow the
+// memo without bound and let HEAD's empty metadata answer replace GET's.
 func (s *checkerBox) response(d *authz.Decision) *authv3.CheckResponse {
 	if d.Allow {
 		ok := &authv3.OkHttpResponse{Headers: headerOptions(d.Headers), HeadersToRemove: d.Remove}
 		return &authv3.CheckResponse{Status: okStatus, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok}}
 	}
-	var key responseKey
-	if len(d.Headers) > 0 {
-		key = &d.Headers[0]
-		if r, ok := s.denied.Load(key); ok {
-			return r.(*authv3.CheckResponse)
-		}
-	}
-	r := &authv3.CheckResponse{
+	return &authv3.CheckResponse{
 		Status: &rpcstatus.Status{Code: int32(grpcCode(d.Status))},
 		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
 			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)},
@@ -259,10 +261,6 @@ func (s *checkerBox) response(d *authz.Decision) *authv3.CheckResponse {
 			Body:    string(d.Body),
 		}},
 	}
-	if key != nil {
-		s.denied.Store(key, r)
-	}
-	return r
 }
 
 func headerOptions(hs []authz.Header) []*corev3.HeaderValueOption {

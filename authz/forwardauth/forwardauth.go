@@ -9,12 +9,18 @@
 // copies of them; the shipped configurations do.
 //
 // On allow the answer is 200 with the identity headers; the proxy copies them upstream
-// (overwriting client copies) and clears Authorization. On denial the answer carries the
-// decision's status, WWW-Authenticate and body.
+// (overwriting client copies) and removes the names listed in x-envoy-auth-headers-to-remove
+// (Envoy's HTTP ext_authz reads that header; nginx configurations use the same list from
+// X-Auth-Remove). On denial the answer carries the decision's status, WWW-Authenticate and body.
+//
+// The request body, when the proxy sends it (Envoy's with_request_body), is read up to MaxBody
+// for per-operation rules; without it, the MCP 2026-07-28 Mcp-Method and Mcp-Name headers
+// name the operation, and a rule that needs the operation denies when neither is there.
 package forwardauth
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strings"
 
@@ -37,7 +43,9 @@ func Handler(c Checker) http.Handler {
 		if d.Allow {
 			// Names the proxy must not pass upstream as the client sent them.
 			if len(d.Remove) > 0 {
-				h.Set("X-Auth-Remove", strings.Join(d.Remove, ", "))
+				list := strings.Join(d.Remove, ", ")
+				h.Set("X-Envoy-Auth-Headers-To-Remove", list)
+				h.Set("X-Auth-Remove", list)
 			}
 			h.Set("Cache-Control", "no-store")
 			w.WriteHeader(http.StatusOK)
@@ -50,7 +58,11 @@ func Handler(c Checker) http.Handler {
 	})
 }
 
-// Request rebuilds the original request from the proxy's headers.
+// MaxBody is how much of a forwarded request body is read; a longer body counts as cut short,
+// which per-operation rules refuse.
+const MaxBody = 1 << 20
+
+// Request rebuilds the original request from the proxy's headers and body.
 func Request(r *http.Request) *authz.Request {
 	first := func(names ...string) string {
 		for _, n := range names {
@@ -80,7 +92,18 @@ func Request(r *http.Request) *authz.Request {
 	for name, vals := range r.Header {
 		// Joined with "," as Envoy joins repeated headers, so two Authorization headers
 		// look like two credentials (invalid_request), not one.
-		req.Headers[strings.ToLower(name)] = strings.Join(vals, ",")
+		n := strings.ToLower(name)
+		req.Headers[n] = strings.Join(vals, ",")
+		if len(vals) > 1 {
+			req.Repeated = append(req.Repeated, n)
+		}
+	}
+	if r.Body != nil && r.ContentLength != 0 {
+		b, _ := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
+		if len(b) > MaxBody {
+			b, req.BodyTruncated = b[:MaxBody], true
+		}
+		req.Body = b
 	}
 	return req
 }

@@ -1,0 +1,68 @@
+package extauthz
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/mcp-authz/mcp-authz/authz"
+)
+
+// Issue 15 item 2: GET and HEAD of the metadata path once shared one memo entry (keyed on the
+// address of their shared header slice), so a HEAD first emptied every later GET.
+func TestMetadataHeadThenGet(t *testing.T) {
+	core, err := authz.New(authz.Options{Resources: []authz.Resource{{
+		Name: "mcp", ID: "https://mcp.example.com/mcp", AuthorizationServers: []string{"https://as.example.com"},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := serve(t, New(core, Options{}))
+	ctx := context.Background()
+	const p = "/.well-known/oauth-protected-resource/mcp"
+	head, _ := c.Check(ctx, NewCheckRequest("HEAD", "mcp.example.com", p, nil))
+	if head.GetDeniedResponse().GetBody() != "" {
+		t.Fatalf("HEAD has a body: %v", head)
+	}
+	for i := 0; i < 2; i++ {
+		get, _ := c.Check(ctx, NewCheckRequest("GET", "mcp.example.com", p, nil))
+		if !strings.Contains(get.GetDeniedResponse().GetBody(), `"resource":"https://mcp.example.com/mcp"`) {
+			t.Fatalf("GET after HEAD lost the document: %v", get)
+		}
+	}
+}
+
+// Issue 14 item 7: repeated headers were joined as prev+","+v, quadratic in the number of
+// repeats (40k repeats: 3.9 s for one Check). Measured in bytes allocated, not time: the
+// quadratic join of 50,000 repeats allocates gigabytes, the linear one a few times the input.
+func TestRepeatedHeadersLinear(t *testing.T) {
+	const n = 50000
+	hs := make([]*corev3.HeaderValue, 0, n+1)
+	for i := 0; i < n; i++ {
+		hs = append(hs, &corev3.HeaderValue{Key: "x-repeat", RawValue: []byte(fmt.Sprintf("value-%05d", i))})
+	}
+	hs = append(hs, &corev3.HeaderValue{Key: "Content-Type", RawValue: []byte("application/json")})
+	in := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
+		Http: &authv3.AttributeContext_HttpRequest{Method: "POST", Path: "/mcp", HeaderMap: &corev3.HeaderMap{Headers: hs}},
+	}}}
+	inputBytes := uint64(n * len("value-00000,"))
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	r := Request(in)
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 40*inputBytes {
+		t.Errorf("translating %d repeats allocated %d bytes (%.0f× the input): not linear", n, got, float64(got)/float64(inputBytes))
+	}
+	if v := r.Headers["x-repeat"]; !strings.HasPrefix(v, "value-00000,value-00001,") || !strings.HasSuffix(v, ",value-49999") || len(v) != n*12-1 {
+		t.Errorf("joined value wrong (%d bytes)", len(v))
+	}
+	if len(r.Repeated) != 1 || r.Repeated[0] != "x-repeat" || r.Headers["content-type"] != "application/json" {
+		t.Errorf("Repeated = %v, content-type %q", r.Repeated, r.Headers["content-type"])
+	}
+}
