@@ -351,7 +351,14 @@ func (a *Authorizer) verify(ctx context.Context, token string) (identity.Identit
 		return id, tier, nil
 	}
 	stale, awaited := false, false
-	v, err, _ := a.inflight.Do(string(key[:]), func() (any, error) {
+	flight := a.inflight.DoChan(string(key[:]), func() (_ any, err error) {
+		// DoChan runs this in a goroutine of its own, where a panic would end the process:
+		// it is handed to the caller, whose own recovery (the adapter's) then sees it.
+		defer func() {
+			if p := recover(); p != nil {
+				err = flightPanic{p}
+			}
+		}()
 		// (A token's flight is shared: the stale fallback below is decided once for all.)
 		// The caller's cancellation must not fail everyone waiting on this flight.
 		vctx := context.WithoutCancel(ctx)
@@ -401,6 +408,19 @@ func (a *Authorizer) verify(ctx context.Context, token string) (identity.Identit
 		}
 		return id, err
 	})
+	var res singleflight.Result
+	select {
+	case res = <-flight:
+	case <-ctx.Done():
+		// The caller's budget (check_timeout, the proxy's deadline) is spent: it gets the
+		// unavailable answer, with its challenge, while the proxy still waits for one. The
+		// flight goes on and serves the callers after it.
+		return identity.Identity{}, TierIdP, fmt.Errorf("%w: no answer within the Check's budget: %w", identity.ErrUnavailable, ctx.Err())
+	}
+	if fp, ok := res.Err.(flightPanic); ok {
+		panic(fp.p)
+	}
+	v, err := res.Val, res.Err
 	tier = TierIdP
 	switch {
 	case stale:
@@ -413,6 +433,11 @@ func (a *Authorizer) verify(ctx context.Context, token string) (identity.Identit
 	}
 	return v.(identity.Identity), tier, nil
 }
+
+// flightPanic carries a panic out of a verification flight to the caller waiting for it.
+type flightPanic struct{ p any }
+
+func (f flightPanic) Error() string { return fmt.Sprint("panic in verification: ", f.p) }
 
 // introspects says whether chain would send token to introspection.
 func (a *Authorizer) introspects(token string) bool {

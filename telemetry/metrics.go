@@ -7,7 +7,9 @@ package telemetry
 
 import (
 	"net/http"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,10 +26,22 @@ type Metrics struct {
 	idpLatency *prometheus.HistogramVec
 	jwksLoads  *prometheus.CounterVec
 	staleKeys  *prometheus.CounterVec
+	metadata   prometheus.Counter
 	cacheStats func() CacheStats
+	// idpHealth holds the last outcome per kind of call and issuer, for /readyz.
+	idpHealth sync.Map // idpKey → *atomic.Pointer[IdPHealth]
 	// series caches the decision instruments by label values: resolving a CounterVec child
 	// hashes every label on every call, a noticeable share of a cached decision's cost.
 	series sync.Map // decisionKey → *decisionSeries
+}
+
+type idpKey struct{ kind, issuer string }
+
+// IdPHealth is what the calls of one kind (keys, introspection) to one issuer last showed.
+type IdPHealth struct {
+	OK    bool
+	Error string    // why the last call failed: a transport error or "status 503"; never a URL or body
+	Since time.Time // when this state began
 }
 
 type decisionKey struct {
@@ -78,6 +92,13 @@ func New(cacheStats func() CacheStats) *Metrics {
 		Name: "mcp_authz_jwks_stale_keys_total",
 		Help: "Verifications with keys past their Cache-Control lifetime because refreshes fail, by issuer.",
 	}, []string{"issuer"})
+	// Serving the RFC 9728 document is not a decision about access: counted apart, so that a
+	// client discovering the authorization server does not show as a denial.
+	m.metadata = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mcp_authz_metadata_requests_total",
+		Help: "Protected Resource Metadata documents served (through Check or the HTTP listener); not counted in mcp_authz_decisions_total.",
+	})
+	m.reg.MustRegister(m.metadata)
 	m.reg.MustRegister(m.decisions, m.latency, m.idpCalls, m.idpLatency, m.jwksLoads, m.staleKeys,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.cacheStats = cacheStats
@@ -112,8 +133,22 @@ func (m *Metrics) IdPTransport(base http.RoundTripper, kind, issuer string) http
 	if base == nil {
 		base = http.DefaultTransport
 	}
+	h, _ := m.idpHealth.LoadOrStore(idpKey{kind, issuer}, new(atomic.Pointer[IdPHealth]))
 	return &idpTransport{base: base, m: m, kind: kind, issuer: issuer,
-		latency: m.idpLatency.WithLabelValues(kind, issuer)}
+		latency: m.idpLatency.WithLabelValues(kind, issuer), health: h.(*atomic.Pointer[IdPHealth])}
+}
+
+// IdPHealth reports the last outcome of one kind of call to one issuer; ok is false while no
+// such call was made.
+func (m *Metrics) IdPHealth(kind, issuer string) (h IdPHealth, ok bool) {
+	p, found := m.idpHealth.Load(idpKey{kind, issuer})
+	if !found {
+		return IdPHealth{}, false
+	}
+	if v := p.(*atomic.Pointer[IdPHealth]).Load(); v != nil {
+		return *v, true
+	}
+	return IdPHealth{}, false
 }
 
 type idpTransport struct {
@@ -121,6 +156,7 @@ type idpTransport struct {
 	m            *Metrics
 	kind, issuer string
 	latency      prometheus.Observer
+	health       *atomic.Pointer[IdPHealth]
 }
 
 func (t *idpTransport) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -132,8 +168,27 @@ func (t *idpTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		outcome = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}[min(max(resp.StatusCode/100, 1), 5)-1]
 	}
 	t.m.idpCalls.WithLabelValues(t.kind, t.issuer, outcome).Inc()
+	t.record(resp, err)
 	return resp, err
 }
+
+// record keeps the state, allocating only when it changes: a healthy IdP costs a load.
+func (t *idpTransport) record(resp *http.Response, err error) {
+	why := ""
+	switch {
+	case err != nil:
+		why = err.Error()
+	case resp.StatusCode/100 != 2:
+		why = "status " + strconv.Itoa(resp.StatusCode)
+	}
+	if cur := t.health.Load(); cur != nil && cur.OK == (why == "") && cur.Error == why {
+		return
+	}
+	t.health.Store(&IdPHealth{OK: why == "", Error: why, Since: time.Now()})
+}
+
+// MetadataServed counts one Protected Resource Metadata answer.
+func (m *Metrics) MetadataServed() { m.metadata.Inc() }
 
 // Decision records one decision.
 func (m *Metrics) Decision(resource string, allow bool, reason string, took time.Duration) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/mcp-authz/mcp-authz/authz"
 	"github.com/mcp-authz/mcp-authz/authz/forwardauth"
@@ -54,13 +55,22 @@ func (s *Service) metadata(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// ready reports per-issuer key state. It answers 200 even when an IdP is down: taking every
+// ready reports each issuer's verifiers: JWT keys loaded, and how the last introspection (or
+// its endpoint's discovery) went. It answers 200 even when an IdP is down: taking every
 // replica out of rotation because the IdP is unreachable would turn an IdP outage into a
 // total one, while cached tokens and other issuers still work. The detail says what is wrong.
+// It answers 503 while the replica drains before stopping.
 func (s *Service) ready(w http.ResponseWriter, _ *http.Request) {
-	type issuerState struct {
+	type verifierState struct {
 		Ready bool   `json:"ready"`
 		Error string `json:"error,omitempty"`
+		Since string `json:"since,omitempty"`
+	}
+	type issuerState struct {
+		Ready         bool           `json:"ready"`
+		Error         string         `json:"error,omitempty"`
+		Keys          *verifierState `json:"keys,omitempty"`
+		Introspection *verifierState `json:"introspection,omitempty"`
 	}
 	type cacheState struct {
 		L1             bool   `json:"l1"`
@@ -69,24 +79,53 @@ func (s *Service) ready(w http.ResponseWriter, _ *http.Request) {
 		Breaker        string `json:"breaker,omitempty"`
 		LastRedisError string `json:"last_redis_error,omitempty"`
 	}
+	live := s.live.Load()
 	out := struct {
 		Serving bool                   `json:"serving"`
 		Issuers map[string]issuerState `json:"issuers"`
 		Cache   *cacheState            `json:"cache,omitempty"`
-	}{Serving: true, Issuers: map[string]issuerState{}}
+	}{Serving: !s.draining.Load(), Issuers: map[string]issuerState{}}
 	if s.cache != nil {
 		h := s.cache.Health()
-		out.Cache = &cacheState{L1: s.live.Load().cfg.Cache.L1Size > 0, Redis: h.RedisConfigured, RedisUp: h.RedisUp, Breaker: h.BreakerState, LastRedisError: h.LastError}
+		out.Cache = &cacheState{L1: live.cfg.Cache.L1Size > 0, Redis: h.RedisConfigured, RedisUp: h.RedisUp, Breaker: h.BreakerState, LastRedisError: h.LastError}
 	}
-	for _, v := range s.live.Load().jwts {
+	keys := map[string]error{}
+	for _, v := range live.jwts {
+		keys[v.Issuer()] = v.Ready()
+	}
+	for _, is := range live.cfg.Issuers {
 		st := issuerState{Ready: true}
-		if err := v.Ready(); err != nil {
-			st = issuerState{Error: err.Error()}
+		note := func(vs *verifierState) *verifierState {
+			if !vs.Ready {
+				st.Ready = false
+				if st.Error == "" {
+					st.Error = vs.Error
+				}
+			}
+			return vs
 		}
-		out.Issuers[v.Issuer()] = st
+		if err, ok := keys[is.Issuer]; ok {
+			vs := &verifierState{Ready: err == nil}
+			if err != nil {
+				vs.Error = err.Error()
+			}
+			st.Keys = note(vs)
+		}
+		if is.Introspection != nil {
+			// Known from the calls themselves; until the first one nothing says it is down.
+			vs := &verifierState{Ready: true}
+			if h, ok := s.metrics.IdPHealth("introspection", is.Issuer); ok {
+				vs = &verifierState{Ready: h.OK, Error: h.Error, Since: h.Since.UTC().Format(time.RFC3339)}
+			}
+			st.Introspection = note(vs)
+		}
+		out.Issuers[is.Issuer] = st
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	if !out.Serving {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
 	json.NewEncoder(w).Encode(out)
 }
 

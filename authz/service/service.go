@@ -5,6 +5,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +58,7 @@ type Service struct {
 
 	grpcLn, httpLn net.Listener
 	wg             sync.WaitGroup
+	draining       atomic.Bool // /readyz answers 503 from the start of the drain
 	warmCtx        context.Context
 	stopWarm       context.CancelFunc
 }
@@ -81,45 +85,112 @@ func (s *Service) warm(jwts []*jwt.Verifier) {
 
 // Reload switches to a new configuration without dropping in-flight Checks: the new core is
 // built completely first, then swapped in atomically. On any error nothing changes and the
-// old configuration keeps serving. Listeners, the cache and its Redis connection, and the
-// admin token stay as they were started; changes to them are logged as needing a restart.
+// old configuration keeps serving. What the core reads (issuers, resources, keys, scopes,
+// unavailable, check_timeout, shutdown, log.decisions) applies on the next Check, and
+// log.level at once when Options.LogLevel is set. Listeners, log format, tracing, the cache
+// and its Redis connection, and the admin token stay as they were started: each changed key
+// among them is named in a warning as needing a restart.
 func (s *Service) Reload(cfg *config.Config) error {
 	old := s.live.Load()
 	core, jwts, err := buildCore(cfg, s.opts, s.cache)
 	if err != nil {
 		return err
 	}
-	if cfg.Listen != old.cfg.Listen {
-		s.log.Warn("reload: listen addresses change only on restart")
+	if keys := restartOnly(old.cfg, cfg, s.opts.LogLevel != nil); len(keys) > 0 {
+		s.log.Warn("reload: these settings change only on restart; the running values stay", "keys", strings.Join(keys, ", "))
 	}
-	if !sameCache(cfg.Cache, old.cfg.Cache) || cfg.Admin != old.cfg.Admin {
-		s.log.Warn("reload: cache and admin settings change only on restart")
+	if s.opts.LogLevel != nil {
+		s.opts.LogLevel.Set(logLevel(cfg.Log.Level))
 	}
 	s.live.Store(&state{cfg: cfg, core: core, jwts: jwts})
-	s.ext.SetChecker(core)
 	s.warm(jwts)
 	s.log.Info("configuration reloaded", "resources", len(cfg.Resources), "issuers", len(cfg.Issuers))
 	return nil
 }
 
-func sameCache(a, b config.Cache) bool {
-	if (a.Redis == nil) != (b.Redis == nil) {
-		return false
+// restartOnly names, by configuration key, every setting that differs between a and b and is
+// read only at start.
+func restartOnly(a, b *config.Config, liveLevel bool) []string {
+	var keys []string
+	keys = changedKeys(keys, "listen", reflect.ValueOf(a.Listen), reflect.ValueOf(b.Listen))
+	keys = changedKeys(keys, "log.format", reflect.ValueOf(a.Log.Format), reflect.ValueOf(b.Log.Format))
+	if !liveLevel {
+		keys = changedKeys(keys, "log.level", reflect.ValueOf(a.Log.Level), reflect.ValueOf(b.Log.Level))
 	}
-	if a.Redis != nil && fmt.Sprint(*a.Redis) != fmt.Sprint(*b.Redis) {
-		return false
-	}
-	a.Redis, b.Redis = nil, nil
-	return a == b
+	keys = changedKeys(keys, "tracing", reflect.ValueOf(a.Tracing), reflect.ValueOf(b.Tracing))
+	keys = changedKeys(keys, "cache", reflect.ValueOf(a.Cache), reflect.ValueOf(b.Cache))
+	keys = changedKeys(keys, "admin", reflect.ValueOf(a.Admin), reflect.ValueOf(b.Admin))
+	return keys
 }
 
-// liveCore decides with whatever core is current, for the HTTP front doors, and records each
-// decision (metrics, decision log) as the gRPC adapter does.
+// changedKeys walks two values of one configuration type and appends the dotted YAML key of
+// every leaf that differs. It compares references (env and file names), never secret values.
+func changedKeys(keys []string, key string, a, b reflect.Value) []string {
+	switch a.Kind() {
+	case reflect.Pointer:
+		if a.IsNil() || b.IsNil() {
+			if a.IsNil() != b.IsNil() {
+				keys = append(keys, key)
+			}
+			return keys
+		}
+		return changedKeys(keys, key, a.Elem(), b.Elem())
+	case reflect.Struct:
+		for i := range a.NumField() {
+			name, _, _ := strings.Cut(a.Type().Field(i).Tag.Get("yaml"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
+			keys = changedKeys(keys, key+"."+name, a.Field(i), b.Field(i))
+		}
+		return keys
+	}
+	if !reflect.DeepEqual(a.Interface(), b.Interface()) {
+		keys = append(keys, key)
+	}
+	return keys
+}
+
+func logLevel(s string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
+
+// maxReserve is the most of a caller's deadline a Check keeps for writing its answer back.
+const maxReserve = 250 * time.Millisecond
+
+// budgeted decides with whatever core is current, within the Check's budget: check_timeout,
+// or less when the caller's own deadline comes first (Envoy sends its ext_authz timeout as
+// grpc-timeout). An IdP that hangs then ends as the configured unavailable answer, with its
+// challenge, while the proxy still waits for it, instead of the proxy's bare 503. The key
+// fetch or introspection that overran goes on for the Checks after it.
+type budgeted struct{ s *Service }
+
+func (b budgeted) Check(ctx context.Context, r *authz.Request) *authz.Decision {
+	st := b.s.live.Load()
+	budget := st.cfg.CheckTimeout.D()
+	if dl, ok := ctx.Deadline(); ok {
+		left := time.Until(dl)
+		budget = min(budget, left-min(left/5, maxReserve))
+	}
+	if budget > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, budget)
+		defer cancel()
+	}
+	return st.core.Check(ctx, r)
+}
+
+// liveCore is budgeted for the HTTP front doors, recording each decision (metrics, decision
+// log) as the gRPC adapter does.
 type liveCore struct{ s *Service }
 
 func (l liveCore) Check(ctx context.Context, r *authz.Request) *authz.Decision {
 	start := time.Now()
-	d := l.s.live.Load().core.Check(ctx, r)
+	d := budgeted(l).Check(ctx, r)
 	l.s.onDecision(ctx, r, d, time.Since(start))
 	return d
 }
@@ -132,6 +203,9 @@ type Options struct {
 	Getenv     func(string) string // where secrets named by env come from; default os.Getenv
 	// TracerProvider overrides the one built from the configuration's tracing section.
 	TracerProvider trace.TracerProvider
+	// LogLevel, when set, is the Logger's level: New and Reload set it from log.level, so a
+	// reload changes it without a restart.
+	LogLevel *slog.LevelVar
 
 	metrics *telemetry.Metrics   // set by New: IdP call and key-set metrics
 	tp      trace.TracerProvider // set by New: nil without tracing
@@ -158,6 +232,9 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 		o.HTTPClient = &http.Client{Timeout: 10 * time.Second, Transport: t}
 	}
 	s := &Service{cfg: cfg, log: o.Logger}
+	if o.LogLevel != nil {
+		o.LogLevel.Set(logLevel(cfg.Log.Level))
+	}
 	if o.Getenv == nil {
 		o.Getenv = os.Getenv
 	}
@@ -200,7 +277,7 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 	if tp != nil {
 		tracer = tp.Tracer("github.com/mcp-authz/mcp-authz")
 	}
-	s.ext = extauthz.New(p.core, extauthz.Options{Logger: o.Logger, OnDecision: s.onDecision, Tracer: tracer,
+	s.ext = extauthz.New(budgeted{s}, extauthz.Options{Logger: o.Logger, OnDecision: s.onDecision, Tracer: tracer,
 		SpanSubject: cfg.Tracing.IncludeSubject})
 
 	var gopts []grpc.ServerOption
@@ -297,9 +374,36 @@ func (s *Service) HTTPAddr() string {
 	return s.httpLn.Addr().String()
 }
 
+// Drain stops advertising health (gRPC health NOT_SERVING, /readyz 503) and goes on answering
+// every Check for shutdown.drain, so that proxies' health checks and the orchestrator's
+// endpoint updates move traffic away before the listener closes: a rolling update then costs
+// no Check. It returns early, with ctx's error, when ctx ends. Shutdown follows it.
+func (s *Service) Drain(ctx context.Context) error {
+	s.draining.Store(true)
+	s.health.Shutdown()
+	d := time.Duration(0)
+	if p := s.live.Load().cfg.Shutdown.Drain; p != nil {
+		d = p.D()
+	}
+	if d <= 0 {
+		return nil
+	}
+	s.log.Info("draining: health says NOT_SERVING, Checks are still answered", "drain", d)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("drain cut short: %w", ctx.Err())
+	}
+}
+
 // Shutdown stops taking new work, lets in-flight Checks finish until ctx ends, then stops.
-// Health turns NOT_SERVING first so a load balancer can drain us.
+// Health turns NOT_SERVING first so a load balancer can drain us; Drain before it gives them
+// the time to.
 func (s *Service) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
 	s.health.Shutdown()
 	if s.stopWarm != nil {
 		s.stopWarm()
@@ -328,7 +432,8 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// Run serves until ctx is cancelled, then shuts down gracefully (at most 10 s). Each value on
+// Run serves until ctx is cancelled, then drains (shutdown.drain) and shuts down gracefully
+// (in-flight Checks get shutdown.timeout). Each value on
 // reload (SIGHUP, a file change) makes it call load and switch to the result; a load or build
 // error is logged with the key at fault and the running configuration keeps serving.
 func Run(ctx context.Context, load func() (*config.Config, error), reload <-chan struct{}, o Options) error {
@@ -357,13 +462,18 @@ func Run(ctx context.Context, load func() (*config.Config, error), reload <-chan
 			}
 		}
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	s.Drain(context.Background())
+	sctx, cancel := context.WithTimeout(context.Background(), cmp.Or(s.live.Load().cfg.Shutdown.Timeout.D(), 10*time.Second))
 	defer cancel()
 	return s.Shutdown(sctx)
 }
 
 func (s *Service) onDecision(ctx context.Context, r *authz.Request, d *authz.Decision, took time.Duration) {
-	s.metrics.Decision(d.Resource, d.Allow, d.Reason.String(), took)
+	if d.Reason == authz.ReasonMetadata {
+		s.metrics.MetadataServed() // discovery, not a denial
+	} else {
+		s.metrics.Decision(d.Resource, d.Allow, d.Reason.String(), took)
+	}
 	level := slog.LevelDebug
 	switch s.live.Load().cfg.Log.Decisions {
 	case "off":
