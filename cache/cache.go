@@ -35,7 +35,7 @@ type Config struct {
 	Redis redis.UniversalClient
 	// RedisTimeout bounds each Redis call of Get and Set; default 50ms.
 	RedisTimeout time.Duration
-	// KeyPrefix starts every Redis key; default "mcp-authz:v2:".
+	// KeyPrefix starts every Redis key; default "mcp-authz:v3:", the value format's version.
 	KeyPrefix string
 	// Channel is the pub/sub channel revocations are announced on; default KeyPrefix+"revoke".
 	Channel string
@@ -53,6 +53,16 @@ type Config struct {
 	// sent but before it arrived. Default 10s, longer than any verification's timeout;
 	// negative: once only.
 	RevokeRepeat time.Duration
+	// MaxTTL bounds every entry's lifetime, whatever its caller asks for: the service's
+	// cache.max_ttl. A revocation is remembered for MaxTTL plus RevokeRepeat plus a minute
+	// of slack for clocks and verifications in flight. Every replica sharing a Redis must use
+	// the same value, or one that keeps entries longer outlives another's memory. Default 5m.
+	MaxTTL time.Duration
+	// RevocationLimit bounds how many revocations are remembered at once (about 100 bytes
+	// each); default 10,000. Beyond it the oldest is forgotten and, until that one's memory
+	// would have ended, positive Redis values that could predate it are refused (see
+	// revocations): Redis stops sharing work for a while, it never serves a revoked token.
+	RevocationLimit int
 }
 
 // Stats are cumulative counters since New.
@@ -66,6 +76,14 @@ type Stats struct {
 	StaleUsed                  uint64 // entries from before a reconnect used while their verifier was unavailable
 	RevokedDrops               uint64 // verification results not stored: their token was revoked meanwhile
 	ClaimsWaited               uint64 // new tokens another replica was already verifying (Claim false)
+	// Redis values refused (each also counted as a miss) because their token was revoked
+	// within the revocation memory, or might have been (RevocationLimit exceeded).
+	RevokedRefused uint64
+	// Announcements on the revocation channel refused: not MAC'd with the cache secret, or
+	// outside their time window (a replay). A genuine replica never sends one.
+	AnnouncementsRejected uint64
+	RevocationsRemembered int    // now
+	RevocationsForgotten  uint64 // to stay within RevocationLimit
 }
 
 // Health is readiness detail. A cache whose Redis is down still answers (from L1, or a miss
@@ -79,22 +97,26 @@ type Health struct {
 
 // Tiered is a two-tier verified-token cache. It is safe for concurrent use.
 type Tiered struct {
-	keys    *hmacPool
-	codec   *codec
-	l1      *otter.Cache[[32]byte, l1Entry]
-	rdb     redis.UniversalClient
-	prefix  string
-	channel string
-	timeout time.Duration
-	br      *breaker
-	now     func() time.Time
-	log     *slog.Logger
-	badLog  atomic.Int64 // unix nanos of the last logged rejected value
-	// revoked remembers recent revocations (key → unix nanos on the Now clock) for
-	// revokeMemory, so that a verification which started before one does not store its
-	// result after it (SetSince).
-	revMu   sync.Mutex
-	revoked map[[32]byte]int64
+	keys      *hmacPool
+	codec     *codec
+	l1        *otter.Cache[[32]byte, l1Entry]
+	rdb       redis.UniversalClient
+	prefix    string
+	channel   string
+	timeout   time.Duration
+	br        *breaker
+	now       func() time.Time
+	log       *slog.Logger
+	badLog    atomic.Int64 // unix nanos of the last logged rejected value
+	annLog    atomic.Int64 // unix nanos of the last logged rejected announcement
+	forgetLog atomic.Int64 // unix nanos of the last logged forgotten revocation
+	// announce MACs revocation announcements, under a key of its own.
+	announce *hmacPool
+	maxTTL   time.Duration
+	// rev remembers revocations, so that neither a verification which started before one
+	// (SetSince) nor a value saved from Redis before one and written back can bring the
+	// token back.
+	rev     *revocations
 	repeat  time.Duration
 	repeats sync.WaitGroup
 	closing chan struct{}
@@ -106,7 +128,7 @@ type Tiered struct {
 	st struct {
 		l1Hits, l1Misses, l2Hits, l2Misses, l2Errors, l2Skipped atomic.Uint64
 		badMAC, undecodable, sets, evictions, staleUsed         atomic.Uint64
-		revokedDrops, claimsWaited                              atomic.Uint64
+		revokedDrops, claimsWaited, revokedRefused, annRejected atomic.Uint64
 	}
 
 	sub       *redis.PubSub
@@ -122,19 +144,22 @@ type l1Entry struct {
 }
 
 const (
-	defaultPrefix  = "mcp-authz:v2:"
+	defaultPrefix  = "mcp-authz:v3:"
 	defaultTimeout = 50 * time.Millisecond
 	// waitRoundTrips × RedisTimeout bounds how long New waits for the revocation
 	// subscription, and Close for its end, so a Redis that hangs never holds up startup or
 	// shutdown for long (a refused connection fails at once anyway).
 	waitRoundTrips = 10
 	// revokeTimeout floor: revocation is an admin call, not the hot path.
-	revokeTimeout = time.Second
-	badLogEvery   = 10 * time.Second
-	// revokeMemory: how long a revocation is remembered for SetSince, well past any
-	// verification's timeout.
-	revokeMemory        = time.Minute
+	revokeTimeout       = time.Second
+	badLogEvery         = 10 * time.Second
 	defaultRevokeRepeat = 10 * time.Second
+	defaultMaxTTL       = 5 * time.Minute
+	defaultRevocations  = 10_000
+	// revokeSlack lengthens a revocation's memory past the longest entry lifetime: replicas'
+	// clocks differ (an entry's deadline is on its writer's clock), and a verification in
+	// flight at the revocation stores its result a little later.
+	revokeSlack = time.Minute
 )
 
 // New builds the cache and, with Redis, subscribes to the revocation channel. Redis being down
@@ -152,6 +177,12 @@ func New(ctx context.Context, cfg Config) (*Tiered, error) {
 	}
 	if cfg.Breaker.Failures < 0 || cfg.Breaker.OpenFor < 0 {
 		errs = append(errs, errors.New("cache: breaker: failures and open duration must not be negative"))
+	}
+	if cfg.MaxTTL < 0 {
+		errs = append(errs, errors.New("cache: max ttl: must not be negative (0: the default, 5m)"))
+	}
+	if cfg.RevocationLimit < 0 {
+		errs = append(errs, errors.New("cache: revocation limit: must not be negative (0: the default, 10000)"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -180,6 +211,12 @@ func New(ctx context.Context, cfg Config) (*Tiered, error) {
 	if cfg.RevokeRepeat == 0 {
 		cfg.RevokeRepeat = defaultRevokeRepeat
 	}
+	if cfg.MaxTTL == 0 {
+		cfg.MaxTTL = defaultMaxTTL
+	}
+	if cfg.RevocationLimit == 0 {
+		cfg.RevocationLimit = defaultRevocations
+	}
 
 	// Two keys from one secret (RFC 5869): knowing lookup keys (they are Redis key names)
 	// must not help forge a MAC, and vice versa.
@@ -191,19 +228,25 @@ func New(ctx context.Context, cfg Config) (*Tiered, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: derive mac key: %w", err)
 	}
+	annKey, err := hkdf.Key(sha256.New, cfg.Secret, nil, "mcp-authz cache revocation mac v1", 32)
+	if err != nil {
+		return nil, fmt.Errorf("cache: derive announcement key: %w", err)
+	}
 
 	t := &Tiered{
-		keys:    newHMACPool(lookupKey),
-		codec:   newCodec(macKey, cfg.Intern),
-		rdb:     cfg.Redis,
-		prefix:  cfg.KeyPrefix,
-		channel: cfg.Channel,
-		timeout: cfg.RedisTimeout,
-		now:     cfg.Now,
-		log:     cfg.Logger,
-		revoked: map[[32]byte]int64{},
-		repeat:  cfg.RevokeRepeat,
-		closing: make(chan struct{}),
+		keys:     newHMACPool(lookupKey),
+		codec:    newCodec(macKey, cfg.Intern),
+		rdb:      cfg.Redis,
+		prefix:   cfg.KeyPrefix,
+		channel:  cfg.Channel,
+		timeout:  cfg.RedisTimeout,
+		now:      cfg.Now,
+		log:      cfg.Logger,
+		announce: newHMACPool(annKey),
+		maxTTL:   cfg.MaxTTL,
+		rev:      newRevocations(cfg.RevocationLimit, cfg.MaxTTL+max(cfg.RevokeRepeat, 0)+revokeSlack),
+		repeat:   cfg.RevokeRepeat,
+		closing:  make(chan struct{}),
 	}
 	if cfg.L1Size > 0 {
 		now := cfg.Now
@@ -270,10 +313,11 @@ func (t *Tiered) listen(msgs <-chan any, ready chan struct{}) {
 				t.log.Info("cache: revocation channel resubscribed; in-process entries are re-verified in case revocations were missed")
 			}
 		case *redis.Message:
-			if len(m.Payload) != len([32]byte{}) {
+			key, ok := t.parseAnnouncement(m.Payload, t.now().UnixNano())
+			if !ok {
+				t.rejectedAnnouncement()
 				continue
 			}
-			key := [32]byte([]byte(m.Payload))
 			t.noteRevoked(key)
 			if t.l1 != nil {
 				t.l1.Invalidate(key)
@@ -358,12 +402,9 @@ func (t *Tiered) GetTier(ctx context.Context, key [32]byte) (id identity.Identit
 	if t.rdb == nil {
 		return identity.Identity{}, false, "", false
 	}
-	e, ttl, ok := t.fetch(ctx, key, true)
+	e, ok := t.fromRedis(ctx, key, now, true)
 	if !ok {
 		return identity.Identity{}, false, "", false
-	}
-	if t.l1 != nil {
-		t.l1.Set(key, l1Entry{entry: e, deadline: now + int64(ttl), epoch: t.epoch.Load()})
 	}
 	return e.id, e.neg, "redis", true
 }
@@ -384,8 +425,23 @@ func (t *Tiered) Stale(key [32]byte) (identity.Identity, bool) {
 	return e.id, true
 }
 
-// fetch reads one entry and its remaining lifetime from Redis.
-func (t *Tiered) fetch(ctx context.Context, key [32]byte, countMiss bool) (entry, time.Duration, bool) {
+// fromRedis reads key's entry from Redis into L1. now is when the caller started, on the Now
+// clock; countMiss is false for polls, whose finding nothing is not a miss.
+func (t *Tiered) fromRedis(ctx context.Context, key [32]byte, now int64, countMiss bool) (entry, bool) {
+	e, end, ok := t.fetch(ctx, key, countMiss)
+	if !ok || t.l1 == nil {
+		return e, ok
+	}
+	t.l1.Set(key, l1Entry{entry: e, deadline: end, epoch: t.epoch.Load()})
+	// A revocation that arrived while the value was on its way evicted nothing yet.
+	if !e.neg && t.rev.since(key, now) {
+		t.l1.Invalidate(key)
+	}
+	return e, true
+}
+
+// fetch reads one entry from Redis, and when it ends (unix nanos on the Now clock).
+func (t *Tiered) fetch(ctx context.Context, key [32]byte, countMiss bool) (entry, int64, bool) {
 	if !t.br.allow() {
 		if countMiss {
 			t.st.l2Skipped.Add(1)
@@ -395,50 +451,44 @@ func (t *Tiered) fetch(ctx context.Context, key [32]byte, countMiss bool) (entry
 	rkey := t.rkey(key)
 	cctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
-	// One round trip: the value, and how long Redis will keep it, which becomes the L1
-	// lifetime (capped by the token's expiry below).
-	pipe := t.rdb.Pipeline()
-	get := pipe.Get(cctx, rkey)
-	pttl := pipe.PTTL(cctx, rkey)
-	_, err := pipe.Exec(cctx)
+	// Redis's TTL on the key is not asked: whoever can write to Redis can set it to anything.
+	// The value's own deadline, under its MAC, decides.
+	v, err := t.rdb.Get(cctx, rkey).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		t.failed(ctx, err)
 		return entry{}, 0, false
 	}
 	t.br.success()
-	v, err := get.Result()
-	if err != nil {
+	miss := func() (entry, int64, bool) {
 		if countMiss {
 			t.st.l2Misses.Add(1)
 		}
 		return entry{}, 0, false
 	}
-	e, err := t.codec.decode(rkey, v)
+	if err != nil {
+		return miss()
+	}
+	e, end, err := t.codec.decode(rkey, v)
 	if err != nil {
 		t.rejected(key, err)
 		return entry{}, 0, false
 	}
-	ttl := pttl.Val()
-	// PTTL -1 (no expiry) means someone else rewrote the key's lifetime: not ours to trust.
-	if ttl <= 0 {
-		if countMiss {
-			t.st.l2Misses.Add(1)
-		}
-		return entry{}, 0, false
-	}
+	now := t.now().UnixNano()
 	if exp := e.id.Expiry; !exp.IsZero() {
-		if left := exp.Sub(t.now()); left < ttl {
-			ttl = left
-		}
+		end = min(end, exp.UnixNano())
 	}
-	if ttl <= 0 {
+	if end <= now {
+		return miss()
+	}
+	// A negative entry only denies, which a revocation does too.
+	if !e.neg && t.rev.refuses(key, end, now) {
 		if countMiss {
-			t.st.l2Misses.Add(1)
+			t.st.revokedRefused.Add(1)
 		}
-		return entry{}, 0, false
+		return miss()
 	}
 	t.st.l2Hits.Add(1)
-	return e, ttl, true
+	return e, end, true
 }
 
 // failed classifies a Redis error: the caller giving up says nothing about Redis.
@@ -498,23 +548,34 @@ func (t *Tiered) SetSince(ctx context.Context, key [32]byte, id identity.Identit
 }
 
 func (t *Tiered) noteRevoked(key [32]byte) {
-	now := t.now().UnixNano()
-	t.revMu.Lock()
-	defer t.revMu.Unlock()
-	// Revocations are rare admin calls: pruning on each keeps the map small without a timer.
-	for k, at := range t.revoked {
-		if now-at > int64(revokeMemory) {
-			delete(t.revoked, k)
-		}
+	if !t.rev.note(key, t.now().UnixNano()) {
+		return
 	}
-	t.revoked[key] = now
+	// Once per burst: a burst past the bound is an operator's doing and one line names it.
+	now := t.now().UnixNano()
+	last := t.forgetLog.Load()
+	if last != 0 && now-last < int64(badLogEvery) || !t.forgetLog.CompareAndSwap(last, now) {
+		return
+	}
+	_, forgotten := t.rev.count()
+	t.log.Warn("cache: more revocations than cache revocation limit; the oldest was forgotten, and redis values that might predate it are refused until its memory would have ended",
+		"forgotten_total", forgotten)
 }
 
-func (t *Tiered) revokedSince(key [32]byte, mark int64) bool {
-	t.revMu.Lock()
-	at, ok := t.revoked[key]
-	t.revMu.Unlock()
-	return ok && at >= mark
+func (t *Tiered) revokedSince(key [32]byte, mark int64) bool { return t.rev.since(key, mark) }
+
+// rejectedAnnouncement counts an announcement that was not MAC'd with the cache secret or is
+// outside its window, and says so at most once per interval: someone who can publish on
+// the channel can publish a lot.
+func (t *Tiered) rejectedAnnouncement() {
+	n := t.st.annRejected.Add(1)
+	now := t.now().UnixNano()
+	last := t.annLog.Load()
+	if last != 0 && now-last < int64(badLogEvery) || !t.annLog.CompareAndSwap(last, now) {
+		return
+	}
+	t.log.Warn("cache: ignored a revocation announcement that is not from a replica with the cache secret, or is a replay",
+		"channel", t.channel, "rejected_total", n)
 }
 
 // forget removes key from L1 and Redis, best effort.
@@ -549,6 +610,7 @@ func (t *Tiered) SetNegative(ctx context.Context, key [32]byte, ttl time.Duratio
 
 func (t *Tiered) store(ctx context.Context, key [32]byte, e entry, ttl time.Duration) {
 	now := t.now()
+	ttl = min(ttl, t.maxTTL)
 	if exp := e.id.Expiry; !exp.IsZero() {
 		if left := exp.Sub(now); left < ttl {
 			ttl = left
@@ -558,16 +620,18 @@ func (t *Tiered) store(ctx context.Context, key [32]byte, e entry, ttl time.Dura
 		return
 	}
 	t.st.sets.Add(1)
+	deadline := now.UnixNano() + int64(ttl)
 	if t.l1 != nil {
-		t.l1.Set(key, l1Entry{entry: e, deadline: now.UnixNano() + int64(ttl), epoch: t.epoch.Load()})
+		t.l1.Set(key, l1Entry{entry: e, deadline: deadline, epoch: t.epoch.Load()})
 	}
-	// Redis keeps milliseconds: round down so it never outlives the entry.
+	// Redis keeps milliseconds: round down so it never outlives the entry. (The value's own
+	// deadline, in whole seconds, is what readers enforce; this only lets Redis reclaim it.)
 	ttl = ttl.Truncate(time.Millisecond)
 	if t.rdb == nil || ttl <= 0 {
 		return
 	}
 	rkey := t.rkey(key)
-	v := t.codec.encode(rkey, &e)
+	v := t.codec.encode(rkey, &e, deadline)
 	if len(v) > maxValue || !t.br.allow() {
 		return
 	}
@@ -629,7 +693,7 @@ func (t *Tiered) revoke(ctx context.Context, key [32]byte) error {
 	if t.l1 != nil {
 		t.l1.Invalidate(key)
 	}
-	if err := t.rdb.Publish(cctx, t.channel, key[:]).Err(); err != nil {
+	if err := t.rdb.Publish(cctx, t.channel, t.announcement(key, t.now().UnixNano())).Err(); err != nil {
 		return fmt.Errorf("cache: revoke: publish: %w", err)
 	}
 	return nil
@@ -637,6 +701,7 @@ func (t *Tiered) revoke(ctx context.Context, key [32]byte) error {
 
 // Stats returns the counters.
 func (t *Tiered) Stats() Stats {
+	remembered, forgotten := t.rev.count()
 	return Stats{
 		L1Hits: t.st.l1Hits.Load(), L1Misses: t.st.l1Misses.Load(),
 		L2Hits: t.st.l2Hits.Load(), L2Misses: t.st.l2Misses.Load(), L2Errors: t.st.l2Errors.Load(),
@@ -644,6 +709,8 @@ func (t *Tiered) Stats() Stats {
 		BadMAC:    t.st.badMAC.Load(), Undecodable: t.st.undecodable.Load(),
 		Sets: t.st.sets.Load(), EvictionsReceived: t.st.evictions.Load(), StaleUsed: t.st.staleUsed.Load(),
 		RevokedDrops: t.st.revokedDrops.Load(), ClaimsWaited: t.st.claimsWaited.Load(),
+		RevokedRefused: t.st.revokedRefused.Load(), AnnouncementsRejected: t.st.annRejected.Load(),
+		RevocationsRemembered: remembered, RevocationsForgotten: forgotten,
 	}
 }
 

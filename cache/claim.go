@@ -64,7 +64,7 @@ func (t *Tiered) Await(ctx context.Context, key [32]byte, maxWait time.Duration)
 			return identity.Identity{}, false, false
 		case <-tick.C:
 		}
-		if e, ok := t.fromRedis(ctx, key); ok {
+		if e, ok := t.fromRedis(ctx, key, t.now().UnixNano(), false); ok {
 			return e.id, e.neg, true
 		}
 		if !t.br.allow() || !time.Now().Before(deadline) {
@@ -79,17 +79,8 @@ func (t *Tiered) Await(ctx context.Context, key [32]byte, maxWait time.Duration)
 		}
 		if n == 0 {
 			// Released: the entry, if any, was stored before the claim was deleted.
-			e, ok := t.fromRedis(ctx, key)
+			e, ok := t.fromRedis(ctx, key, t.now().UnixNano(), false)
 			return e.id, e.neg, ok
 		}
 	}
-}
-
-// fromRedis reads key's entry from Redis into L1; a poll that finds nothing is not a miss.
-func (t *Tiered) fromRedis(ctx context.Context, key [32]byte) (entry, bool) {
-	e, ttl, ok := t.fetch(ctx, key, false)
-	if ok && t.l1 != nil {
-		t.l1.Set(key, l1Entry{entry: e, deadline: t.now().UnixNano() + int64(ttl), epoch: t.epoch.Load()})
-	}
-	return e, ok
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"hash"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -15,13 +16,15 @@ import (
 	"github.com/mcp-authz/mcp-authz/authz/identity"
 )
 
-// Value format, version 2 (all integers are Go varints, strings length-prefixed):
+// Value format, version 3 (all integers are Go varints, strings length-prefixed):
 //
-//	version  byte = 2
+//	version  byte = 3
 //	flags    byte: bit0 negative, bit1 expiry, bit2 not-before, bit3 claims,
 //	               bits 4-5 identity.Source, bits 6-7 zero
 //	expiry      varint unix seconds, rounded down   (if bit1)
 //	not-before  varint unix seconds, rounded up     (if bit2)
+//	deadline    uvarint: with an expiry, expiry − deadline in seconds; without, the deadline
+//	            in unix seconds; rounded so that the entry ends no later than it was stored for
 //	then, for a positive entry only:
 //	  issuer, subject, client_id           str
 //	  audience, scopes                     uvarint count, count × str
@@ -42,10 +45,15 @@ import (
 // means an interned reference that one replica resolves differently from another (different
 // intern lists, or a 16-bit collision) fails the MAC instead of decoding to another string.
 //
-// Version 1 wrote strings as h even inline / h odd interned; its entries sit under 32-byte keys
-// that this version never reads.
+// The deadline is the entry's own end, which a reader enforces whatever lifetime Redis gives
+// the key: whoever can write to Redis can put back a value saved earlier, and without a
+// deadline under the MAC that value would live as long as they liked. Relative to the expiry
+// it costs two bytes instead of five, and cannot say the entry outlives its token.
+//
+// Version 2 had no deadline and trusted Redis's TTL; version 1 wrote strings as h even inline
+// / h odd interned. Both sit under other key prefixes, which this version never reads.
 const (
-	codecVersion = 2
+	codecVersion = 3
 	macLen       = 16
 
 	flagNegative  = 1 << 0
@@ -133,7 +141,8 @@ type entry struct {
 }
 
 // appendBody appends the value without its MAC; compact=false gives the canonical form.
-func (c *codec) appendBody(b []byte, e *entry, compact bool) []byte {
+// deadline is in unix nanoseconds.
+func (c *codec) appendBody(b []byte, e *entry, deadline int64, compact bool) []byte {
 	id := &e.id
 	var flags byte
 	if e.neg {
@@ -160,6 +169,13 @@ func (c *codec) appendBody(b []byte, e *entry, compact bool) []byte {
 			nbf++ // rounded up, for the same reason
 		}
 		b = binary.AppendVarint(b, nbf)
+	}
+	// Rounded down, like the expiry, so that the entry ends no later than it was stored for.
+	dl := time.Unix(0, deadline).Unix()
+	if flags&flagExpiry != 0 {
+		b = binary.AppendUvarint(b, uint64(max(id.Expiry.Unix()-dl, 0)))
+	} else {
+		b = binary.AppendUvarint(b, uint64(max(dl, 0)))
 	}
 	if e.neg {
 		return b
@@ -241,12 +257,13 @@ func formatUUID(u []byte) string {
 	return string(out[:])
 }
 
-// encode returns the stored value for e under Redis key rkey.
-func (c *codec) encode(rkey string, e *entry) []byte {
-	b := c.appendBody(make([]byte, 0, 256), e, true)
+// encode returns the stored value for e under Redis key rkey, to be refused from deadline (unix
+// nanoseconds) on.
+func (c *codec) encode(rkey string, e *entry, deadline int64) []byte {
+	b := c.appendBody(make([]byte, 0, 256), e, deadline, true)
 	// Written once per token and TTL, so building the canonical form every time is cheaper
 	// than tracking whether any string was stored other than inline.
-	canonical := c.appendBody(make([]byte, 0, 2*len(b)), e, false)
+	canonical := c.appendBody(make([]byte, 0, 2*len(b)), e, deadline, false)
 	mac := c.sum(rkey, canonical)
 	return append(b, mac[:]...)
 }
@@ -262,27 +279,28 @@ func (c *codec) sum(rkey string, canonical []byte) [macLen]byte {
 	return out
 }
 
-// decode parses and authenticates a stored value. Its strings share v's memory.
-func (c *codec) decode(rkey, v string) (entry, error) {
-	if len(v) < 2+macLen {
-		return entry{}, errUndecodable
+// decode parses and authenticates a stored value, and returns it with its deadline (unix
+// nanoseconds, a whole second). Its strings share v's memory.
+func (c *codec) decode(rkey, v string) (entry, int64, error) {
+	if len(v) < 3+macLen {
+		return entry{}, 0, errUndecodable
 	}
 	body, tag := v[:len(v)-macLen], v[len(v)-macLen:]
 	d := decoder{s: body, c: c}
-	e := d.entry()
+	e, deadline := d.entry()
 	if d.bad || len(d.s) != 0 {
-		return entry{}, errUndecodable
+		return entry{}, 0, errUndecodable
 	}
 	var canonical []byte
 	if d.compact {
-		canonical = c.appendBody(make([]byte, 0, 2*len(body)), &e, false)
+		canonical = c.appendBody(make([]byte, 0, 2*len(body)), &e, deadline, false)
 	} else {
 		canonical = stringBytes(body)
 	}
 	if mac := c.sum(rkey, canonical); !hmac.Equal(mac[:], stringBytes(tag)) {
-		return entry{}, errBadMAC
+		return entry{}, 0, errBadMAC
 	}
-	return e, nil
+	return e, deadline, nil
 }
 
 // decoder reads untrusted bytes: every read is bounds-checked and a failure only sets bad.
@@ -398,30 +416,53 @@ func (d *decoder) list() []string {
 	return l
 }
 
-func (d *decoder) entry() entry {
+// entry reads a value's body: the entry and its deadline in unix nanoseconds.
+func (d *decoder) entry() (entry, int64) {
 	var e entry
 	if d.byte() != codecVersion {
 		d.bad = true
-		return e
+		return e, 0
 	}
 	flags := d.byte()
 	if d.bad || flags&flagReserved != 0 {
 		d.bad = true
-		return e
+		return e, 0
 	}
 	e.neg = flags&flagNegative != 0
 	e.id.Source = identity.Source(flags >> flagSourceSh & 3)
+	var exp int64
 	if flags&flagExpiry != 0 {
-		e.id.Expiry = time.Unix(d.varint(), 0)
+		exp = d.varint()
+		e.id.Expiry = time.Unix(exp, 0)
 	}
 	if flags&flagNotBefore != 0 {
 		e.id.NotBefore = time.Unix(d.varint(), 0)
+	}
+	dl := d.uvarint()
+	// Bounds that keep the arithmetic below from overflowing on bytes the encoder never
+	// writes; a far-future exp with its large offset still decodes.
+	if dl > math.MaxInt64/2 || exp < math.MinInt64/2 {
+		d.bad = true
+		return e, 0
+	}
+	sec := int64(dl)
+	if flags&flagExpiry != 0 {
+		sec = exp - sec
+	}
+	var deadline int64
+	switch {
+	case sec > math.MaxInt64/int64(time.Second):
+		deadline = math.MaxInt64
+	case sec < math.MinInt64/int64(time.Second):
+		deadline = math.MinInt64
+	default:
+		deadline = sec * int64(time.Second)
 	}
 	if e.neg {
 		if flags&flagClaims != 0 {
 			d.bad = true
 		}
-		return e
+		return e, deadline
 	}
 	e.id.Issuer = d.str()
 	e.id.Subject = d.str()
@@ -432,7 +473,7 @@ func (d *decoder) entry() entry {
 		n := d.count()
 		if n == 0 {
 			d.bad = true
-			return e
+			return e, 0
 		}
 		e.id.Claims = make(map[string]string, n)
 		prev := ""
@@ -445,5 +486,5 @@ func (d *decoder) entry() entry {
 			e.id.Claims[k], prev = v, k
 		}
 	}
-	return e
+	return e, deadline
 }

@@ -15,7 +15,20 @@ import (
 
 var testMACKey = []byte("mac key for codec tests, 32 byte")
 
-const testRKey = "mcp-authz:v2:0123456789abcdef"
+const testRKey = "mcp-authz:v3:0123456789abcdef"
+
+// testDeadline: when the sample entries stop being served, a little before the earliest exp.
+var testDeadline = time.Unix(1_794_999_000, 500_000_000).UnixNano()
+
+// wantDeadline is what decode returns for an entry stored until deadline: whole seconds,
+// never past the expiry.
+func wantDeadline(e entry, deadline int64) int64 {
+	dl := time.Unix(0, deadline).Unix()
+	if !e.id.Expiry.IsZero() {
+		dl = min(dl, e.id.Expiry.Unix())
+	}
+	return dl * int64(time.Second)
+}
 
 func sampleEntries() map[string]entry {
 	exp := time.Unix(1_795_000_000, 0)
@@ -58,16 +71,19 @@ func TestCodecRoundTrip(t *testing.T) {
 	for _, intern := range [][]string{nil, {"https://server.example.com/", "https://protected.example.net/resource", "read", "sub"}} {
 		c := newCodec(testMACKey, intern)
 		for name, e := range sampleEntries() {
-			v := c.encode(testRKey, &e)
-			got, err := c.decode(testRKey, string(v))
+			v := c.encode(testRKey, &e, testDeadline)
+			got, dl, err := c.decode(testRKey, string(v))
 			if err != nil {
 				t.Fatalf("%s (intern %d): decode: %v", name, len(intern), err)
 			}
 			if !equalEntry(got, e) {
 				t.Fatalf("%s (intern %d): round trip\n got %+v\nwant %+v", name, len(intern), got, e)
 			}
+			if want := wantDeadline(e, testDeadline); dl != want {
+				t.Fatalf("%s: deadline %v, want %v", name, time.Unix(0, dl), time.Unix(0, want))
+			}
 			// Bound to its key: the same bytes under another key are rejected.
-			if _, err := c.decode(testRKey[:len(testRKey)-1]+"X", string(v)); !errors.Is(err, errBadMAC) {
+			if _, _, err := c.decode(testRKey[:len(testRKey)-1]+"X", string(v)); !errors.Is(err, errBadMAC) {
 				t.Fatalf("%s: moved to another key: err = %v", name, err)
 			}
 		}
@@ -80,21 +96,52 @@ func TestCodecTimeRounding(t *testing.T) {
 		Expiry:    time.Unix(100, 999_999_999),
 		NotBefore: time.Unix(50, 1),
 	}}
-	got, err := c.decode(testRKey, string(c.encode(testRKey, &e)))
+	got, dl, err := c.decode(testRKey, string(c.encode(testRKey, &e, time.Unix(90, 999_999_999).UnixNano())))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Both roundings shorten the validity window, never lengthen it.
-	if got.id.Expiry.Unix() != 100 || got.id.NotBefore.Unix() != 51 {
-		t.Fatalf("exp %v nbf %v", got.id.Expiry.Unix(), got.id.NotBefore.Unix())
+	// Every rounding shortens the validity window, never lengthens it.
+	if got.id.Expiry.Unix() != 100 || got.id.NotBefore.Unix() != 51 || dl != 90*int64(time.Second) {
+		t.Fatalf("exp %v nbf %v deadline %v", got.id.Expiry.Unix(), got.id.NotBefore.Unix(), time.Unix(0, dl))
+	}
+}
+
+// The deadline is the entry's own: it never ends after the token, costs two bytes beside an
+// expiry, and an entry without one (an API key, a token without exp) still has it.
+func TestCodecDeadline(t *testing.T) {
+	c := newCodec(testMACKey, nil)
+	exp := time.Unix(1_795_000_000, 0)
+	withExp := entry{id: identity.Identity{Subject: "s", Expiry: exp}}
+	for _, tc := range []struct {
+		name     string
+		e        entry
+		deadline time.Time
+		want     time.Time
+	}{
+		{"max ttl before exp", withExp, exp.Add(-55 * time.Minute), exp.Add(-55 * time.Minute)},
+		{"past exp is cut to exp", withExp, exp.Add(time.Hour), exp},
+		{"no exp", entry{id: identity.Identity{Subject: "svc"}}, exp, exp},
+		{"negative", entry{neg: true}, exp.Add(1500 * time.Millisecond), exp.Add(time.Second)},
+	} {
+		v := c.encode(testRKey, &tc.e, tc.deadline.UnixNano())
+		_, dl, err := c.decode(testRKey, string(v))
+		if err != nil || dl != tc.want.UnixNano() {
+			t.Errorf("%s: deadline %v (%v), want %v", tc.name, time.Unix(0, dl).UTC(), err, tc.want.UTC())
+		}
+	}
+	// Next to an expiry an hour away, the deadline costs two bytes.
+	longer := c.encode(testRKey, &withExp, exp.Add(-time.Hour).UnixNano())
+	shorter := c.encode(testRKey, &withExp, exp.UnixNano())
+	if d := len(longer) - len(shorter); d != 1 {
+		t.Errorf("an hour's offset takes %d bytes more than none, want 1 (2 in all)", d)
 	}
 }
 
 func TestCodecInternSaves(t *testing.T) {
 	e := sampleEntries()["rfc7662"]
-	plain := len(newCodec(testMACKey, nil).encode(testRKey, &e))
+	plain := len(newCodec(testMACKey, nil).encode(testRKey, &e, testDeadline))
 	c := newCodec(testMACKey, []string{e.id.Issuer, e.id.Audience[0]})
-	interned := len(c.encode(testRKey, &e))
+	interned := len(c.encode(testRKey, &e, testDeadline))
 	// Each interned string trades its header and bytes for a reference's header.
 	want := plain
 	for _, s := range []string{e.id.Issuer, e.id.Audience[0]} {
@@ -112,9 +159,9 @@ func TestCodecInternSaves(t *testing.T) {
 func TestCodecInternMismatch(t *testing.T) {
 	e := sampleEntries()["rfc7662"]
 	writer := newCodec(testMACKey, []string{e.id.Issuer})
-	v := string(writer.encode(testRKey, &e))
+	v := string(writer.encode(testRKey, &e, testDeadline))
 
-	if _, err := newCodec(testMACKey, nil).decode(testRKey, v); !errors.Is(err, errUndecodable) {
+	if _, _, err := newCodec(testMACKey, nil).decode(testRKey, v); !errors.Is(err, errUndecodable) {
 		t.Fatalf("reader without the string: %v", err)
 	}
 	liar := newCodec(testMACKey, nil)
@@ -122,7 +169,7 @@ func TestCodecInternMismatch(t *testing.T) {
 		liar.strs[r] = "https://attacker.example/"
 		liar.refs["https://attacker.example/"] = r
 	}
-	if _, err := liar.decode(testRKey, v); !errors.Is(err, errBadMAC) {
+	if _, _, err := liar.decode(testRKey, v); !errors.Is(err, errBadMAC) {
 		t.Fatalf("reader resolving the reference to another string: %v", err)
 	}
 }
@@ -153,23 +200,23 @@ func TestCodecInternCollision(t *testing.T) {
 func TestCodecRejects(t *testing.T) {
 	c := newCodec(testMACKey, nil)
 	e := sampleEntries()["everything"]
-	v := c.encode(testRKey, &e)
+	v := c.encode(testRKey, &e, testDeadline)
 	for i := range v {
 		for _, bit := range []byte{0x01, 0x80} {
 			w := slices.Clone(v)
 			w[i] ^= bit
-			if _, err := c.decode(testRKey, string(w)); err == nil {
+			if _, _, err := c.decode(testRKey, string(w)); err == nil {
 				t.Fatalf("flipping bit %#x of byte %d went unnoticed", bit, i)
 			}
 		}
 	}
 	for n := range len(v) {
-		if _, err := c.decode(testRKey, string(v[:n])); err == nil {
+		if _, _, err := c.decode(testRKey, string(v[:n])); err == nil {
 			t.Fatalf("truncated to %d bytes: accepted", n)
 		}
 	}
 	other := newCodec([]byte("a different mac key, also 32 byt"), nil)
-	if _, err := other.decode(testRKey, string(v)); !errors.Is(err, errBadMAC) {
+	if _, _, err := other.decode(testRKey, string(v)); !errors.Is(err, errBadMAC) {
 		t.Fatalf("other secret: %v", err)
 	}
 }
@@ -177,8 +224,8 @@ func TestCodecRejects(t *testing.T) {
 func TestCodecUUID(t *testing.T) {
 	c := newCodec(testMACKey, nil)
 	e := sampleEntries()["uuids"]
-	v := c.encode(testRKey, &e)
-	canonical := c.appendBody(nil, &e, false)
+	v := c.encode(testRKey, &e, testDeadline)
+	canonical := c.appendBody(nil, &e, testDeadline, false)
 	// Three UUIDs at 16 bytes plus a 1-byte header each, instead of 36 plus a 2-byte header.
 	if want := len(canonical) + macLen - 3*(38-17); len(v) != want {
 		t.Fatalf("encoded %d bytes, want %d", len(v), want)
@@ -195,16 +242,16 @@ func TestCodecUUID(t *testing.T) {
 		}
 	}
 	// A UUID header with extra bits, or fewer than 16 bytes after it, is not a UUID.
-	body := []byte{codecVersion, 0, strUUID | 4<<2}
+	body := []byte{codecVersion, 0, 0, strUUID | 4<<2}
 	body = append(body, make([]byte, 16)...)
 	body = append(body, 0, 0, 0, 0)
-	if _, err := c.decode(testRKey, string(append(body, make([]byte, macLen)...))); !errors.Is(err, errUndecodable) {
+	if _, _, err := c.decode(testRKey, string(append(body, make([]byte, macLen)...))); !errors.Is(err, errUndecodable) {
 		t.Fatalf("UUID header with a length: %v", err)
 	}
-	if _, err := c.decode(testRKey, string([]byte{codecVersion, 0, strUUID, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})); err == nil {
+	if _, _, err := c.decode(testRKey, string([]byte{codecVersion, 0, 0, strUUID, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})); err == nil {
 		t.Fatal("short UUID accepted")
 	}
-	if _, err := c.decode(testRKey, string(append([]byte{codecVersion, 0, 3, 0, 0, 0, 0}, make([]byte, macLen)...))); !errors.Is(err, errUndecodable) {
+	if _, _, err := c.decode(testRKey, string(append([]byte{codecVersion, 0, 0, 3, 0, 0, 0, 0}, make([]byte, macLen)...))); !errors.Is(err, errUndecodable) {
 		t.Fatalf("string kind 3: %v", err)
 	}
 }
@@ -213,17 +260,17 @@ func FuzzDecode(f *testing.F) {
 	intern := []string{"https://server.example.com/", "https://protected.example.net/resource"}
 	c := newCodec(testMACKey, intern)
 	for _, e := range sampleEntries() {
-		f.Add(c.encode(testRKey, &e))
+		f.Add(c.encode(testRKey, &e, testDeadline))
 	}
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Fuzz(func(t *testing.T, v []byte) {
-		e, err := c.decode(testRKey, string(v))
+		e, dl, err := c.decode(testRKey, string(v))
 		if err != nil {
 			return
 		}
 		// Anything accepted carries a valid MAC, so it must be what the writer encoded.
-		again := c.encode(testRKey, &e)
-		if got, err := c.decode(testRKey, string(again)); err != nil || !equalEntry(got, e) {
+		again := c.encode(testRKey, &e, dl)
+		if got, dl2, err := c.decode(testRKey, string(again)); err != nil || !equalEntry(got, e) || dl2 != dl {
 			t.Fatalf("accepted value does not re-encode: %v", err)
 		}
 	})
@@ -234,7 +281,7 @@ func BenchmarkEncode(b *testing.B) {
 	e := sampleEntries()["rfc7662"]
 	b.ReportAllocs()
 	for b.Loop() {
-		if v := c.encode(testRKey, &e); len(v) < macLen {
+		if v := c.encode(testRKey, &e, testDeadline); len(v) < macLen {
 			b.Fatal(len(v))
 		}
 	}
@@ -243,10 +290,10 @@ func BenchmarkEncode(b *testing.B) {
 func BenchmarkDecode(b *testing.B) {
 	c := newCodec(testMACKey, []string{"https://server.example.com/", "https://protected.example.net/resource"})
 	e := sampleEntries()["rfc7662"]
-	v := string(c.encode(testRKey, &e))
+	v := string(c.encode(testRKey, &e, testDeadline))
 	b.ReportAllocs()
 	for b.Loop() {
-		if got, err := c.decode(testRKey, v); err != nil || got.id.Subject != e.id.Subject {
+		if got, _, err := c.decode(testRKey, v); err != nil || got.id.Subject != e.id.Subject {
 			b.Fatal(err)
 		}
 	}
