@@ -136,6 +136,10 @@ func checkReferences(t *testing.T, b *bootstrapv3.Bootstrap) {
 					if ea.GetTransportApiVersion().String() != "V3" {
 						t.Errorf("transport_api_version %v", ea.GetTransportApiVersion())
 					}
+					if hs := ea.GetHttpService(); hs != nil {
+						checkHTTPService(t, ea, clusters)
+						continue
+					}
 					name := ea.GetGrpcService().GetEnvoyGrpc().GetClusterName()
 					c := clusters[name]
 					if c == nil {
@@ -208,5 +212,47 @@ func TestLoaderCatchesMistakes(t *testing.T) {
 				t.Error("accepted")
 			}
 		})
+	}
+}
+
+// checkHTTPService checks what mcp-authz's forward-auth endpoint needs from Envoy's HTTP
+// ext_authz: the original path after /forward-auth, the headers per-operation rules read, the
+// body, and the identity headers passed upstream.
+func checkHTTPService(t *testing.T, ea *extauthzv3.ExtAuthz, clusters map[string]*clusterv3.Cluster) {
+	t.Helper()
+	hs := ea.GetHttpService()
+	if c := hs.GetServerUri().GetCluster(); clusters[c] == nil {
+		t.Errorf("http_service names cluster %q, which does not exist", c)
+	}
+	if hs.GetPathPrefix() != "/forward-auth" {
+		t.Errorf("path_prefix %q: mcp-authz serves forward-auth under /forward-auth", hs.GetPathPrefix())
+	}
+	allowed := map[string]bool{}
+	for _, m := range hs.GetAuthorizationRequest().GetAllowedHeaders().GetPatterns() {
+		allowed[m.GetExact()] = true
+	}
+	for _, h := range []string{"authorization", "content-type", "content-length", "mcp-method", "mcp-name"} {
+		if !allowed[h] {
+			t.Errorf("authorization_request.allowed_headers lacks %q", h)
+		}
+	}
+	up := false
+	for _, m := range hs.GetAuthorizationResponse().GetAllowedUpstreamHeaders().GetPatterns() {
+		if m.GetPrefix() == "x-auth-" || m.GetExact() == "x-auth-subject" {
+			up = true
+		}
+	}
+	if !up {
+		t.Error("authorization_response.allowed_upstream_headers does not pass the x-auth-* identity headers")
+	}
+	client := map[string]bool{}
+	for _, m := range hs.GetAuthorizationResponse().GetAllowedClientHeaders().GetPatterns() {
+		client[m.GetExact()] = true
+	}
+	if !client["www-authenticate"] {
+		t.Error("authorization_response.allowed_client_headers drops WWW-Authenticate: clients get no challenge")
+	}
+	if ea.GetWithRequestBody().GetMaxRequestBytes() == 0 || !ea.GetWithRequestBody().GetPackAsBytes() {
+		t.Error("with_request_body missing: per-operation rules would see no body")
 	}
 }

@@ -73,6 +73,8 @@ func shippedProxyTimeouts(t *testing.T) []proxyTimeout {
 						d := 200 * time.Millisecond
 						if ea.GetGrpcService().GetTimeout() != nil {
 							d = ea.GetGrpcService().GetTimeout().AsDuration()
+						} else if ea.GetHttpService().GetServerUri().GetTimeout() != nil {
+							d = ea.GetHttpService().GetServerUri().GetTimeout().AsDuration()
 						}
 						out = append(out, proxyTimeout{f, d})
 					}
