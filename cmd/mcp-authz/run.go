@@ -119,7 +119,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		}
 		return config.Load(*path)
 	}
-	return service.Run(ctx, load, reload, service.Options{Logger: newLogger(cfg.Log, stderr), Getenv: getenv})
+	// The level is a LevelVar so that a reload changes it; the format needs a restart.
+	level := new(slog.LevelVar)
+	log := newLeveledLogger(cfg.Log.Format, level, stderr)
+	return service.Run(ctx, load, reload, service.Options{Logger: log, LogLevel: level, Getenv: getenv})
 }
 
 func checkConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -238,8 +241,12 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
 		level = slog.LevelInfo
 	}
+	return newLeveledLogger(c.Format, level, w)
+}
+
+func newLeveledLogger(format string, level slog.Leveler, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "text" {
+	if format == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))

@@ -68,7 +68,7 @@ func TestUsageErrors(t *testing.T) {
 func TestServeStartsAndStops(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "c.yaml")
-	os.WriteFile(cfg, []byte("listen:\n  grpc: 127.0.0.1:0\n  http: 127.0.0.1:0\nissuers:\n  - issuer: https://127.0.0.1:1\nresources:\n  - resource: https://mcp.example.com/mcp\n"), 0o600)
+	os.WriteFile(cfg, []byte("listen:\n  grpc: 127.0.0.1:0\n  http: 127.0.0.1:0\nshutdown: {drain: 0s}\nissuers:\n  - issuer: https://127.0.0.1:1\nresources:\n  - resource: https://mcp.example.com/mcp\n"), 0o600)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	var errb bytes.Buffer
@@ -113,8 +113,9 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "c.yaml")
 	httpAddr := freeAddr(t)
+	level := "info"
 	write := func(scope string) {
-		os.WriteFile(cfgPath, []byte("listen:\n  grpc: 127.0.0.1:0\n  http: "+httpAddr+"\nlog: {format: text}\nissuers:\n  - issuer: https://127.0.0.1:1\nresources:\n  - resource: https://mcp.example.com/mcp\n    scopes: {required: ["+scope+"]}\n"), 0o600)
+		os.WriteFile(cfgPath, []byte("listen:\n  grpc: 127.0.0.1:0\n  http: "+httpAddr+"\nshutdown: {drain: 0s}\nlog: {format: text, level: "+level+"}\nissuers:\n  - issuer: https://127.0.0.1:1\nresources:\n  - resource: https://mcp.example.com/mcp\n    scopes: {required: ["+scope+"]}\n"), 0o600)
 	}
 	write("mcp:tools")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -144,9 +145,15 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 		}
 	}
 	waitFor("start", func() bool { return strings.Contains(metadata(), "mcp:tools") })
+	if strings.Contains(errb.String(), "msg=decision") {
+		t.Fatal("a debug line logged at level info")
+	}
+	level = "debug"
 	write("mcp:admin")
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
 	waitFor("reload", func() bool { return strings.Contains(metadata(), "mcp:admin") })
+	// log.level applies on reload, without a restart: decisions are logged at debug.
+	waitFor("debug logging after the reload", func() bool { metadata(); return strings.Contains(errb.String(), "msg=decision") })
 	os.WriteFile(cfgPath, []byte("issuers:\n  - issuer: https://127.0.0.1:1\n    algorithms: [none]\nresources:\n  - resource: https://mcp.example.com/mcp\n"), 0o600)
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
 	waitFor("refusal logged", func() bool { return strings.Contains(errb.String(), "issuers[0].algorithms[0]") })
@@ -186,7 +193,7 @@ func TestServeReloadsOnFileChange(t *testing.T) {
 	cfgPath := filepath.Join(dir, "c.yaml")
 	httpAddr := freeAddr(t)
 	write := func(scope string) {
-		os.WriteFile(cfgPath, []byte("listen:\n  grpc: 127.0.0.1:0\n  http: "+httpAddr+"\nissuers:\n  - issuer: https://127.0.0.1:1\nresources:\n  - resource: https://mcp.example.com/mcp\n    scopes: {required: ["+scope+"]}\n"), 0o600)
+		os.WriteFile(cfgPath, []byte("listen:\n  grpc: 127.0.0.1:0\n  http: "+httpAddr+"\nshutdown: {drain: 0s}\nissuers:\n  - issuer: https://127.0.0.1:1\nresources:\n  - resource: https://mcp.example.com/mcp\n    scopes: {required: ["+scope+"]}\n"), 0o600)
 	}
 	write("mcp:tools")
 	ctx, cancel := context.WithCancel(context.Background())
