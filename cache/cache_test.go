@@ -20,6 +20,8 @@ func TestConfigErrors(t *testing.T) {
 		{"negative l1", cache.Config{Secret: secret, L1Size: -1}, "l1 size"},
 		{"negative timeout", cache.Config{Secret: secret, RedisTimeout: -time.Second}, "redis timeout"},
 		{"negative breaker", cache.Config{Secret: secret, Breaker: cache.BreakerConfig{Failures: -1}}, "breaker"},
+		{"negative max ttl", cache.Config{Secret: secret, MaxTTL: -time.Second}, "max ttl"},
+		{"negative revocation limit", cache.Config{Secret: secret, RevocationLimit: -1}, "revocation limit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := cache.New(t.Context(), tc.cfg)

@@ -1,6 +1,7 @@
 package cache_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -183,5 +184,89 @@ func TestForgedRevocationIgnored(t *testing.T) {
 		if _, _, tier, ok := b.GetTier(ctx, k); !ok || tier != "l1" {
 			t.Errorf("%s: after forged messages, Get = tier %q ok %v; want B's L1 entry untouched", name, tier, ok)
 		}
+	}
+	if st := b.Stats(); st.AnnouncementsRejected != 3 || st.EvictionsReceived != 2 {
+		t.Errorf("AnnouncementsRejected %d, EvictionsReceived %d; want 3 and 2", st.AnnouncementsRejected, st.EvictionsReceived)
+	}
+}
+
+// Entries never live longer than MaxTTL, whatever their caller asks for, in either tier.
+func TestMaxTTL(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := newClient(t, srv.Addr())
+	clk := newClock()
+	cfg := cache.Config{L1Size: 100, Redis: rdb, Now: clk.Now, MaxTTL: time.Minute}
+	a := newTiered(t, cfg)
+	ctx := t.Context()
+	key, neg := a.Key("asks for an hour"), a.Key("garbage for an hour")
+	a.Set(ctx, key, rfcIdentity(clk.Now()), time.Hour)
+	a.SetNegative(ctx, neg, time.Hour)
+	for _, k := range [][32]byte{key, neg} {
+		if d, err := rdb.PTTL(ctx, rkey(k)).Result(); err != nil || d <= 0 || d > time.Minute {
+			t.Fatalf("PTTL %v %v, want at most MaxTTL", d, err)
+		}
+	}
+	clk.Advance(time.Minute)
+	b := newTiered(t, cfg)
+	for _, k := range [][32]byte{key, neg} {
+		if _, _, tier, ok := a.GetTier(ctx, k); ok {
+			t.Errorf("A served an entry past MaxTTL from %s", tier)
+		}
+		if _, _, ok := b.Get(ctx, k); ok {
+			t.Error("B took an entry past MaxTTL from Redis")
+		}
+	}
+}
+
+// Past RevocationLimit the oldest revocation is forgotten, and the replica fails safe: no
+// positive Redis value that could predate the forgotten revocation is served until its memory
+// would have ended, so the forgotten token's saved value is refused too.
+func TestRevocationLimit(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := newClient(t, srv.Addr())
+	clk, logs := newClock(), &logBuf{}
+	cfg := cache.Config{L1Size: 100, Redis: rdb, Now: clk.Now, RevokeRepeat: -1}
+	a := newTiered(t, cfg)
+	cfg.RevocationLimit, cfg.Logger = 2, logs.logger()
+	b := newTiered(t, cfg)
+	ctx := t.Context()
+
+	first, bystander := a.Key("revoked first"), a.Key("never revoked")
+	a.Set(ctx, first, rfcIdentity(clk.Now()), 5*time.Minute)
+	a.Set(ctx, bystander, rfcIdentity(clk.Now()), 5*time.Minute)
+	saved := save(t, rdb, first)
+	for i, tok := range []string{"revoked first", "second", "third"} {
+		if err := a.Revoke(ctx, a.Key(tok)); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "B to receive the revocation", func() bool { return b.Stats().EvictionsReceived >= uint64(i+1) })
+	}
+	if st := b.Stats(); st.RevocationsRemembered != 2 || st.RevocationsForgotten != 1 {
+		t.Fatalf("B remembers %d and forgot %d revocations; want 2 and 1", st.RevocationsRemembered, st.RevocationsForgotten)
+	}
+	writeBack(t, rdb, first, saved)
+	if _, _, ok := b.Get(ctx, first); ok {
+		t.Fatal("the value of a forgotten revocation was served")
+	}
+	// The price: a value stored before the overflow is refused too, and so is one stored just
+	// after (its deadline is within the forgotten revocation's memory); L1 is untouched.
+	if _, _, ok := b.Get(ctx, bystander); ok {
+		t.Error("a value that could predate the forgotten revocation was served")
+	}
+	fresh := b.Key("verified after the overflow")
+	b.Set(ctx, fresh, rfcIdentity(clk.Now()), 5*time.Minute)
+	if _, _, tier, ok := b.GetTier(ctx, fresh); !ok || tier != "l1" {
+		t.Errorf("L1 after the overflow: tier %q ok %v", tier, ok)
+	}
+	if !strings.Contains(logs.String(), "revocation limit") {
+		t.Errorf("the overflow was not logged:\n%s", logs.String())
+	}
+
+	// Once the forgotten revocation's memory (max TTL, repeat, slack) is over, Redis serves again.
+	clk.Advance(5*time.Minute + time.Minute)
+	later := a.Key("stored once the memory is over")
+	a.Set(ctx, later, rfcIdentity(clk.Now()), 5*time.Minute)
+	if _, _, ok := b.Get(ctx, later); !ok {
+		t.Error("Redis values still refused after the forgotten revocation's memory ended")
 	}
 }

@@ -22,7 +22,10 @@
 //     MAC (HMAC-SHA256 truncated to 128 bits, as RFC 4868 does) over the Redis key and the
 //     value, under a key derived separately from the lookup key: whoever can write to Redis
 //     can delete entries but can neither mint an identity nor move one to another token. A
-//     value that fails the MAC or does not decode is a miss.
+//     value that fails the MAC or does not decode is a miss. Every value carries its own
+//     deadline under the MAC (never after exp, never after store time + MaxTTL) and is
+//     refused after it whatever TTL Redis gives the key, so a value saved and written back
+//     later dies when it would have anyway.
 //
 // Redis is never on the critical path of a decision: every call has a tight timeout, and a
 // circuit breaker stops calling a Redis that keeps failing, so an outage costs L1 misses and
@@ -31,6 +34,12 @@
 // Claim, Await and Unclaim let replicas verify a new token once between them (claim.go).
 //
 // Revoke deletes an entry from Redis and announces its key on a pub/sub channel every replica
-// listens to, so each drops it from its L1. Messages sent while a replica's subscription is
-// down are lost by Redis pub/sub; a replica therefore clears its L1 whenever it (re)subscribes.
+// listens to, so each drops it from its L1. Announcements are MAC'd with the cache secret and
+// carry their sending time; a forged one, or one replayed after a minute, is ignored. Every
+// replica that receives one remembers the revocation for as long as an entry stored before it
+// could live (MaxTTL plus slack) and meanwhile takes no positive entry for that token from
+// Redis, so a value saved before the revocation and written back is refused; the memory is
+// bounded (RevocationLimit) and fails safe past the bound (revoked.go). Messages sent while a
+// replica's subscription is down are lost by Redis pub/sub; a replica therefore re-verifies
+// its L1 entries whenever it (re)subscribes.
 package cache

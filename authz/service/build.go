@@ -92,6 +92,8 @@ func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authoriz
 			if err != nil {
 				return nil, nil, err
 			}
+			shape := introspect.Shape{Pattern: in.OpaqueTokenPattern, Prefix: in.OpaqueTokenPrefix,
+				MinLength: in.OpaqueTokenMinLength, MaxLength: in.OpaqueTokenMaxLength}
 			v, err := introspect.New(introspect.Config{
 				Issuer:        is.Issuer,
 				Endpoint:      in.Endpoint,
@@ -100,6 +102,8 @@ func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authoriz
 				AuthMethod:    in.AuthMethod,
 				Timeout:       in.Timeout.D(),
 				MaxConcurrent: in.MaxConcurrent,
+				Shape:         shape,
+				Breaker:       introspect.Breaker{Failures: in.CircuitBreaker.Failures, OpenFor: in.CircuitBreaker.OpenFor.D()},
 				ClockSkew:     cfg.ClockSkew.D(),
 				Claims:        claims,
 				HTTPClient:    idpClient(o, "introspection", is.Issuer),
@@ -147,8 +151,10 @@ func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authoriz
 		Unavailable:  cfg.AuthzUnavailable(),
 		ScopeImplies: cfg.ScopeImplies,
 		ClaimWait:    claimWait(cfg),
-		Now:          o.Now,
-		Logger:       o.Logger,
+
+		CORSAllowedOrigins: cfg.CORS.AllowedOrigins,
+		Now:                o.Now,
+		Logger:             o.Logger,
 	})
 	return core, jwts, err
 }
@@ -194,7 +200,7 @@ func buildCache(cfg *config.Config, o Options, p *parts) error {
 	if l1 == 0 && cfg.Cache.Redis == nil {
 		return nil // no cache at all: every token is verified every time
 	}
-	cc := cache.Config{Secret: key, L1Size: l1, Logger: o.Logger, Now: o.Now}
+	cc := cache.Config{Secret: key, L1Size: l1, Logger: o.Logger, Now: o.Now, MaxTTL: cfg.Cache.MaxTTL.D()}
 	if r := cfg.Cache.Redis; r != nil {
 		pw, err := r.Password.Read("cache.redis.password", o.Getenv)
 		if err != nil {
