@@ -9,6 +9,10 @@
 //     here (iss identical to the configured issuer, exp, nbf, token_type) and reduced to an
 //     Identity; aud and scope are checked per resource by the decision core, as for JWTs;
 //   - RFC 9449 §7.2: a DPoP-bound token (token_type DPoP) presented as a Bearer token is refused;
+//   - only access tokens pass: an answer whose token_use, token_type, typ or token_type_hint
+//     names a refresh or ID token (Hydra, Keycloak, RFC 8693 names) is invalid (notAccess);
+//   - the answer is read strictly (package strictjson): duplicate or case-variant member
+//     names and invalid UTF-8 make it invalid, never a choice between two readings;
 //   - RFC 7662 §4: the caller caches an answer no longer than its exp. When the answer has no
 //     exp, Identity.Expiry stays zero and the caller's own maximum TTL is the only bound;
 //   - RFC 8414 §3: without a configured endpoint, introspection_endpoint is discovered from the
