@@ -68,6 +68,21 @@ type Introspection struct {
 	AuthMethod    string   `yaml:"auth_method"` // client_secret_basic (default) or client_secret_post
 	Timeout       Duration `yaml:"timeout"`     // default 2s
 	MaxConcurrent int      `yaml:"max_concurrent"`
+	// The shape of this issuer's opaque tokens: a token that does not fit is refused without
+	// an introspection call. Unset: any token may be sent.
+	OpaqueTokenPattern   string `yaml:"opaque_token_pattern"` // a regexp the whole token must match
+	OpaqueTokenPrefix    string `yaml:"opaque_token_prefix"`
+	OpaqueTokenMinLength int    `yaml:"opaque_token_min_length"`
+	OpaqueTokenMaxLength int    `yaml:"opaque_token_max_length"`
+	// CircuitBreaker: after this many consecutive failures or timeouts, the endpoint is not
+	// called for open_for; then one probe is. Defaults 5 and 5s.
+	CircuitBreaker CircuitBreaker `yaml:"circuit_breaker"`
+}
+
+// CircuitBreaker stops calling an endpoint that keeps failing, for a while.
+type CircuitBreaker struct {
+	Failures int      `yaml:"failures"`
+	OpenFor  Duration `yaml:"open_for"`
 }
 
 // APIKeys are static keys, by SHA-256 digest: a legacy path for clients without OAuth.

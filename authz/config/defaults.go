@@ -107,6 +107,12 @@ func (c *Config) ApplyDefaults() {
 			if in.MaxConcurrent == 0 {
 				in.MaxConcurrent = 64
 			}
+			if in.CircuitBreaker.Failures == 0 {
+				in.CircuitBreaker.Failures = 5
+			}
+			if in.CircuitBreaker.OpenFor == 0 {
+				in.CircuitBreaker.OpenFor = Duration(5 * time.Second)
+			}
 		}
 		if is.RefreshInterval == 0 {
 			is.RefreshInterval = Duration(30 * time.Second)

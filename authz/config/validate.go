@@ -190,6 +190,10 @@ func (c *Config) Validate() error {
 			if in.MaxConcurrent < 1 {
 				bad(key+".introspection.max_concurrent", "must be at least 1")
 			}
+			validateOpaqueShape(bad, key+".introspection", in)
+			if in.CircuitBreaker.Failures < 1 {
+				bad(key+".introspection.circuit_breaker.failures", "%d: must be at least 1 (consecutive failures before the endpoint is skipped)", in.CircuitBreaker.Failures)
+			}
 			if c.CheckTimeout != 0 && in.Timeout >= c.CheckTimeout {
 				bad(key+".introspection.timeout", "%s is not below check_timeout %s, so every slow introspection would end as unavailable before its answer: lower it, or raise check_timeout (and the proxy's ext_authz timeout above that)", in.Timeout.D(), c.CheckTimeout.D())
 			}

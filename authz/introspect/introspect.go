@@ -74,6 +74,12 @@ type Config struct {
 	// call beyond it waits up to QueueWait (default 100 ms) for a slot, then is unavailable.
 	MaxConcurrent int
 	QueueWait     time.Duration
+	// Shape: tokens that do not fit are invalid without a call (admission.go). Calls share
+	// the MaxConcurrent slots fairly between token classes, so a flood of one kind of token
+	// cannot take them all.
+	Shape Shape
+	// Breaker: after consecutive failures, calls are skipped for a while (breaker.go).
+	Breaker Breaker
 	// ClockSkew is the leeway for exp and nbf; zero means none.
 	ClockSkew time.Duration
 	// Claims names extra members copied, stringified, into Identity.Claims ("username", say).
@@ -98,7 +104,10 @@ type Verifier struct {
 	discovery *http.Client // metadata; nil is asmeta's default
 	now       func() time.Time
 	log       *slog.Logger
-	slots     chan struct{}
+	adm       *admission
+	shape     shape
+	br        *breaker
+	logs      logLimit
 
 	endpoint atomic.Pointer[string] // configured, or once discovered
 	sf       singleflight.Group
@@ -119,9 +128,14 @@ const (
 	defaultMaxResponse   = 64 << 10
 	defaultMaxConcurrent = 64
 	defaultQueueWait     = 100 * time.Millisecond
-	discoveryTimeout     = 10 * time.Second
-	minBackoff           = time.Second
-	maxBackoff           = 30 * time.Second
+	defaultBreakerFails  = 5
+	defaultBreakerOpen   = 5 * time.Second
+	// logEvery: at most one line per interval for each reason a call fails, whatever the
+	// request rate; the line says how many it stands for.
+	logEvery         = 10 * time.Second
+	discoveryTimeout = 10 * time.Second
+	minBackoff       = time.Second
+	maxBackoff       = 30 * time.Second
 	// maxTokenLen: real access tokens are 1–4 KiB; a longer one is not sent anywhere.
 	maxTokenLen = 16 << 10
 	// maxNumericDate is 9999-12-31T23:59:59Z; a later exp or nbf is a broken answer.
@@ -156,16 +170,22 @@ func New(cfg Config) (*Verifier, error) {
 		name string
 		neg  bool
 	}{{"timeout", cfg.Timeout < 0}, {"max response", cfg.MaxResponse < 0},
-		{"max concurrent", cfg.MaxConcurrent < 0}, {"queue wait", cfg.QueueWait < 0}, {"clock skew", cfg.ClockSkew < 0}} {
+		{"max concurrent", cfg.MaxConcurrent < 0}, {"queue wait", cfg.QueueWait < 0}, {"clock skew", cfg.ClockSkew < 0},
+		{"breaker failures", cfg.Breaker.Failures < 0}, {"breaker open_for", cfg.Breaker.OpenFor < 0}} {
 		if d.neg {
 			errs = append(errs, fmt.Errorf("introspect: %s is negative", d.name))
 		}
+	}
+	sh, err := newShape(cfg.Shape)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("introspect: %v", err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 
 	v := &Verifier{
+		shape:     sh,
 		issuer:    cfg.Issuer,
 		cred:      &credentials{},
 		timeout:   orDefault(cfg.Timeout, defaultTimeout),
@@ -177,7 +197,7 @@ func New(cfg Config) (*Verifier, error) {
 		log:       cfg.Logger,
 	}
 	n := orDefault(cfg.MaxConcurrent, defaultMaxConcurrent)
-	v.slots = make(chan struct{}, n)
+	v.adm = newAdmission(n)
 	if post {
 		v.cred.formSuffix = "&client_id=" + url.QueryEscape(cfg.ClientID) + "&client_secret=" + url.QueryEscape(cfg.ClientSecret)
 	} else {
@@ -196,6 +216,9 @@ func New(cfg Config) (*Verifier, error) {
 	if v.log == nil {
 		v.log = slog.New(slog.DiscardHandler)
 	}
+	v.br = &breaker{cfg: Breaker{Failures: orDefault(cfg.Breaker.Failures, defaultBreakerFails),
+		OpenFor: orDefault(cfg.Breaker.OpenFor, defaultBreakerOpen)}, now: v.now, log: v.log, issuer: v.issuer}
+	v.logs = logLimit{every: logEvery, now: v.now}
 	var c http.Client
 	if cfg.HTTPClient != nil {
 		c = *cfg.HTTPClient
@@ -234,6 +257,9 @@ func checkURL(s string) error {
 // Issuer is the authorization server this Verifier asks.
 func (v *Verifier) Issuer() string { return v.issuer }
 
+// BreakerState says whether calls to the authorization server are being skipped.
+func (v *Verifier) BreakerState() BreakerState { return v.br.snapshot() }
+
 // Verify introspects token. Errors wrap identity.ErrInvalid (the authorization server says
 // the token is not active, or it fails a local check) or identity.ErrUnavailable (no usable
 // answer), with a short reason that never holds the token or the client secret.
@@ -244,15 +270,31 @@ func (v *Verifier) Verify(ctx context.Context, token string) (identity.Identity,
 	if len(token) > maxTokenLen {
 		return identity.Identity{}, errTooLong
 	}
+	if !v.shape.fits(token) {
+		return identity.Identity{}, errShape
+	}
 	id, err := v.verify(ctx, token)
 	if err != nil && errors.Is(err, identity.ErrUnavailable) && !errors.Is(err, errLogged) {
 		if ctx.Err() != nil { // our caller gave up: not the authorization server's doing
 			v.log.Debug("introspect: cancelled", "issuer", v.issuer, "error", err)
 		} else {
-			v.log.Warn("introspect: no usable answer", "issuer", v.issuer, "error", err)
+			v.warn(err)
 		}
 	}
 	return id, err
+}
+
+// warn logs a failed call, at most once per logEvery for each reason: an authorization
+// server that is down fails every call, and one line says as much as thousands.
+func (v *Verifier) warn(err error) {
+	reason := "other"
+	var ve *verifyError
+	if errors.As(err, &ve) {
+		reason = ve.reason
+	}
+	if ok, suppressed := v.logs.allow(reason); ok {
+		v.log.Warn("introspect: no usable answer", "issuer", v.issuer, "error", err, "suppressed_since_last", suppressed)
+	}
 }
 
 func (v *Verifier) verify(ctx context.Context, token string) (identity.Identity, error) {
@@ -260,27 +302,33 @@ func (v *Verifier) verify(ctx context.Context, token string) (identity.Identity,
 	if err != nil {
 		return identity.Identity{}, err
 	}
-	// Bound the load on the authorization server: a slot now, or within QueueWait, or none.
-	select {
-	case v.slots <- struct{}{}:
-	default:
-		t := time.NewTimer(v.queueWait)
-		select {
-		case v.slots <- struct{}{}:
-			t.Stop()
-		case <-t.C:
-			return identity.Identity{}, errBusy
-		case <-ctx.Done():
-			t.Stop()
-			return identity.Identity{}, unavailable("introspect: cancelled waiting for a slot", ctx.Err())
-		}
+	if !v.br.allow() {
+		return identity.Identity{}, errBreakerOpen
 	}
-	body, err := v.call(ctx, ep, token)
-	<-v.slots
-	if err != nil {
+	// Bound the load on the authorization server: a slot now, or within QueueWait, or none.
+	class := tokenClass(token)
+	if err := v.adm.acquire(ctx, class, v.queueWait); err != nil {
+		v.br.abandon()
 		return identity.Identity{}, err
 	}
-	return v.identity(body)
+	body, err := v.call(ctx, ep, token)
+	v.adm.release(class)
+	if err != nil {
+		if ctx.Err() != nil {
+			v.br.abandon()
+		} else {
+			v.br.failure()
+		}
+		return identity.Identity{}, err
+	}
+	id, err := v.identity(body)
+	// An answer we cannot use is the server failing too; active:false is an answer.
+	if err != nil && errors.Is(err, identity.ErrUnavailable) {
+		v.br.failure()
+	} else {
+		v.br.success()
+	}
+	return id, err
 }
 
 // call POSTs token to ep and returns the body of a 200 answer.
@@ -692,6 +740,8 @@ var (
 	errExpired     = invalid("introspect: expired")
 	errNotYet      = invalid("introspect: not yet valid (nbf)")
 	errBusy        = unavailable("introspect: too many calls in flight", nil)
+	errBreakerOpen = unavailable("introspect: breaker open after repeated failures; not called", nil)
+	errShape       = invalid("introspect: not shaped like this server's tokens; not called")
 	errBadEndpoint = unavailable("introspect: cannot build a request for the endpoint", nil)
 	errTooLarge    = unavailable("introspect: answer too large", nil)
 	errNotJSONType = unavailable("introspect: answer is not application/json", nil)

@@ -328,13 +328,15 @@ func TestUnavailable(t *testing.T) {
 		"tok-no-type":      `CT  {"active":true}`,
 		"tok-bad-type":     `CT application/json; charset {"active":true}`,
 	}
-	v, logs := newV(t, a, nil)
+	// The breaker would stop the calls after five of these (TestBreaker).
+	v, logs := newV(t, a, func(c *Config) { c.Breaker.Failures = 1 << 20 })
 	for tok := range a.answers {
 		if _, err := v.Verify(context.Background(), tok); !errors.Is(err, identity.ErrUnavailable) || errors.Is(err, identity.ErrInvalid) {
 			t.Errorf("%s: %v, want only unavailable", tok, err)
 		}
 	}
-	if n := strings.Count(logs.String(), "level=WARN"); n != len(a.answers) {
+	// One line per reason at most (TestLogsRateLimited).
+	if n := strings.Count(logs.String(), "level=WARN"); n == 0 || n > len(a.answers) {
 		t.Errorf("%d warnings for %d unusable answers:\n%s", n, len(a.answers), logs)
 	}
 	if strings.Contains(logs.String(), "Sign in") || strings.Contains(logs.String(), "aaaa") {
@@ -520,8 +522,9 @@ func TestConcurrencyLimit(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	slow, _ := newV(t, a, func(c *Config) { c.MaxConcurrent = 2; c.QueueWait = time.Hour })
-	slow.slots <- struct{}{}
-	slow.slots <- struct{}{}
+	for range 2 {
+		slow.adm.take(tokenClass("tok-good"))
+	}
 	if _, err := slow.Verify(ctx, "tok-good"); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled while queued: %v", err)
 	}
