@@ -117,6 +117,7 @@ func TestKubernetesManifests(t *testing.T) {
 	if len(env[cfg.Cache.Secret.Env]) < 32 {
 		t.Error("the cache secret placeholder is shorter than the 32 bytes the service requires")
 	}
+	graceCoversShutdown(t, "kubernetes/mcp-authz.yaml", dep.Spec.Template.Spec.TerminationGracePeriodSeconds, cfg)
 	// Probes use the gRPC health service the service registers.
 	if p := c.ReadinessProbe; p == nil || p.GRPC == nil || p.GRPC.Port != 9191 || p.GRPC.Service == nil || *p.GRPC.Service != "envoy.service.auth.v3.Authorization" {
 		t.Errorf("readiness probe: %+v", c.ReadinessProbe)

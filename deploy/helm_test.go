@@ -294,6 +294,7 @@ func checkChart(t *testing.T, c *chart) *config.Config {
 		t.Fatalf("the rendered configuration does not parse: %v\n%s", err, text)
 	}
 	pod := c.dep.Spec.Template.Spec
+	graceCoversShutdown(t, "the chart", pod.TerminationGracePeriodSeconds, cfg)
 	if len(pod.Containers) != 1 {
 		t.Fatalf("%d containers", len(pod.Containers))
 	}
