@@ -92,6 +92,11 @@ type Options struct {
 	// its result; it should exceed the slowest introspection. 0: no coordination.
 	ClaimWait time.Duration
 
+	// CORSAllowedOrigins: the browser origins whose requests get Access-Control-Allow-Origin
+	// on denials (401/403/400), so a browser MCP client can read the challenge. Empty or "*":
+	// every origin ("*"). The metadata document is always readable from any origin.
+	CORSAllowedOrigins []string
+
 	Now    func() time.Time
 	Logger *slog.Logger
 }
@@ -109,9 +114,11 @@ type Authorizer struct {
 	claim   time.Duration
 	// keyScheme is the API-key scheme when it is not Bearer, lower-case; "" otherwise.
 	keyScheme string
-	now       func() time.Time
-	log       *slog.Logger
-	inflight  singleflight.Group
+	// corsOrigins: the allow-list of origins for denials; nil: any origin ("*", precomputed).
+	corsOrigins map[string]bool
+	now         func() time.Time
+	log         *slog.Logger
+	inflight    singleflight.Group
 }
 
 // New checks the options and precomputes every route's metadata and challenges.
@@ -144,9 +151,19 @@ func New(o Options) (*Authorizer, error) {
 	if s := o.Unavailable.Status; s != http.StatusUnauthorized && s != http.StatusServiceUnavailable {
 		return nil, fmt.Errorf("unavailable status %d: must be 401 or 503", s)
 	}
+	for _, origin := range o.CORSAllowedOrigins {
+		if origin == "*" {
+			a.corsOrigins = nil
+			break
+		}
+		if a.corsOrigins == nil {
+			a.corsOrigins = map[string]bool{}
+		}
+		a.corsOrigins[origin] = true
+	}
 	var errs []error
 	for i, r := range o.Resources {
-		rt, err := newRoute(r)
+		rt, err := newRoute(r, a.corsOrigins == nil)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("resources[%d]: %w", i, err))
 			continue
@@ -162,6 +179,26 @@ func New(o Options) (*Authorizer, error) {
 
 // Check decides one request. It never returns nil.
 func (a *Authorizer) Check(ctx context.Context, req *Request) *Decision {
+	d := a.check(ctx, req)
+	if a.corsOrigins != nil && !d.Allow && d.Reason != ReasonMetadata {
+		return a.withOrigin(req, d)
+	}
+	return d
+}
+
+// withOrigin adds the request's Origin to a denial when the allow-list has it.
+func (a *Authorizer) withOrigin(req *Request, d *Decision) *Decision {
+	origin, ok := req.Headers["origin"]
+	if !ok || !a.corsOrigins[origin] || !headerValueOK(origin) {
+		return d
+	}
+	c := *d
+	c.Headers = append(append(make([]Header, 0, len(d.Headers)+2), d.Headers...),
+		Header{"access-control-allow-origin", origin}, Header{"vary", "Origin"})
+	return &c
+}
+
+func (a *Authorizer) check(ctx context.Context, req *Request) *Decision {
 	rawPath, query := splitPath(req.Path)
 	path, err := cleanPath(rawPath)
 	if err != nil {

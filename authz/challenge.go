@@ -117,6 +117,11 @@ func deny(rt *route, status int, reason Reason, errCode, desc, scope string) *De
 		{"www-authenticate", challenge(rt.Realm, errCode, desc, scope, rt.metadataURL)},
 		hdrJSON, hdrNoStore, hdrExposeAuthn,
 	}
+	// A browser MCP client reads the challenge only if the response names its origin; with
+	// an allow-list the origin is added per request (Authorizer.withOrigin).
+	if rt.corsAnyOrigin {
+		d.Headers = append(d.Headers, hdrCORSOrigin)
+	}
 	bodyCode := errCode
 	if bodyCode == "" {
 		bodyCode = "unauthorized"

@@ -77,6 +77,7 @@ type route struct {
 	denials        denials // precomputed, shared
 	metaAnswers    metaSet // precomputed metadata answers
 	claimHeaders   []claimHeader
+	corsAnyOrigin  bool // challenges carry Access-Control-Allow-Origin: *
 }
 
 type claimHeader struct{ claim, header string }
@@ -211,7 +212,7 @@ func (rt *route) public(path string) bool {
 	return false
 }
 
-func newRoute(r Resource) (*route, error) {
+func newRoute(r Resource, corsAnyOrigin bool) (*route, error) {
 	if r.ID == "" {
 		return nil, errors.New("resource identifier is empty")
 	}
@@ -229,7 +230,7 @@ func newRoute(r Resource) (*route, error) {
 	if mq != "" {
 		mp += "?" + mq
 	}
-	rt := &route{Resource: r, metadataURL: full, metadataPath: mp}
+	rt := &route{Resource: r, metadataURL: full, metadataPath: mp, corsAnyOrigin: corsAnyOrigin}
 	if len(r.AuthorizationServers) == 0 {
 		return nil, fmt.Errorf("resource %q: no authorization server", r.ID)
 	}

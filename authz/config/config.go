@@ -30,6 +30,15 @@ type Config struct {
 	APIKeys      APIKeys             `yaml:"api_keys"`
 	Tracing      Tracing             `yaml:"tracing"`
 	Admin        Admin               `yaml:"admin"`
+	CORS         CORS                `yaml:"cors"`
+}
+
+// CORS: which browser origins may read denials (the challenge). The metadata document is
+// readable from any origin.
+type CORS struct {
+	// AllowedOrigins: exact origins ("https://app.example.com") whose denials carry
+	// Access-Control-Allow-Origin with that origin; empty or ["*"]: every origin ("*").
+	AllowedOrigins []string `yaml:"allowed_origins"`
 }
 
 // Secret names where a secret lives: an environment variable or a file, never the value.

@@ -165,3 +165,32 @@ func TestSecretRead(t *testing.T) {
 		t.Errorf("unset env: %v", err)
 	}
 }
+
+func TestCORSOrigins(t *testing.T) {
+	for _, tc := range []struct {
+		origin string
+		ok     bool
+	}{
+		{"*", true}, {"https://app.example.com", true}, {"http://localhost:6274", true},
+		{"https://app.example.com/", false}, {"app.example.com", false}, {"https://App.example.com", false}, {"https://a.example?x", false},
+	} {
+		c := minimalForCORS(t)
+		c.CORS.AllowedOrigins = []string{tc.origin}
+		err := c.Validate()
+		if (err == nil) != tc.ok {
+			t.Errorf("%q: %v", tc.origin, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "cors.allowed_origins[0]") {
+			t.Errorf("error does not name the key: %v", err)
+		}
+	}
+}
+
+func minimalForCORS(t *testing.T) *Config {
+	t.Helper()
+	c, err := Parse([]byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

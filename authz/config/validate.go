@@ -29,6 +29,14 @@ func (c *Config) Validate() error {
 	} else if t.ClientCAFile != "" && t.CertFile == "" {
 		bad("listen.tls.client_ca_file", "mTLS needs the server's own cert_file and key_file too")
 	}
+	for i, o := range c.CORS.AllowedOrigins {
+		if o == "*" {
+			continue
+		}
+		if u, err := url.Parse(o); err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil || strings.ToLower(o) != o {
+			bad(fmt.Sprintf("cors.allowed_origins[%d]", i), "%q is not an origin: write scheme://host[:port] in lower case, no path (e.g. https://app.example.com), or \"*\"", o)
+		}
+	}
 	switch c.Tracing.Exporter {
 	case "", "otlp-grpc", "otlp-http":
 	default:
