@@ -627,8 +627,8 @@ func (t *Tiered) store(ctx context.Context, key [32]byte, e entry, ttl time.Dura
 	// Redis keeps milliseconds: round down so it never outlives the entry. (The value's own
 	// deadline, in whole seconds, is what readers enforce; this only lets Redis reclaim it.)
 	ttl = ttl.Truncate(time.Millisecond)
-	if t.rdb == nil || ttl <= 0 {
-		return
+	if t.rdb == nil || ttl <= 0 || time.Unix(0, deadline).Unix() <= now.Unix() {
+		return // (the last: dead on arrival, its deadline rounded down to now)
 	}
 	rkey := t.rkey(key)
 	v := t.codec.encode(rkey, &e, deadline)
