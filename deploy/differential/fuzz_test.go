@@ -2,12 +2,14 @@ package differential
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 
@@ -62,8 +64,15 @@ func FuzzReadOperationsGoSDK(f *testing.F) {
 					req.Header.Set("Mcp-Name", name)
 				}
 			}
+			// A body the SDK never answers would stall the fuzzer silently; it fails instead.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			w := httptest.NewRecorder()
-			h.ServeHTTP(w, req)
+			h.ServeHTTP(w, req.WithContext(ctx))
+			late := ctx.Err()
+			cancel()
+			if late != nil {
+				t.Fatalf("the Go SDK did not answer within 10 s\nbody: %s\nmcp-authz: %s", quote(data), authzSays(r))
+			}
 			exec := rec.take()[c]
 			if p := violation(ops, exec); p != "" {
 				t.Fatalf("the Go SDK (SEP-2243 headers: %v) executed what mcp-authz did not read (%s)\nbody: %s\nmcp-authz: %s\nexecuted: %s\nHTTP %d %s",
