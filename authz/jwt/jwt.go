@@ -15,7 +15,7 @@
 // Only access tokens pass. RFC 9068 §2.1 types them (at+jwt) so that other JWTs from the same
 // issuer cannot stand in for them, but issuers that send typ JWT (allowed through AllowTyp)
 // and ID tokens look alike; a token that shows it is an OpenID Connect ID token or another
-// kind of JWT is refused whatever its typ (see idTokenReason).
+// kind of JWT is refused whatever its typ (see claims.notAccess).
 //
 // The header and the payload are read strictly (package strictjson): a duplicate member, two
 // names that differ only in case, or invalid UTF-8 make the token invalid, so that no claim
@@ -397,7 +397,7 @@ type claims struct {
 	Nbf      *float64   `json:"nbf"`
 	Iat      *float64   `json:"iat"`
 
-	// Read only to tell ID tokens and other JWTs from access tokens (idTokenReason); their
+	// Read only to tell ID tokens and other JWTs from access tokens (notAccess); their
 	// presence counts, whatever their JSON type.
 	Nonce    jsontext.Value `json:"nonce"`
 	AtHash   jsontext.Value `json:"at_hash"`
