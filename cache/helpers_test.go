@@ -101,7 +101,11 @@ func newTiered(t testing.TB, cfg cache.Config) *cache.Tiered {
 
 func newClient(t testing.TB, addrs ...string) redis.UniversalClient {
 	t.Helper()
-	c, err := cache.NewRedisClient(cache.RedisConfig{Addrs: addrs})
+	cfg := cache.RedisConfig{Addrs: addrs}
+	if len(addrs) > 1 {
+		cfg.Mode = cache.ModeCluster // the tests' only multi-address deployment
+	}
+	c, err := cache.NewRedisClient(cfg)
 	if err != nil {
 		t.Fatalf("NewRedisClient: %v", err)
 	}

@@ -489,13 +489,13 @@ func TestNewRedisClient(t *testing.T) {
 	}{
 		{"no address", cache.RedisConfig{}, "addrs"},
 		{"empty address", cache.RedisConfig{Addrs: []string{""}}, "addrs"},
-		{"cluster db", cache.RedisConfig{Addrs: []string{"a:1", "b:1"}, DB: 2}, "database 0"},
+		{"cluster db", cache.RedisConfig{Mode: cache.ModeCluster, Addrs: []string{"a:1", "b:1"}, DB: 2}, "database 0"},
 		{"cluster flag db", cache.RedisConfig{Addrs: []string{"a:1"}, Cluster: true, DB: 1}, "database 0"},
 		{"sentinel and cluster", cache.RedisConfig{Addrs: []string{"a:1"}, MasterName: "m", Cluster: true}, "sentinel"},
 		{"negative db", cache.RedisConfig{Addrs: []string{"a:1"}, DB: -1}, "negative"},
 		{"single", cache.RedisConfig{Addrs: []string{"a:1"}, DB: 3}, "*redis.Client"},
 		{"sentinel", cache.RedisConfig{Addrs: []string{"a:26379", "b:26379"}, MasterName: "m", DB: 3, TLS: true}, "*redis.Client"},
-		{"cluster", cache.RedisConfig{Addrs: []string{"a:1", "b:1"}}, "*redis.ClusterClient"},
+		{"cluster", cache.RedisConfig{Mode: cache.ModeCluster, Addrs: []string{"a:1", "b:1"}}, "*redis.ClusterClient"},
 		{"cluster one seed", cache.RedisConfig{Addrs: []string{"a:1"}, Cluster: true}, "*redis.ClusterClient"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

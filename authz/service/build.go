@@ -206,9 +206,14 @@ func buildCache(cfg *config.Config, o Options, p *parts) error {
 		if err != nil {
 			return err
 		}
+		spw, err := r.SentinelPassword.Read("cache.redis.sentinel_password", o.Getenv)
+		if err != nil {
+			return err
+		}
 		p.redis, err = cache.NewRedisClient(cache.RedisConfig{
-			Addrs: r.Addrs, MasterName: r.MasterName, Cluster: r.Cluster,
+			Mode: r.Mode, Addrs: r.Addrs, MasterName: r.MasterName, Cluster: r.Cluster,
 			Username: r.Username, Password: pw, DB: r.DB, TLS: r.TLS,
+			SentinelUsername: r.SentinelUsername, SentinelPassword: spw,
 		})
 		if err != nil {
 			return fmt.Errorf("cache.redis: %w", err)

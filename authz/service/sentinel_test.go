@@ -1,0 +1,123 @@
+package service
+
+import (
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mcp-authz/mcp-authz/authz/config"
+	"github.com/mcp-authz/mcp-authz/cache/redistest"
+)
+
+// Two replicas on a real Redis Sentinel deployment (a master, its replica, a sentinel that
+// requires its own password) share verified tokens. A failover, planned (SENTINEL FAILOVER) or
+// after a crash (the master killed), costs no Check (DESIGN.md: never deny because the cache
+// is down), and afterwards the replicas share entries through the new master again.
+func TestSentinelFailover(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		failover func(*redistest.Sentinel)
+		// revocations: whether they must reach the other replica again within the test. After
+		// a planned failover a subscription stays on the demoted master until the sentinel
+		// reconfigures it as a replica (its INFO period, up to 10s), so only the crash case,
+		// where the subscription's connection breaks and reconnects to the new master, is held
+		// to it here.
+		revocations bool
+	}{
+		{"planned", (*redistest.Sentinel).Failover, false},
+		{"master killed", (*redistest.Sentinel).KillMaster, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) { sentinelFailover(t, tc.failover, tc.revocations) })
+	}
+}
+
+func sentinelFailover(t *testing.T, failover func(*redistest.Sentinel), revocations bool) {
+	st := redistest.StartSentinel(t)
+	a, srv := as(t)
+	dir := t.TempDir()
+	dataPW, sentinelPW := filepath.Join(dir, "redis-password"), filepath.Join(dir, "sentinel-password")
+	os.WriteFile(dataPW, []byte(st.DataPassword+"\n"), 0o600)
+	os.WriteFile(sentinelPW, []byte(st.SentinelPassword+"\n"), 0o600)
+	mod := func(c *config.Config) {
+		c.Cache.Redis = &config.Redis{Mode: "sentinel", MasterName: st.Name, Addrs: st.Addrs(),
+			Password: config.Secret{File: dataPW}, SentinelPassword: config.Secret{File: sentinelPW},
+			Timeout: config.Duration(200 * time.Millisecond)}
+	}
+	r1 := replica(t, srv.URL, nil, mod)
+	r2 := replica(t, srv.URL, nil, mod)
+
+	// shared: a token introspected by r1 reaches r2 through Redis, not through the IdP.
+	shared := func() bool {
+		tok := a.IssueOpaque("sam", "c", []string{"mcp:tools"}, resource, time.Hour)
+		if !allowed(checkToken(t, r1, tok)) {
+			t.Fatal("r1 denied a good token")
+		}
+		before := r2.cache.Stats().L2Hits
+		if !allowed(checkToken(t, r2, tok)) {
+			t.Fatal("r2 denied a good token")
+		}
+		return r2.cache.Stats().L2Hits > before
+	}
+	if !shared() {
+		t.Fatalf("r2 did not find r1's entry through Sentinel; readyz: %v", func() any { _, b := readyz(t, r2); return b["cache"] }())
+	}
+	known := a.IssueOpaque("kim", "c", []string{"mcp:tools"}, resource, time.Hour)
+	checkToken(t, r1, known)
+
+	// Checks keep flowing on both replicas, known and new tokens, across the failover.
+	var denied, checks atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, r := range []*Service{r1, r2} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				tok := known
+				if i%4 == 0 {
+					tok = a.IssueOpaque("new", "c", []string{"mcp:tools"}, resource, time.Hour)
+				}
+				if !allowed(checkToken(t, r, tok)) {
+					denied.Add(1)
+				}
+				checks.Add(1)
+			}
+		}()
+	}
+	oldMaster := st.MasterAddr()
+	failover(st)
+	// A little traffic after the switch too, whatever the clients have noticed so far.
+	for n := checks.Load(); checks.Load() < n+20; {
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if st.MasterAddr() == oldMaster {
+		t.Fatal("no failover happened")
+	}
+	if d := denied.Load(); d > 0 {
+		t.Errorf("%d of %d Checks denied during the failover", d, checks.Load())
+	}
+
+	// Recovery: entries are shared again through the new master.
+	waitUntil(t, "entries shared through the new master", shared)
+	if !revocations {
+		return
+	}
+	before := r2.cache.Stats().EvictionsReceived
+	waitUntil(t, "a revocation to reach r2 through the new master", func() bool {
+		if code := revoke(t, r1, url.Values{"token": {known}}, "admin-token"); code != 200 {
+			return false
+		}
+		return r2.cache.Stats().EvictionsReceived > before
+	})
+}
