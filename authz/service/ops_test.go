@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -313,4 +314,42 @@ func TestMetadataIsNotCountedAsDenial(t *testing.T) {
 	if !strings.Contains(metrics, "mcp_authz_metadata_requests_total 2") {
 		t.Errorf("metadata answers not counted on their own:\n%s", grepLines(metrics, "metadata"))
 	}
+}
+
+// budgetCtx behaves as context.WithDeadline does for everything that waits on it.
+func TestBudgetContext(t *testing.T) {
+	type key struct{}
+	parent := context.WithValue(context.Background(), key{}, "v")
+	bc := &budgetCtx{Context: parent, deadline: time.Now().Add(20 * time.Millisecond)}
+	if dl, ok := bc.Deadline(); !ok || !dl.Equal(bc.deadline) {
+		t.Fatal("deadline")
+	}
+	if bc.Value(key{}) != "v" || bc.made.Load() {
+		t.Fatal("a value lookup made the timer")
+	}
+	child, cancel := context.WithCancel(bc)
+	defer cancel()
+	<-child.Done()
+	if !errors.Is(bc.Err(), context.DeadlineExceeded) || !errors.Is(child.Err(), context.DeadlineExceeded) ||
+		!errors.Is(context.Cause(bc), context.DeadlineExceeded) || bc.Value(key{}) != "v" {
+		t.Errorf("after the deadline: %v %v %v", bc.Err(), child.Err(), context.Cause(bc))
+	}
+	bc.stop()
+
+	// Stopped before anything waited: later waiters see a finished context, not a panic.
+	early := &budgetCtx{Context: parent, deadline: time.Now().Add(time.Hour)}
+	early.stop()
+	<-early.Done()
+	if early.Err() == nil {
+		t.Error("a stopped budget is not done")
+	}
+	// Its parent's cancellation reaches it.
+	pctx, pcancel := context.WithCancel(context.Background())
+	linked := &budgetCtx{Context: pctx, deadline: time.Now().Add(time.Hour)}
+	pcancel()
+	<-linked.Done()
+	if !errors.Is(linked.Err(), context.Canceled) {
+		t.Errorf("parent cancelled: %v", linked.Err())
+	}
+	linked.stop()
 }

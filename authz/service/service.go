@@ -177,11 +177,60 @@ func (b budgeted) Check(ctx context.Context, r *authz.Request) *authz.Decision {
 		budget = min(budget, left-min(left/5, maxReserve))
 	}
 	if budget > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, budget)
-		defer cancel()
+		bc := &budgetCtx{Context: ctx, deadline: time.Now().Add(budget)}
+		defer bc.stop()
+		ctx = bc
 	}
 	return st.core.Check(ctx, r)
+}
+
+// budgetCtx is its parent with an earlier deadline, whose timer and channel are made only once
+// something waits on it: a Check answered from the in-process cache never does, and so pays
+// one allocation instead of context.WithDeadline's timer and channel.
+type budgetCtx struct {
+	context.Context
+	deadline time.Time
+	once     sync.Once
+	inner    context.Context // parent.WithDeadline, once needed
+	cancel   context.CancelFunc
+	made     atomic.Bool
+}
+
+func (c *budgetCtx) make() context.Context {
+	c.once.Do(func() {
+		c.inner, c.cancel = context.WithDeadline(c.Context, c.deadline)
+		c.made.Store(true)
+	})
+	if c.inner == nil { // stopped before anything waited: the Check is over
+		return stoppedCtx
+	}
+	return c.inner
+}
+
+var stoppedCtx = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+func (c *budgetCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+func (c *budgetCtx) Done() <-chan struct{}       { return c.make().Done() }
+func (c *budgetCtx) Err() error                  { return c.make().Err() }
+
+// Value answers from the deadline context once it exists, so that context.Cause and children
+// derived from this one see it.
+func (c *budgetCtx) Value(key any) any {
+	if c.made.Load() {
+		return c.inner.Value(key)
+	}
+	return c.Context.Value(key)
+}
+
+func (c *budgetCtx) stop() {
+	c.once.Do(func() {}) // nothing made after this
+	if c.cancel != nil {
+		c.cancel()
+	}
 }
 
 // liveCore is budgeted for the HTTP front doors, recording each decision (metrics, decision
