@@ -259,7 +259,7 @@ func TestTraceTreeInJaeger(t *testing.T) {
 	}{
 		"opaque-idp":   {"idp", []string{"caller > " + check_, check_ + " > cache.lookup", check_ + " > introspection POST"}},
 		"opaque-l1":    {"l1", []string{"caller > " + check_, check_ + " > cache.lookup"}},
-		"opaque-redis": {"redis", []string{"caller > " + check_, check_ + " > cache.lookup", "cache.lookup > redis.pipeline get pttl"}},
+		"opaque-redis": {"redis", []string{"caller > " + check_, check_ + " > cache.lookup", "cache.lookup > get"}},
 		"jwt":          {"idp", []string{"caller > " + check_, check_ + " > cache.lookup"}},
 	} {
 		tr := fetchTrace(t, query, traces[name], len(want.edges))
