@@ -94,7 +94,7 @@ func replicaLog(t *testing.T, issuer string, redisAddrs []string, mod func(*conf
 	return replicaWith(t, issuer, redisAddrs, mod, Options{Logger: log})
 }
 
-func replicaWith(t *testing.T, issuer string, redisAddrs []string, mod func(*config.Config), o Options) *Service {
+func replicaWith(t testing.TB, issuer string, redisAddrs []string, mod func(*config.Config), o Options) *Service {
 	t.Helper()
 	cfg := &config.Config{
 		Listen: config.Listen{GRPC: "127.0.0.1:0", HTTP: "127.0.0.1:0"},
