@@ -58,8 +58,8 @@ type Config struct {
 	// of slack for clocks and verifications in flight. Every replica sharing a Redis must use
 	// the same value, or one that keeps entries longer outlives another's memory. Default 5m.
 	MaxTTL time.Duration
-	// RevocationLimit bounds how many revocations are remembered at once (about 100 bytes
-	// each); default 10,000. Beyond it the oldest is forgotten and, until that one's memory
+	// RevocationLimit bounds how many revocations are remembered at once (about 120 bytes
+	// each); default 10,000, about 1.2 MB. Beyond it the oldest is forgotten and, until that one's memory
 	// would have ended, positive Redis values that could predate it are refused (see
 	// revocations): Redis stops sharing work for a while, it never serves a revoked token.
 	RevocationLimit int
