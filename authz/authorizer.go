@@ -87,6 +87,12 @@ type Options struct {
 	// ScopeImplies maps a broad scope to the narrower scopes it grants (MCP 2026-07-28:
 	// resource servers must account for scope hierarchies). Applied transitively.
 	ScopeImplies map[string][]string
+	// StaleWait: when a token this replica verified before is due for re-verification (see
+	// cache.Tiered.Stale), the Check is answered from the earlier verification while the IdP
+	// is asked again in the background, whose answer then replaces it (a definite "invalid"
+	// denies the next Check). 0: at once; positive: after waiting that long for the IdP;
+	// negative: never (the earlier verification is used only when the IdP is unavailable).
+	StaleWait time.Duration
 	// ClaimWait: with a cache that coordinates replicas (cache.Tiered.Claim), a token headed
 	// for introspection is verified by one replica while the others wait up to this long for
 	// its result; it should exceed the slowest introspection. 0: no coordination.
@@ -112,6 +118,8 @@ type Authorizer struct {
 	skew    time.Duration
 	implies map[string][]string
 	claim   time.Duration
+	// staleWait: see Options.StaleWait.
+	staleWait time.Duration
 	// keyScheme is the API-key scheme when it is not Bearer, lower-case; "" otherwise.
 	keyScheme string
 	// corsOrigins: the allow-list of origins for denials; nil: any origin ("*", precomputed).
@@ -139,6 +147,7 @@ func New(o Options) (*Authorizer, error) {
 	if a.negTTL <= 0 {
 		a.negTTL = 10 * time.Second
 	}
+	a.staleWait = o.StaleWait
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -388,6 +397,14 @@ func (a *Authorizer) verify(ctx context.Context, token string) (identity.Identit
 		return id, tier, nil
 	}
 	stale, awaited := false, false
+	// Stale-while-revalidate (below): with an earlier verification to answer from at once,
+	// the flight is a background re-verification.
+	sc, canStale := a.cache.(staleCache)
+	var sid identity.Identity
+	hasStale := false
+	if canStale && a.staleWait == 0 {
+		sid, hasStale = sc.Stale(key)
+	}
 	flight := a.inflight.DoChan(string(key[:]), func() (_ any, err error) {
 		// DoChan runs this in a goroutine of its own, where a panic would end the process:
 		// it is handed to the caller, whose own recovery (the adapter's) then sees it.
@@ -401,7 +418,9 @@ func (a *Authorizer) verify(ctx context.Context, token string) (identity.Identit
 		vctx := context.WithoutCancel(ctx)
 		// Introspection is the IdP call worth sharing between replicas; local JWT and API-key
 		// checks cost less than the coordination would.
-		if cc, ok := a.cache.(claimCache); ok && a.claim > 0 && a.introspects(token) {
+		// A background re-verification is not worth the round trips: while the IdP fails,
+		// every Check of the token starts one.
+		if cc, ok := a.cache.(claimCache); ok && a.claim > 0 && !hasStale && a.introspects(token) {
 			if !cc.Claim(vctx, key, a.claim) {
 				if id, neg, ok := cc.Await(vctx, key, a.claim); ok {
 					awaited = true
@@ -445,14 +464,42 @@ func (a *Authorizer) verify(ctx context.Context, token string) (identity.Identit
 		}
 		return id, err
 	})
+	// Stale-while-revalidate: a token this replica verified before, whose entry is no longer
+	// a hit (cache.Tiered.Stale), is answered from that entry at once, or when the IdP has not
+	// answered within staleWait. The flight goes on and stores its result, so a definite
+	// "invalid" denies the next Check; a failing IdP costs such a Check nothing (or staleWait
+	// at most).
+	if hasStale {
+		return sid, TierStale, nil
+	}
+	var staleAfter <-chan time.Time
+	if canStale && a.staleWait > 0 {
+		t := time.NewTimer(a.staleWait)
+		defer t.Stop()
+		staleAfter = t.C
+	}
 	var res singleflight.Result
-	select {
-	case res = <-flight:
-	case <-ctx.Done():
-		// The caller's budget (check_timeout, the proxy's deadline) is spent: it gets the
-		// unavailable answer, with its challenge, while the proxy still waits for one. The
-		// flight goes on and serves the callers after it.
-		return identity.Identity{}, TierIdP, fmt.Errorf("%w: no answer within the Check's budget: %w", identity.ErrUnavailable, ctx.Err())
+wait:
+	for {
+		select {
+		case res = <-flight:
+			break wait
+		case <-staleAfter:
+			staleAfter = nil
+			if sid, ok := sc.Stale(key); ok {
+				return sid, TierStale, nil
+			}
+		case <-ctx.Done():
+			if canStale {
+				if sid, ok := sc.Stale(key); ok {
+					return sid, TierStale, nil
+				}
+			}
+			// The caller's budget (check_timeout, the proxy's deadline) is spent: it gets the
+			// unavailable answer, with its challenge, while the proxy still waits for one. The
+			// flight goes on and serves the callers after it.
+			return identity.Identity{}, TierIdP, fmt.Errorf("%w: no answer within the Check's budget: %w", identity.ErrUnavailable, ctx.Err())
+		}
 	}
 	if fp, ok := res.Err.(flightPanic); ok {
 		panic(fp.p)
