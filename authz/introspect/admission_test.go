@@ -259,3 +259,16 @@ func TestLogsRateLimited(t *testing.T) {
 		t.Errorf("the second line does not count the suppressed ones:\n%s", buf.String())
 	}
 }
+
+// An issuer's JWTs that fall back to its introspection are not held to its opaque-token shape.
+func TestJWTFallbackSkipsShape(t *testing.T) {
+	f := newFloodAS(t)
+	v := floodVerifier(t, f, func(c *Config) { c.Shape = Shape{Prefix: "at_"} })
+	jwt := "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJ4In0.c2ln"
+	if _, err := v.Verify(context.Background(), jwt); !errors.Is(err, errShape) {
+		t.Errorf("as an opaque token: %v, want the shape refusal", err)
+	}
+	if _, err := v.ForJWTs().Verify(context.Background(), jwt); err != nil {
+		t.Errorf("as a fallback JWT: %v", err)
+	}
+}

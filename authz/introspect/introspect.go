@@ -264,13 +264,28 @@ func (v *Verifier) BreakerState() BreakerState { return v.br.snapshot() }
 // the token is not active, or it fails a local check) or identity.ErrUnavailable (no usable
 // answer), with a short reason that never holds the token or the client secret.
 func (v *Verifier) Verify(ctx context.Context, token string) (identity.Identity, error) {
+	return v.verifyToken(ctx, token, true)
+}
+
+// ForJWTs is the Verifier for this issuer's JWTs, sent here when their keys cannot be fetched
+// (fallback_to_introspection): the opaque-token shape rules do not apply to them.
+func (v *Verifier) ForJWTs() JWTFallback { return JWTFallback{v} }
+
+// JWTFallback is a Verifier that skips the shape rules (see ForJWTs).
+type JWTFallback struct{ v *Verifier }
+
+func (f JWTFallback) Verify(ctx context.Context, token string) (identity.Identity, error) {
+	return f.v.verifyToken(ctx, token, false)
+}
+
+func (v *Verifier) verifyToken(ctx context.Context, token string, shaped bool) (identity.Identity, error) {
 	if token == "" {
 		return identity.Identity{}, errEmpty
 	}
 	if len(token) > maxTokenLen {
 		return identity.Identity{}, errTooLong
 	}
-	if !v.shape.fits(token) {
+	if shaped && !v.shape.fits(token) {
 		return identity.Identity{}, errShape
 	}
 	id, err := v.verify(ctx, token)

@@ -118,7 +118,7 @@ func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authoriz
 				if vs.Fallback == nil {
 					vs.Fallback = map[string]authz.Verifier{}
 				}
-				vs.Fallback[is.Issuer] = v
+				vs.Fallback[is.Issuer] = v.ForJWTs()
 			}
 		}
 	}
