@@ -19,6 +19,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/authz/extauthz"
 	"github.com/mcp-authz/mcp-authz/authz/service"
 	"github.com/mcp-authz/mcp-authz/cmd/mcp-authz/internal/heapfloor"
+	"github.com/mcp-authz/mcp-authz/envoy"
 )
 
 // heapFloor is the heap headroom the service keeps (package heapfloor): it bounds what the
@@ -36,7 +37,10 @@ func startHeapFloor(getenv func(string) string) (stop func()) {
 
 const usage = `usage:
   mcp-authz serve --config FILE     run the service
-  mcp-authz check-config FILE       validate a configuration and print it resolved
+  mcp-authz check-config [-envoy ENVOY.yaml] FILE
+                                   validate a configuration and print it resolved; with
+                                   -envoy, also check that Envoy sends what per-operation
+                                   rules read
   mcp-authz demo [flags]            run with an embedded demo authorization server (no IdP, no Redis)
   mcp-authz check [flags]           send one ext_authz Check to a running service and print the answer
 Run "mcp-authz COMMAND -h" for a command's flags.`
@@ -128,6 +132,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 func checkConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	envoyFile := fs.String("envoy", "", "also check that this Envoy bootstrap sends what per-operation rules read")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -151,7 +156,33 @@ func checkConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "# %s: valid. Resolved configuration, defaults included:\n%s", fs.Arg(0), out)
+	var perOp []string
+	for i, r := range cfg.Resources {
+		if r.MCP != nil && (len(r.MCP.Tools) > 0 || len(r.MCP.Methods) > 0) {
+			perOp = append(perOp, fmt.Sprintf("resources[%d].mcp", i))
+		}
+	}
+	if *envoyFile != "" && len(perOp) > 0 {
+		src, err := os.ReadFile(*envoyFile)
+		if err != nil {
+			return fmt.Errorf("-envoy: %v", err)
+		}
+		problems, err := envoy.CheckPerOperation(src)
+		if err != nil {
+			return fmt.Errorf("-envoy %s: %v", *envoyFile, err)
+		}
+		if len(problems) > 0 {
+			return fmt.Errorf("-envoy %s: %s has per-operation rules, but:\n  %s", *envoyFile, strings.Join(perOp, ", "), strings.Join(problems, "\n  "))
+		}
+	}
+	fmt.Fprintf(stdout, "# %s: valid. Resolved configuration, defaults included:\n", fs.Arg(0))
+	if len(perOp) > 0 {
+		// Refused requests are the safe failure, but a proxy that sends no body makes every
+		// POST to these resources a 400 for clients that do not send Mcp-Method.
+		fmt.Fprintf(stdout, "# note: %s read the MCP operation: the proxy must forward the body (Envoy with_request_body,\n"+
+			"#   pack_as_bytes: true) or clients must send Mcp-Method/Mcp-Name; check an Envoy file with -envoy FILE.\n", strings.Join(perOp, ", "))
+	}
+	fmt.Fprint(stdout, string(out))
 	return nil
 }
 

@@ -265,3 +265,33 @@ func TestHeapFloorUnlessGOGC(t *testing.T) {
 		t.Errorf("GOGC %d after stop, want %d back", got, before)
 	}
 }
+
+// check-config with per-operation rules says what the proxy must send, and with -envoy checks
+// an Envoy file for it.
+func TestCheckConfigPerOperationEnvoy(t *testing.T) {
+	dir := t.TempDir()
+	src, err := os.ReadFile("../../deploy/config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "c.yaml")
+	withRules := strings.Replace(string(src), "    scopes:\n", "    mcp:\n      tools:\n        delete_file: [files:write]\n    scopes:\n", 1)
+	if withRules == string(src) {
+		t.Fatal("fixture no longer has a resource scopes block")
+	}
+	os.WriteFile(cfg, []byte(withRules), 0o600)
+	out, _, err := runCmd("check-config", cfg)
+	if err != nil || !strings.Contains(out, "# note: resources[0].mcp read the MCP operation") {
+		t.Fatalf("no per-operation note: %v\n%s", err, out)
+	}
+	if _, _, err := runCmd("check-config", "-envoy", "../../envoy/envoy.yaml", cfg); err != nil {
+		t.Errorf("shipped envoy.yaml refused: %v", err)
+	}
+	e, _ := os.ReadFile("../../envoy/envoy.yaml")
+	bad := filepath.Join(dir, "envoy.yaml")
+	os.WriteFile(bad, []byte(strings.Replace(string(e), "with_request_body:", "x_with_request_body:", 1)), 0o600)
+	_, _, err = runCmd("check-config", "-envoy", bad, cfg)
+	if err == nil || !strings.Contains(err.Error(), "no with_request_body") || !strings.Contains(err.Error(), "resources[0].mcp") {
+		t.Errorf("envoy file without the body accepted: %v", err)
+	}
+}
