@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -207,7 +208,8 @@ func TestHealthCheckNoticesDrain(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, c := range b.GetStaticResources().GetClusters() {
-			if c.GetName() != "mcp-authz" {
+			// mcp-authz (gRPC health) and mcp-authz-http (/readyz, 503 while draining).
+			if !strings.HasPrefix(c.GetName(), "mcp-authz") {
 				continue
 			}
 			hcs := c.GetHealthChecks()
