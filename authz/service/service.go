@@ -174,7 +174,9 @@ func (b budgeted) Check(ctx context.Context, r *authz.Request) *authz.Decision {
 	budget := st.cfg.CheckTimeout.D()
 	if dl, ok := ctx.Deadline(); ok {
 		left := time.Until(dl)
-		budget = min(budget, left-min(left/5, maxReserve))
+		if b := left - min(left/5, maxReserve); budget == 0 || b < budget {
+			budget = max(b, time.Nanosecond) // an already spent budget still bounds the Check
+		}
 	}
 	if budget > 0 {
 		bc := &budgetCtx{Context: ctx, deadline: time.Now().Add(budget)}
