@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/go-json-experiment/json"
+
 	"github.com/mcp-authz/mcp-authz/authz/internal/strictjson"
 )
 
@@ -60,30 +62,37 @@ var errHeaderMismatch = errors.New("mcp headers disagree with the body")
 // A JSON array is a batch (JSON-RPC 2.0 §6, accepted by the 2025-03-26 SDK servers): one
 // Operation per request in it.
 func ReadOperations(body []byte) ([]Operation, error) {
+	// One pooled pass checks the whole body: syntax, UTF-8, duplicates and case-variant
+	// names at every depth (tool arguments included: a tool on Go's encoding/json would read
+	// them differently from one on JSON.parse). After it, exact-name decoding is unambiguous.
+	if err := strictjson.Check(body); err != nil {
+		return nil, fmt.Errorf("%w: %v", errOperation, err)
+	}
 	i := 0
 	for i < len(body) && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n') {
 		i++
 	}
-	if i == len(body) {
-		return nil, fmt.Errorf("%w: empty body", errOperation)
-	}
 	if body[i] != '[' {
-		op, isReq, err := readMessage(body)
+		var m rpcMessage
+		if err := json.Unmarshal(body, &m); err != nil {
+			return nil, fmt.Errorf("%w: %v", errOperation, err)
+		}
+		op, isReq, err := m.operation()
 		if err != nil || !isReq {
 			return nil, err
 		}
 		return []Operation{op}, nil
 	}
-	elems, err := strictjson.Array(body)
-	if err != nil {
+	var batch []rpcMessage
+	if err := json.Unmarshal(body, &batch); err != nil {
 		return nil, fmt.Errorf("%w: %v", errOperation, err)
 	}
-	if len(elems) == 0 {
+	if len(batch) == 0 {
 		return nil, fmt.Errorf("%w: empty batch", errOperation)
 	}
-	ops := make([]Operation, 0, len(elems))
-	for _, e := range elems {
-		op, isReq, err := readMessage(e)
+	ops := make([]Operation, 0, len(batch))
+	for i := range batch {
+		op, isReq, err := batch[i].operation()
 		if err != nil {
 			return nil, err
 		}
@@ -94,61 +103,78 @@ func ReadOperations(body []byte) ([]Operation, error) {
 	return ops, nil
 }
 
-func readMessage(raw []byte) (op Operation, isRequest bool, err error) {
-	ms, err := strictjson.Object(raw)
-	if err != nil {
-		return op, false, fmt.Errorf("%w: %v", errOperation, err)
+// rpcMessage is what a decision reads of a JSON-RPC message. Decoded with JSON v2 after
+// strictjson.Check, so names match exactly and none repeats in any case. Each member records
+// whether it was present and of the right JSON type: a null method or params is not an
+// absent one (the Go SDK reads "method":null as the method "").
+type rpcMessage struct {
+	JSONRPC member    `json:"jsonrpc"`
+	Method  member    `json:"method"`
+	Params  rpcParams `json:"params"`
+}
+
+type rpcParams struct {
+	present, object bool
+	Name            member `json:"name"`
+	URI             member `json:"uri"`
+	TaskID          member `json:"taskId"`
+}
+
+func (p *rpcParams) UnmarshalJSON(b []byte) error {
+	p.present = true
+	if len(b) == 0 || b[0] != '{' {
+		return nil
 	}
-	var params []byte
-	hasParams, version := false, false
-	for _, m := range ms {
-		switch m.Name {
-		case "jsonrpc":
-			if v, ok := strictjson.String(m.Value); !ok || v != "2.0" {
-				return op, false, fmt.Errorf("%w: jsonrpc is not \"2.0\"", errOperation)
-			}
-			version = true
-		case "method":
-			v, ok := strictjson.String(m.Value)
-			if !ok {
-				return op, false, fmt.Errorf("%w: method is not a string", errOperation)
-			}
-			op.Method, isRequest = v, true
-		case "params":
-			if m.Value.Kind() != '{' {
-				return op, false, fmt.Errorf("%w: params is not an object", errOperation)
-			}
-			params, hasParams = m.Value, true
-		}
+	p.object = true
+	type fields rpcParams // without this method
+	return json.Unmarshal(b, (*fields)(p))
+}
+
+// member is a JSON member that must be a string where it is read.
+type member struct {
+	present, isString bool
+	s                 string
+}
+
+func (m *member) UnmarshalJSON(b []byte) error {
+	m.present = true
+	if len(b) > 0 && b[0] == '"' {
+		m.isString = true
+		return json.Unmarshal(b, &m.s)
 	}
-	if !version {
-		return op, false, fmt.Errorf("%w: no jsonrpc member", errOperation)
+	return nil
+}
+
+func (m *rpcMessage) operation() (op Operation, isRequest bool, err error) {
+	if !m.JSONRPC.isString || m.JSONRPC.s != "2.0" {
+		return op, false, fmt.Errorf("%w: jsonrpc is not \"2.0\"", errOperation)
 	}
-	if !isRequest {
-		return op, false, nil
+	if !m.Method.present {
+		return op, false, nil // a response
 	}
-	var pms []strictjson.Member
-	if hasParams {
-		// Read whatever the method: a case variant in params is ambiguous for any rule.
-		if pms, err = strictjson.Object(params); err != nil {
-			return op, false, fmt.Errorf("%w: params: %v", errOperation, err)
-		}
+	if !m.Method.isString {
+		return op, false, fmt.Errorf("%w: method is not a string", errOperation)
 	}
-	want := nameParam(op.Method)
-	if want == "" {
+	if m.Params.present && !m.Params.object {
+		return op, false, fmt.Errorf("%w: params is not an object", errOperation)
+	}
+	op.Method = m.Method.s
+	var target member
+	switch nameParam(op.Method) {
+	case "":
 		return op, true, nil
+	case "name":
+		target = m.Params.Name
+	case "uri":
+		target = m.Params.URI
+	case "taskId":
+		target = m.Params.TaskID
 	}
-	for _, m := range pms {
-		if m.Name == want {
-			v, ok := strictjson.String(m.Value)
-			if !ok {
-				return op, false, fmt.Errorf("%w: params.%s is not a string", errOperation, want)
-			}
-			op.Name = v
-			return op, true, nil
-		}
+	if !target.isString {
+		return op, false, fmt.Errorf("%w: %s without a string target in params", errOperation, op.Method)
 	}
-	return op, false, fmt.Errorf("%w: %s without params.%s", errOperation, op.Method, want)
+	op.Name = target.s
+	return op, true, nil
 }
 
 // requestOperations finds the MCP operations of a request for per-operation rules: from the

@@ -22,6 +22,10 @@ func benchService(b *testing.B, l1 int) (*extauthz.Server, string) {
 
 // benchServiceFull is benchService's Service, started (listening on loopback).
 func benchServiceFull(b *testing.B, l1 int) (*Service, string) {
+	return benchServiceWith(b, l1, nil)
+}
+
+func benchServiceWith(b *testing.B, l1 int, mod func(*config.Config)) (*Service, string) {
 	b.Helper()
 	a, srv := asServer(b)
 	cfg := &config.Config{
@@ -30,6 +34,9 @@ func benchServiceFull(b *testing.B, l1 int) (*Service, string) {
 		Cache:     config.Cache{L1Size: l1},
 		Issuers:   []config.Issuer{{Issuer: srv}},
 		Resources: []config.Resource{{Resource: resource, Scopes: config.Scopes{Required: []string{"mcp:tools"}}}},
+	}
+	if mod != nil {
+		mod(cfg)
 	}
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -70,6 +77,28 @@ func BenchmarkCheckCachedJWT(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if r, _ := ext.Check(ctx, req); r.GetOkResponse() == nil {
+			b.Fatal(r)
+		}
+	}
+}
+
+// The cached JWT with a per-tool rule: the strict reader reads a typical tools/call body
+// (SEP-2243 headers absent, as from a 2025 client) on every Check. Compare with
+// BenchmarkCheckCachedJWT in the same run: the difference is the cost of reading the body.
+func BenchmarkCheckCachedJWTToolCall(b *testing.B) {
+	s, tok := benchServiceWith(b, 1000, func(c *config.Config) {
+		c.Resources[0].MCP = &config.MCP{Tools: map[string][]string{"delete_file": {"files:write"}, "*": {"mcp:tools"}}}
+	})
+	req := benchReq(tok)
+	req.Attributes.Request.Http.Headers["content-type"] = "application/json"
+	req.Attributes.Request.Http.RawBody = []byte(`{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"search_documents","arguments":{"query":"quarterly revenue by region","limit":20,"filters":{"year":2026,"tags":["finance","report"]}},"_meta":{"progressToken":"p-42"}}}`)
+	ctx := context.Background()
+	if r, _ := s.ext.Check(ctx, req); r.GetOkResponse() == nil {
+		b.Fatal(r)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if r, _ := s.ext.Check(ctx, req); r.GetOkResponse() == nil {
 			b.Fatal(r)
 		}
 	}
