@@ -97,7 +97,7 @@ for _ in $(seq 50); do curl -sf 127.0.0.1:9193/jwks >/dev/null && break; sleep 0
 # The cache off: every JWT is signature-verified (the crypto bound).
 cfg nocache 127.0.0.1:9194 127.0.0.1:9294 http://127.0.0.1:9193 '{ l1_size: -1 }'
 serve nocache 127.0.0.1:9194 127.0.0.1:9294; NOCACHE_PID=$SPID
-# Opaque tokens answered from Redis: L1 off, Redis on (one GET+PTTL round trip per Check).
+# Opaque tokens answered from Redis: L1 off, Redis on (one GET per Check: the value carries its own deadline).
 cfg redis 127.0.0.1:9195 127.0.0.1:9295 "http://$FAST" "{ l1_size: -1, secret: { env: BENCH_CACHE_SECRET }, redis: { addrs: [\"$REDIS\"] } }" introspection
 serve redis 127.0.0.1:9195 127.0.0.1:9295; REDISSRV_PID=$SPID
 # No cache at all: every Check introspects at the slow authorization server.
@@ -340,7 +340,7 @@ echo "    to miss claims the token in Redis, the others wait for its entry), $(p
 c0=$(redis_calls); ghzc -D "$WORK/burst.data" -c "$CONC" -z "$DUR" -O json 127.0.0.1:9202 >"$WORK/steady.json" 2>/dev/null; c1=$(redis_calls)
 n=$(python3 -c "import json; print(json.load(open('$WORK/steady.json'))['count'])")
 echo "  steady state, that token on one replica for $DUR ($n Checks, L1 hits): $(python3 -c "print(f'{($c1-$c0)/$n:.5f}')") Redis commands per Check"
-echo "  (with L1 off every Check is one GET+PTTL pipeline: see redis_cmd of opaque-redis above)"
+echo "  (with L1 off every Check is one GET: see redis_cmd of opaque-redis above)"
 for p in "${SCALE[@]}"; do kill "$p"; wait "$p" 2>/dev/null || true; done
 fi
 
