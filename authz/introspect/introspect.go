@@ -613,47 +613,19 @@ func (v *Verifier) identity(body []byte) (identity.Identity, error) {
 // empty audience is refused by every resource.)
 func (a *answer) notAccess() error {
 	if a.TokenUse != nil {
-		if use, _ := strictjson.String(a.TokenUse); kindOf(use) != kindAccess {
+		if use, _ := strictjson.String(a.TokenUse); identity.KindOf(use) != identity.KindAccess {
 			return errNotAccess
 		}
 	}
 	for _, m := range []jsontext.Value{a.Typ, a.TokenTypeHint} {
-		if s, ok := strictjson.String(m); ok && kindOf(s) != kindUnknown && kindOf(s) != kindAccess {
+		if s, ok := strictjson.String(m); ok && identity.KindOf(s) != identity.KindUnknown && identity.KindOf(s) != identity.KindAccess {
 			return errNotAccess
 		}
 	}
-	if k := kindOf(a.TokenType); k != kindUnknown && k != kindAccess {
+	if k := identity.KindOf(a.TokenType); k != identity.KindUnknown && k != identity.KindAccess {
 		return errNotAccess
 	}
 	return nil
-}
-
-// Token kinds, as kindOf sorts the names authorization servers give them.
-const (
-	kindUnknown = ""
-	kindAccess  = "access"
-	kindOther   = "other"
-)
-
-// kindOf sorts a token kind's name, as found in token_use, token_type, token_type_hint or a
-// typ member: RFC 8693 §3 token type URIs, RFC 7009 §2.1 token_type_hint values, media types
-// of explicitly typed JWTs (RFC 8725 §3.11) and the names particular servers use (Hydra
-// "refresh_token", Keycloak "Refresh", "Offline", "ID"). An unknown name decides nothing.
-// It mirrors authz/jwt's kindOf; the two packages share no code by design.
-func kindOf(s string) string {
-	s = strings.ToLower(strings.TrimSpace(s))
-	s = strings.TrimPrefix(s, "urn:ietf:params:oauth:token-type:")
-	s = strings.TrimPrefix(s, "application/")
-	s = strings.TrimSuffix(s, "+jwt")
-	switch s {
-	case "at", "access_token", "access", "bearer":
-		return kindAccess
-	case "refresh_token", "refresh", "offline", "offline_token",
-		"id_token", "id", "idtoken", "serialized-id",
-		"logout", "logout_token", "secevent", "dpop", "token-introspection", "oauth-authz-req":
-		return kindOther
-	}
-	return kindUnknown
 }
 
 // Answer-reading reasons (the rest are with the other errors below).

@@ -149,7 +149,7 @@ func New(cfg Config) (*Verifier, error) {
 		parseAlgs = append(parseAlgs, jose.SignatureAlgorithm(a))
 	}
 	for _, t := range cfg.AllowTyp {
-		if k := kindOf(t); k != kindUnknown && k != kindAccess {
+		if k := identity.KindOf(t); k != identity.KindUnknown && k != identity.KindAccess {
 			return nil, fmt.Errorf("jwt: allow_typ %q names %s, never an access token (RFC 9068 §2.1); remove it", t, k)
 		}
 	}
@@ -286,7 +286,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (identity.Identity,
 		return identity.Identity{}, errCrit
 	}
 	typ, _ := h.ExtraHeaders[jose.HeaderType].(string)
-	if k := kindOf(typ); k != kindUnknown && k != kindAccess {
+	if k := identity.KindOf(typ); k != identity.KindUnknown && k != identity.KindAccess {
 		// Whatever require_typ says: a token typed as another kind says what it is.
 		return identity.Identity{}, errNotAccess
 	}
@@ -428,14 +428,14 @@ func (cl *claims) notAccess() error {
 		return errIDToken
 	}
 	typ, _ := strictjson.String(cl.Typ)
-	if cl.Nonce != nil && kindOf(typ) != kindAccess {
+	if cl.Nonce != nil && identity.KindOf(typ) != identity.KindAccess {
 		return errIDToken
 	}
-	if k := kindOf(typ); k != kindUnknown && k != kindAccess {
+	if k := identity.KindOf(typ); k != identity.KindUnknown && k != identity.KindAccess {
 		return errNotAccess
 	}
 	if cl.TokenUse != nil {
-		if use, _ := strictjson.String(cl.TokenUse); kindOf(use) != kindAccess {
+		if use, _ := strictjson.String(cl.TokenUse); identity.KindOf(use) != identity.KindAccess {
 			return errNotAccess
 		}
 	}
@@ -452,40 +452,6 @@ func (cl *claims) notAccess() error {
 		}
 	}
 	return nil
-}
-
-// Token kinds, as kindOf sorts the names authorization servers give them.
-const (
-	kindUnknown = ""
-	kindAccess  = "an access token"
-	kindRefresh = "a refresh token"
-	kindID      = "an ID token"
-	kindOther   = "another kind of JWT"
-)
-
-// kindOf sorts a token kind's name, as found in a typ header or claim, a token_use or a
-// token_type: RFC 8693 §3 token type URIs, RFC 7009 §2.1 token_type_hint values, media
-// types of explicitly typed JWTs (RFC 8725 §3.11) and the names particular servers use
-// (Keycloak "Refresh", "Offline", "ID"; Cognito "access", "id"). An unknown name ("JWT",
-// "Bearer" in a typ header) is kindUnknown, which decides nothing.
-func kindOf(s string) string {
-	s = strings.ToLower(strings.TrimSpace(s))
-	s = strings.TrimPrefix(s, "urn:ietf:params:oauth:token-type:")
-	s = strings.TrimPrefix(s, "application/")
-	s = strings.TrimSuffix(s, "+jwt")
-	switch s {
-	case "at", "access_token", "access", "bearer":
-		return kindAccess
-	case "refresh_token", "refresh", "offline", "offline_token":
-		return kindRefresh
-	case "id_token", "id", "idtoken", "serialized-id":
-		return kindID
-	case "logout", "logout_token", "secevent", "dpop", "token-introspection", "oauth-authz-req":
-		// OIDC Back-Channel Logout §2.4, RFC 8417 §2.3, RFC 9449 §4.2, RFC 9701 §5,
-		// RFC 9101 §10.8: JWTs that are not credentials at all.
-		return kindOther
-	}
-	return kindUnknown
 }
 
 // strictHeader refuses a JOSE header that is not one unambiguous JSON object.
