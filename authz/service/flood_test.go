@@ -26,17 +26,24 @@ func TestGarbageFloodLeavesRoomForGenuineTokens(t *testing.T) {
 	}{{"fair admission", false}, {"shape rules", true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, srv := as(t)
-			var garbageCalls, garbageInFlight atomic.Int64
+			var garbageCalls, garbageInFlight, busiest atomic.Int64
 			inner := a.Handler()
 			srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if strings.HasSuffix(r.URL.Path, "/introspect") {
 					r.ParseForm()
-					if strings.HasPrefix(r.PostForm.Get("token"), "garbage") {
+					if !strings.HasPrefix(r.PostForm.Get("token"), "garbage") {
+						// A genuine token reached the server: with how much garbage beside it?
+						for n := garbageInFlight.Load(); n > busiest.Load(); {
+							busiest.Store(n)
+						}
+					} else {
 						garbageCalls.Add(1)
 						garbageInFlight.Add(1)
 						defer garbageInFlight.Add(-1)
-						select { // slow, but answering: this is load, not an outage
-						case <-time.After(300 * time.Millisecond):
+						// Slow, but answering within the 2 s introspection timeout: this is load,
+						// not an outage (the breaker stays closed).
+						select {
+						case <-time.After(time.Second):
 						case <-r.Context().Done():
 						}
 					}
@@ -83,11 +90,18 @@ func TestGarbageFloodLeavesRoomForGenuineTokens(t *testing.T) {
 				if err != nil || !allowed(resp) {
 					t.Errorf("genuine token %d during the flood: %v %v", i, err, resp.GetDeniedResponse().GetBody())
 				}
-				if i == 0 && !tc.shaped && garbageInFlight.Load() == 0 {
-					t.Error("the flood was over before the first genuine token was checked: nothing was shown")
-				}
 			}
 			wg.Wait()
+			if n := busiest.Load(); !tc.shaped && n < 32 {
+				// Under the race detector the flood arrives in slower waves; the genuine
+				// tokens' answers above still count, this measure does not.
+				msg := fmt.Sprintf("at most %d garbage calls were in flight beside a genuine one: the flood was not shown", n)
+				if raceEnabled {
+					t.Log(msg)
+				} else {
+					t.Error(msg)
+				}
+			}
 			if n := garbageAllowed.Load(); n > 0 {
 				t.Errorf("%d garbage tokens allowed", n)
 			}
