@@ -58,6 +58,8 @@ type decisionSeries struct {
 type CacheStats struct {
 	L1Hits, L1Misses, L2Hits, L2Misses, L2Errors, L2Skipped, BadMAC, Undecodable, Sets, EvictionsReceived, StaleUsed uint64
 	ClaimsWaited, RevokedDrops                                                                                       uint64
+	RevokedRefused, AnnouncementsRejected, RevocationsForgotten                                                      uint64
+	RevocationsRemembered                                                                                            int
 	RedisConfigured, RedisUp                                                                                         bool
 }
 
@@ -229,12 +231,25 @@ var (
 	cacheClaimsDesc    = prometheus.NewDesc("mcp_authz_cache_claims_waited_total", "New tokens another replica was already introspecting: this one waited for its result instead of calling the IdP.", nil, nil)
 	cacheDropsDesc     = prometheus.NewDesc("mcp_authz_cache_revoked_drops_total", "Verification results not cached because their token was revoked while they were verified.", nil, nil)
 	redisUpDesc        = prometheus.NewDesc("mcp_authz_redis_up", "1 when the last Redis call succeeded, 0 when not; absent without Redis.", nil, nil)
+	// A refused value is someone writing a revoked token's entry back into Redis, or the
+	// revocation memory's fail-safe after revocation_limit was exceeded; a rejected
+	// announcement is a PUBLISH without the cache secret. Neither happens between genuine
+	// replicas within their limits, so both are worth an alert.
+	cacheRevokedRefusedDesc = prometheus.NewDesc("mcp_authz_cache_revoked_refused_total",
+		"Redis values refused because their token was revoked (or may have been: revocation_limit exceeded) within the revocation memory.", nil, nil)
+	cacheAnnRejectedDesc = prometheus.NewDesc("mcp_authz_cache_revocation_announcements_rejected_total",
+		"Messages on the revocation channel refused: not MAC'd with the cache secret, or outside their time window (a replay).", nil, nil)
+	cacheRememberedDesc = prometheus.NewDesc("mcp_authz_cache_revocations_remembered",
+		"Revocations remembered now (at most cache.revocation_limit).", nil, nil)
+	cacheForgottenDesc = prometheus.NewDesc("mcp_authz_cache_revocations_forgotten_total",
+		"Revocations forgotten early to stay within cache.revocation_limit; each makes Redis values that could predate it misses for a while.", nil, nil)
 )
 
 type cacheCollector struct{ stats func() CacheStats }
 
 func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{cacheRequestsDesc, cacheRejectedDesc, cacheSetsDesc, cacheEvictionsDesc, cacheStaleDesc, cacheClaimsDesc, cacheDropsDesc, redisUpDesc} {
+	for _, d := range []*prometheus.Desc{cacheRequestsDesc, cacheRejectedDesc, cacheSetsDesc, cacheEvictionsDesc, cacheStaleDesc, cacheClaimsDesc, cacheDropsDesc, redisUpDesc,
+		cacheRevokedRefusedDesc, cacheAnnRejectedDesc, cacheRememberedDesc, cacheForgottenDesc} {
 		ch <- d
 	}
 }
@@ -255,6 +270,8 @@ func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(cacheRejectedDesc, s.Undecodable, "undecodable")
 		counter(cacheEvictionsDesc, s.EvictionsReceived)
 		counter(cacheClaimsDesc, s.ClaimsWaited)
+		counter(cacheRevokedRefusedDesc, s.RevokedRefused)
+		counter(cacheAnnRejectedDesc, s.AnnouncementsRejected)
 		up := 0.0
 		if s.RedisUp {
 			up = 1
@@ -264,4 +281,8 @@ func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(cacheSetsDesc, s.Sets)
 	counter(cacheStaleDesc, s.StaleUsed)
 	counter(cacheDropsDesc, s.RevokedDrops)
+	// Revocations are remembered with or without Redis (a verification in flight at a
+	// revocation is not stored either way).
+	ch <- prometheus.MustNewConstMetric(cacheRememberedDesc, prometheus.GaugeValue, float64(s.RevocationsRemembered))
+	counter(cacheForgottenDesc, s.RevocationsForgotten)
 }

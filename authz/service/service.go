@@ -320,6 +320,8 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 				L2Errors: st.L2Errors, L2Skipped: st.L2Skipped, BadMAC: st.BadMAC, Undecodable: st.Undecodable,
 				Sets: st.Sets, EvictionsReceived: st.EvictionsReceived, StaleUsed: st.StaleUsed,
 				ClaimsWaited: st.ClaimsWaited, RevokedDrops: st.RevokedDrops,
+				RevokedRefused: st.RevokedRefused, AnnouncementsRejected: st.AnnouncementsRejected,
+				RevocationsRemembered: st.RevocationsRemembered, RevocationsForgotten: st.RevocationsForgotten,
 				RedisConfigured: h.RedisConfigured, RedisUp: h.RedisUp,
 			}
 		})

@@ -434,6 +434,17 @@ func TestMetrics(t *testing.T) {
 	checkToken(t, r, tok)
 	checkToken(t, r, "not-a-valid-token")
 	authv3.NewAuthorizationClient(dial(t, r.GRPCAddr())).Check(context.Background(), checkReq("/mcp", nil))
+	// One revocation remembered, and one forged announcement (no MAC) refused.
+	other := a.IssueOpaque("hope", "c", []string{"mcp:tools"}, resource, time.Hour)
+	if code := revoke(t, r, url.Values{"token": {other}}, "admin-token"); code != 200 {
+		t.Fatalf("revoke: %d", code)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
+	defer rdb.Close()
+	if err := rdb.Publish(context.Background(), "mcp-authz:v3:revoke", "forged").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the forged announcement to be refused", func() bool { return r.cache.Stats().AnnouncementsRejected == 1 })
 	resp, err := http.Get("http://" + r.HTTPAddr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -456,6 +467,10 @@ func TestMetrics(t *testing.T) {
 		`mcp_authz_jwks_stale_keys_total{issuer="` + srv.URL + `"} 0`,
 		`mcp_authz_jwks_refreshes_total{issuer="` + srv.URL + `",outcome="ok"} 1`,
 		`mcp_authz_cache_stale_used_total 0`,
+		`mcp_authz_cache_revocations_remembered 1`,
+		`mcp_authz_cache_revocation_announcements_rejected_total 1`,
+		`mcp_authz_cache_revoked_refused_total 0`,
+		`mcp_authz_cache_revocations_forgotten_total 0`,
 	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %s\n%s", want, grepLines(m, "mcp_authz_idp"))
