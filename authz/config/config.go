@@ -173,6 +173,11 @@ type Cache struct {
 	MaxTTL      Duration `yaml:"max_ttl"`      // default 5m
 	NegativeTTL Duration `yaml:"negative_ttl"` // default 10s
 	L1Size      int      `yaml:"l1_size"`      // entries; default 100000; -1 disables
+	// RevocationLimit bounds how many revoked tokens each replica remembers (for max_ttl plus
+	// slack, so that a revoked token's value written back into Redis is refused); about 120
+	// bytes each. Past it the oldest is forgotten and Redis values that could predate it are
+	// misses for a while: the IdP is asked more, a revoked token is never served. Default 10000.
+	RevocationLimit int `yaml:"revocation_limit"`
 	// Secret keys the cache: entries are stored under HMAC-SHA256(secret, token) and
 	// authenticated with it. Required with Redis (every replica needs the same one); without
 	// Redis a random per-process secret is used when unset.

@@ -48,6 +48,9 @@ func TestParseGoodAppliesDefaults(t *testing.T) {
 	if got := strings.Join(c.Issuers[0].Algorithms, ","); got != "RS256,ES256,PS256,EdDSA" {
 		t.Errorf("algorithms = %q", got)
 	}
+	if c.Cache.RevocationLimit != 10_000 {
+		t.Errorf("cache.revocation_limit = %d, want the cache's default 10000", c.Cache.RevocationLimit)
+	}
 	res := c.AuthzResources()
 	if len(res) != 1 || res[0].ID != "https://mcp.example.com/mcp" || !res[0].AllowCORSPreflight {
 		t.Errorf("AuthzResources = %+v", res)
@@ -101,6 +104,9 @@ func TestValidationNamesTheKey(t *testing.T) {
 		{"redis bad addr", "cache:\n  secret: {env: S}\n  redis:\n    addrs: [nowhere]\n" + good, "cache.redis.addrs[0]"},
 		{"redis cluster db", "cache:\n  secret: {env: S}\n  redis:\n    addrs: [127.0.0.1:7000]\n    cluster: true\n    db: 2\n" + good, "cache.redis.db"},
 		{"secret env and file", "cache:\n  secret: {env: S, file: /x}\n" + good, "cache.secret"},
+		{"revocation limit too small", "cache:\n  revocation_limit: 50\n" + good, "cache.revocation_limit"},
+		{"revocation limit negative", "cache:\n  revocation_limit: -1\n" + good, "cache.revocation_limit"},
+		{"revocation limit", "cache:\n  revocation_limit: 100\n" + good, ""},
 		{"introspection without client", strings.Replace(good, "- issuer: https://as.example.com", "- issuer: https://as.example.com\n    introspection: {client_secret: {env: X}}", 1), "issuers[0].introspection.client_id"},
 		{"introspection without secret", strings.Replace(good, "- issuer: https://as.example.com", "- issuer: https://as.example.com\n    introspection: {client_id: rs}", 1), "issuers[0].introspection.client_secret"},
 		{"introspection bad method", strings.Replace(good, "- issuer: https://as.example.com", "- issuer: https://as.example.com\n    introspection: {client_id: rs, client_secret: {env: X}, auth_method: private_key_jwt}", 1), "issuers[0].introspection.auth_method"},

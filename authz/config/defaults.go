@@ -55,6 +55,9 @@ func (c *Config) ApplyDefaults() {
 	if c.Cache.L1Size == 0 {
 		c.Cache.L1Size = 100000
 	}
+	if c.Cache.RevocationLimit == 0 {
+		c.Cache.RevocationLimit = 10_000 // cache.Config's default
+	}
 	if r := c.Cache.Redis; r != nil && r.Timeout == 0 {
 		r.Timeout = Duration(50 * time.Millisecond)
 	}

@@ -69,6 +69,11 @@ func (c *Config) Validate() error {
 	if c.Cache.L1Size < -1 {
 		bad("cache.l1_size", "%d: use a number of entries, or -1 to disable the in-process cache", c.Cache.L1Size)
 	}
+	// A bound this small would be passed by an ordinary burst of revocations, after which
+	// Redis stops sharing entries for max_ttl: a typo, not a choice.
+	if c.Cache.RevocationLimit < 100 {
+		bad("cache.revocation_limit", "%d: must be at least 100 (default 10000; each remembered revocation costs about 120 bytes)", c.Cache.RevocationLimit)
+	}
 	for s, implied := range c.ScopeImplies {
 		if !scopeTokenOK(s) {
 			bad("scope_implies", "%q is not a valid scope (RFC 6749 §3.3)", s)
