@@ -33,6 +33,10 @@ type Config struct {
 	// bounded by RedisTimeout only if the client honours context deadlines
 	// (ContextTimeoutEnabled, which NewRedisClient sets).
 	Redis redis.UniversalClient
+	// Deployment is what Redis was built from (NewRedisClient). In Sentinel mode the
+	// revocation subscription follows the master through failovers with it (followMaster);
+	// otherwise it is not needed.
+	Deployment RedisConfig
 	// RedisTimeout bounds each Redis call of Get and Set; default 50ms.
 	RedisTimeout time.Duration
 	// KeyPrefix starts every Redis key; default "mcp-authz:v3:", the value format's version.
@@ -131,8 +135,12 @@ type Tiered struct {
 		revokedDrops, claimsWaited, revokedRefused, annRejected atomic.Uint64
 	}
 
+	// subMu guards sub, which followMaster replaces when a Sentinel master changes, and
+	// orders that against Close.
+	subMu     sync.Mutex
 	sub       *redis.PubSub
-	done      chan struct{}
+	listeners sync.WaitGroup               // one listen per subscription made
+	watchers  []interface{ Close() error } // Sentinel clients and their subscriptions
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -280,13 +288,16 @@ func New(ctx context.Context, cfg Config) (*Tiered, error) {
 	sctx, cancel := context.WithTimeout(ctx, waitRoundTrips*t.timeout)
 	defer cancel()
 	t.sub = t.rdb.Subscribe(sctx, t.channel)
-	t.done = make(chan struct{})
 	ready := make(chan struct{})
+	t.listeners.Add(1)
 	go t.listen(t.sub.ChannelWithSubscriptions(), ready)
 	select {
 	case <-ready:
 	case <-sctx.Done():
 		t.log.Warn("cache: revocation channel not subscribed yet; go-redis keeps retrying")
+	}
+	if cfg.Deployment.mode() == ModeSentinel {
+		t.followMaster(cfg.Deployment)
 	}
 	return t, nil
 }
@@ -295,10 +306,11 @@ func New(ctx context.Context, cfg Config) (*Tiered, error) {
 // on its own; messages published while it was away are lost, so every (re)subscription starts
 // a new epoch: entries stored before it are re-verified before they are trusted again, and
 // are used only when their token cannot be verified at all (Stale). Clearing L1 instead would
-// turn every Redis blip during an IdP outage into an outage for every cached token.
+// turn every Redis blip during an IdP outage into an outage for every cached token. ready, if
+// not nil, is closed at the first subscription: New waits for it; a subscription moved to a
+// new master (resubscribe) has none, so all of its subscriptions are reported.
 func (t *Tiered) listen(msgs <-chan any, ready chan struct{}) {
-	defer close(t.done)
-	subscribed := false
+	defer t.listeners.Done()
 	for msg := range msgs {
 		switch m := msg.(type) {
 		case *redis.Subscription:
@@ -306,9 +318,9 @@ func (t *Tiered) listen(msgs <-chan any, ready chan struct{}) {
 				continue
 			}
 			t.epoch.Add(1)
-			if !subscribed {
-				subscribed = true
+			if ready != nil {
 				close(ready)
+				ready = nil
 			} else {
 				t.log.Info("cache: revocation channel resubscribed; in-process entries are re-verified in case revocations were missed")
 			}
@@ -337,7 +349,11 @@ func (t *Tiered) Close() error {
 		if t.l1 != nil {
 			t.l1.StopAllGoroutines()
 		}
-		if t.sub == nil {
+		// closing is closed, so resubscribe makes no subscription after this one.
+		t.subMu.Lock()
+		sub := t.sub
+		t.subMu.Unlock()
+		if sub == nil {
 			return
 		}
 		// go-redis holds the subscription's lock while it reads, so against a Redis that
@@ -345,8 +361,11 @@ func (t *Tiered) Close() error {
 		// time and leaves the rest to finish in the background.
 		errc := make(chan error, 1)
 		go func() {
-			err := t.sub.Close()
-			<-t.done
+			for _, w := range t.watchers {
+				_ = w.Close() // a sentinel that is gone is no reason to fail Close
+			}
+			err := sub.Close()
+			t.listeners.Wait()
 			errc <- err
 		}()
 		select {

@@ -226,6 +226,7 @@ func buildCache(cfg *config.Config, o Options, p *parts) error {
 			}
 		}
 		cc.Redis, cc.RedisTimeout = p.redis, r.Timeout.D()
+		cc.Deployment = cache.RedisConfig{Mode: r.Mode, Addrs: r.Addrs, MasterName: r.MasterName, TLS: r.TLS, SentinelUsername: r.SentinelUsername, SentinelPassword: spw}
 		for _, is := range cfg.Issuers {
 			cc.Intern = append(cc.Intern, is.Issuer)
 		}
