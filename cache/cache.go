@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -67,6 +68,11 @@ type Config struct {
 	// would have ended, positive Redis values that could predate it are refused (see
 	// revocations): Redis stops sharing work for a while, it never serves a revoked token.
 	RevocationLimit int
+	// StaleGrace: how long past its deadline an L1 entry of a verified token may still stand
+	// in for the token while it cannot be verified (Stale), never past the token's exp. Such
+	// an entry is kept that long but is never a hit. 0: not at all; the service's
+	// cache.stale_grace (default 5m) sets it.
+	StaleGrace time.Duration
 }
 
 // Stats are cumulative counters since New.
@@ -77,7 +83,7 @@ type Stats struct {
 	BadMAC, Undecodable        uint64 // Redis values rejected (each also counted as a miss)
 	Sets                       uint64
 	EvictionsReceived          uint64 // revocations received on the channel
-	StaleUsed                  uint64 // entries from before a reconnect used while their verifier was unavailable
+	StaleUsed                  uint64 // earlier verifications stood in for their token (Stale)
 	RevokedDrops               uint64 // verification results not stored: their token was revoked meanwhile
 	ClaimsWaited               uint64 // new tokens another replica was already verifying (Claim false)
 	// Redis values refused (each also counted as a miss) because their token was revoked
@@ -117,6 +123,8 @@ type Tiered struct {
 	// announce MACs revocation announcements, under a key of its own.
 	announce *hmacPool
 	maxTTL   time.Duration
+	// grace is Config.StaleGrace in nanoseconds.
+	grace int64
 	// rev remembers revocations, so that neither a verification which started before one
 	// (SetSince) nor a value saved from Redis before one and written back can bring the
 	// token back.
@@ -149,6 +157,22 @@ type l1Entry struct {
 	entry
 	deadline int64  // unix nanos on the Now clock; the entry is dead from then on
 	epoch    uint32 // Tiered.epoch when it was stored
+}
+
+// staleEnd is when the entry stops standing in for its token (Stale): grace past its
+// deadline, never past the token's exp. A negative entry stands in for nothing.
+func (e *l1Entry) staleEnd(grace int64) int64 {
+	if e.neg || grace <= 0 {
+		return e.deadline
+	}
+	end := e.deadline + grace
+	if end < e.deadline { // a deadline near the end of time (a value without one)
+		end = math.MaxInt64
+	}
+	if exp := e.id.Expiry; !exp.IsZero() {
+		end = min(end, exp.UnixNano())
+	}
+	return end
 }
 
 const (
@@ -191,6 +215,9 @@ func New(ctx context.Context, cfg Config) (*Tiered, error) {
 	}
 	if cfg.RevocationLimit < 0 {
 		errs = append(errs, errors.New("cache: revocation limit: must not be negative (0: the default, 10000)"))
+	}
+	if cfg.StaleGrace < 0 {
+		errs = append(errs, errors.New("cache: stale grace: must not be negative (0: none)"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -254,16 +281,19 @@ func New(ctx context.Context, cfg Config) (*Tiered, error) {
 		maxTTL:   cfg.MaxTTL,
 		rev:      newRevocations(cfg.RevocationLimit, cfg.MaxTTL+max(cfg.RevokeRepeat, 0)+revokeSlack),
 		repeat:   cfg.RevokeRepeat,
+		grace:    int64(cfg.StaleGrace),
 		closing:  make(chan struct{}),
 	}
 	if cfg.L1Size > 0 {
-		now := cfg.Now
+		now, grace := cfg.Now, int64(cfg.StaleGrace)
 		t.l1, err = otter.New(&otter.Options[[32]byte, l1Entry]{
 			MaximumSize: cfg.L1Size,
-			// Expiry in otter only reclaims memory early; Get checks the deadline itself on
-			// the Now clock, so a stale entry is never returned whichever clock is behind.
+			// Expiry in otter only reclaims memory early; Get and Stale check the deadline
+			// themselves on the Now clock, so a stale entry is never returned whichever clock
+			// is behind. An entry is kept for the stale grace past its deadline, which only
+			// Stale looks at.
 			ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[[32]byte, l1Entry]) time.Duration {
-				return time.Duration(e.Value.deadline - now().UnixNano())
+				return time.Duration(e.Value.staleEnd(grace) - now().UnixNano())
 			}),
 			Logger: otterLogger{cfg.Logger},
 		})
@@ -428,16 +458,24 @@ func (t *Tiered) GetTier(ctx context.Context, key [32]byte) (id identity.Identit
 	return e.id, e.neg, "redis", true
 }
 
-// Stale returns an identity this replica verified before its revocation channel last
-// reconnected, still within its lifetime: the stand-in for a token whose verifier is
-// unavailable. A revocation announced while the channel was down is missed only if the
-// token's issuer cannot be asked either.
+// Stale returns an identity this replica verified before that is no longer a hit: the
+// stand-in for a token that is being re-verified, or whose verifier is unavailable. Either
+// its revocation channel reconnected since (the entry is still within its lifetime), or its
+// lifetime ended less than StaleGrace ago (and the token's exp has not passed). A revocation
+// this replica knows of rules it out; one announced while the channel was down, or made at the
+// issuer only, is missed until the token's re-verification gets an answer: for one round trip
+// with a healthy issuer, for up to StaleGrace past max_ttl with one that cannot answer.
 func (t *Tiered) Stale(key [32]byte) (identity.Identity, bool) {
 	if t.l1 == nil {
 		return identity.Identity{}, false
 	}
 	e, hit := t.l1.GetIfPresent(key)
-	if !hit || e.neg || t.now().UnixNano() >= e.deadline {
+	if !hit || e.neg || t.now().UnixNano() >= e.staleEnd(t.grace) {
+		return identity.Identity{}, false
+	}
+	// Revocation evicts from L1, so this only matters for an entry that came back some other
+	// way; every store is at most maxTTL before its deadline.
+	if t.rev.since(key, e.deadline-int64(t.maxTTL)) {
 		return identity.Identity{}, false
 	}
 	t.st.staleUsed.Add(1)
