@@ -178,6 +178,11 @@ type Cache struct {
 	// bytes each. Past it the oldest is forgotten and Redis values that could predate it are
 	// misses for a while: the IdP is asked more, a revoked token is never served. Default 10000.
 	RevocationLimit int `yaml:"revocation_limit"`
+	// StaleGrace: how long past max_ttl a token this replica verified before may still be
+	// allowed on that verification while its re-verification cannot get an answer (the IdP is
+	// down or black-holed), never past the token's exp; the entry is kept that long in L1.
+	// Default 5m; 0s disables.
+	StaleGrace *Duration `yaml:"stale_grace"`
 	// Secret keys the cache: entries are stored under HMAC-SHA256(secret, token) and
 	// authenticated with it. Required with Redis (every replica needs the same one); without
 	// Redis a random per-process secret is used when unset.
@@ -271,6 +276,14 @@ func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(),
 
 // D is the value as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Grace is StaleGrace, or its default when unset (a Config not made by Parse).
+func (c *Cache) Grace() time.Duration {
+	if c.StaleGrace == nil {
+		return DefaultStaleGrace
+	}
+	return c.StaleGrace.D()
+}
 
 // Load reads, defaults and validates a configuration file.
 func Load(path string) (*Config, error) {

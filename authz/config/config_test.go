@@ -51,6 +51,9 @@ func TestParseGoodAppliesDefaults(t *testing.T) {
 	if c.Cache.RevocationLimit != 10_000 {
 		t.Errorf("cache.revocation_limit = %d, want the cache's default 10000", c.Cache.RevocationLimit)
 	}
+	if g := c.Cache.Grace(); g != DefaultStaleGrace || g != c.Cache.MaxTTL.D() {
+		t.Errorf("cache.stale_grace = %s, want the default max_ttl, 5m", g)
+	}
 	res := c.AuthzResources()
 	if len(res) != 1 || res[0].ID != "https://mcp.example.com/mcp" || !res[0].AllowCORSPreflight {
 		t.Errorf("AuthzResources = %+v", res)
@@ -107,6 +110,9 @@ func TestValidationNamesTheKey(t *testing.T) {
 		{"revocation limit too small", "cache:\n  revocation_limit: 50\n" + good, "cache.revocation_limit"},
 		{"revocation limit negative", "cache:\n  revocation_limit: -1\n" + good, "cache.revocation_limit"},
 		{"revocation limit", "cache:\n  revocation_limit: 100\n" + good, ""},
+		{"stale grace too long", "cache:\n  stale_grace: 25h\n" + good, "cache.stale_grace"},
+		{"stale grace negative", "cache:\n  stale_grace: -1m\n" + good, "cache.stale_grace"},
+		{"stale grace off", "cache:\n  stale_grace: 0s\n" + good, ""},
 		{"introspection without client", strings.Replace(good, "- issuer: https://as.example.com", "- issuer: https://as.example.com\n    introspection: {client_secret: {env: X}}", 1), "issuers[0].introspection.client_id"},
 		{"introspection without secret", strings.Replace(good, "- issuer: https://as.example.com", "- issuer: https://as.example.com\n    introspection: {client_id: rs}", 1), "issuers[0].introspection.client_secret"},
 		{"introspection bad method", strings.Replace(good, "- issuer: https://as.example.com", "- issuer: https://as.example.com\n    introspection: {client_id: rs, client_secret: {env: X}, auth_method: private_key_jwt}", 1), "issuers[0].introspection.auth_method"},

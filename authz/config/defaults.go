@@ -23,6 +23,9 @@ const DefaultCheckTimeout = 2500 * time.Millisecond
 // NOT_SERVING: longer than Envoy's health-check detection in envoy/ (2s interval × 2).
 const DefaultDrain = 5 * time.Second
 
+// DefaultStaleGrace is cache.stale_grace's default: as long again as the default max_ttl.
+const DefaultStaleGrace = 5 * time.Minute
+
 // DefaultAlgorithms are the asymmetric JWS algorithms accepted unless configured otherwise.
 var DefaultAlgorithms = []string{"RS256", "ES256", "PS256", "EdDSA"}
 
@@ -57,6 +60,10 @@ func (c *Config) ApplyDefaults() {
 	}
 	if c.Cache.RevocationLimit == 0 {
 		c.Cache.RevocationLimit = 10_000 // cache.Config's default
+	}
+	if c.Cache.StaleGrace == nil {
+		d := Duration(DefaultStaleGrace)
+		c.Cache.StaleGrace = &d
 	}
 	if r := c.Cache.Redis; r != nil && r.Timeout == 0 {
 		r.Timeout = Duration(50 * time.Millisecond)

@@ -74,6 +74,9 @@ func (c *Config) Validate() error {
 	if c.Cache.RevocationLimit < 100 {
 		bad("cache.revocation_limit", "%d: must be at least 100 (default 10000; each remembered revocation costs about 120 bytes)", c.Cache.RevocationLimit)
 	}
+	if g := c.Cache.StaleGrace; g != nil && g.D() > 24*time.Hour {
+		bad("cache.stale_grace", "%s is more than 24h: it is how long past max_ttl a token verified before is still allowed while its authorization server cannot answer; use minutes (default 5m), or 0s to disable", g.D())
+	}
 	for s, implied := range c.ScopeImplies {
 		if !scopeTokenOK(s) {
 			bad("scope_implies", "%q is not a valid scope (RFC 6749 §3.3)", s)

@@ -200,7 +200,7 @@ func buildCache(cfg *config.Config, o Options, p *parts) error {
 	if l1 == 0 && cfg.Cache.Redis == nil {
 		return nil // no cache at all: every token is verified every time
 	}
-	cc := cache.Config{Secret: key, L1Size: l1, Logger: o.Logger, Now: o.Now, MaxTTL: cfg.Cache.MaxTTL.D(), RevocationLimit: cfg.Cache.RevocationLimit}
+	cc := cache.Config{Secret: key, L1Size: l1, Logger: o.Logger, Now: o.Now, MaxTTL: cfg.Cache.MaxTTL.D(), RevocationLimit: cfg.Cache.RevocationLimit, StaleGrace: cfg.Cache.Grace()}
 	if r := cfg.Cache.Redis; r != nil {
 		pw, err := r.Password.Read("cache.redis.password", o.Getenv)
 		if err != nil {

@@ -649,17 +649,59 @@ func TestIdPOutageCostsLittle(t *testing.T) {
 		t.Skip("an IdP outage under load takes a few seconds; skipped with -short")
 	}
 	for _, mode := range []string{"swallow", "refuse"} {
-		t.Run(mode, func(t *testing.T) { idpOutageRun(t, mode) })
+		t.Run(mode, func(t *testing.T) { idpOutageRun(t, mode, dueAfterReconnect) })
 	}
 }
 
-func idpOutageRun(t *testing.T, mode string) {
+// TestIdPOutageAtExpiryCostsLittle is TestIdPOutageCostsLittle with the cached verifications
+// due because their lifetime (cache.max_ttl) ended, their tokens' exp still ahead: they stand
+// in for their tokens for cache.stale_grace past it (issue 15 item 12, "at expiry").
+func TestIdPOutageAtExpiryCostsLittle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("an IdP outage under load takes a few seconds; skipped with -short")
+	}
+	for _, mode := range []string{"swallow", "refuse"} {
+		t.Run(mode, func(t *testing.T) { idpOutageRun(t, mode, dueAtExpiry) })
+	}
+}
+
+// due makes a replica's cached verifications due for re-verification.
+type due struct {
+	name string
+	mod  func(*config.Config)
+	wait func(t *testing.T, rd *redistest.Server, logs *lineCounter)
+}
+
+var (
+	dueAfterReconnect = due{name: "tokens due for re-verification after a Redis restart",
+		wait: func(t *testing.T, rd *redistest.Server, logs *lineCounter) {
+			const resubscribed = "cache: revocation channel resubscribed; in-process entries are re-verified in case revocations were missed"
+			rd.Restart()
+			for deadline := time.Now().Add(10 * time.Second); logs.seen(resubscribed) == 0; time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the replica did not resubscribe to the revocation channel after the Redis restart")
+				}
+			}
+		}}
+	dueAtExpiry = due{name: "tokens' cache entries past max_ttl",
+		mod: func(c *config.Config) { c.Cache.MaxTTL = config.Duration(outageMaxTTL) },
+		// Every entry was stored (or re-stored) during the healthy load, which is over.
+		wait: func(*testing.T, *redistest.Server, *lineCounter) { time.Sleep(outageMaxTTL + 100*time.Millisecond) }}
+)
+
+// outageMaxTTL: cache.max_ttl for dueAtExpiry, short for the test's sake.
+const outageMaxTTL = 1500 * time.Millisecond
+
+func idpOutageRun(t *testing.T, mode string, d due) {
 	a, srv := as(t)
 	bh := newIdPFront(t, srv.Listener.Addr().String())
 	rd := redistest.Start(t)
 	logs := &lineCounter{n: map[slog.Level]int{}, msgs: map[string]int{}}
 	r := replicaWith(t, srv.URL, []string{rd.Addr()}, func(c *config.Config) {
 		c.Issuers[0].Introspection.Endpoint = "http://" + bh.addr() + "/introspect"
+		if d.mod != nil {
+			d.mod(c)
+		}
 	}, Options{Logger: slog.New(logs)})
 
 	const tokens = 50
@@ -673,19 +715,13 @@ func idpOutageRun(t *testing.T, mode string) {
 	// The same load with the IdP healthy and every token cached: the machine's own latency.
 	base := checkLoad(t, r, toks)
 	bh.set(mode)
-	const resubscribed = "cache: revocation channel resubscribed; in-process entries are re-verified in case revocations were missed"
-	rd.Restart()
-	for deadline := time.Now().Add(10 * time.Second); logs.seen(resubscribed) == 0; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the replica did not resubscribe to the revocation channel after the Redis restart")
-		}
-	}
+	d.wait(t, rd, logs)
 	logs.count(true)
 	out := checkLoad(t, r, toks)
 	lines, warns := logs.count(false)
 	t.Logf("IdP healthy, tokens cached: %s", base)
-	t.Logf("IdP %s, tokens due for re-verification: %s; %d log lines (%d WARN or above); %d connections to the black hole",
-		mode, out, lines, warns, bh.accepted.Load())
+	t.Logf("IdP %s, %s: %s; %d log lines (%d WARN or above); %d connections to the black hole",
+		mode, d.name, out, lines, warns, bh.accepted.Load())
 	if out.refused > 0 {
 		t.Errorf("%d of %d Checks of previously verified tokens refused", out.refused, out.n)
 	}
@@ -783,6 +819,30 @@ func TestStaleEntryRevalidatedInBackground(t *testing.T) {
 	waitUntil(t, "the revocation channel to be resubscribed", func() bool { return logs.seen(resubscribed) > 0 })
 	// The first Check may be answered from the earlier verification; it starts the
 	// re-verification, whose "inactive" denies every Check after it.
+	checkToken(t, r, tok)
+	waitUntil(t, "the re-verification", func() bool { return a.Counts().Introspect > before })
+	waitUntil(t, "the revoked token to be denied", func() bool { return !allowed(checkToken(t, r, tok)) })
+	if resp := checkToken(t, r, tok); allowed(resp) || resp.GetDeniedResponse().GetStatus().GetCode() != 401 {
+		t.Errorf("after the re-verification said inactive: %v", resp)
+	}
+}
+
+// The same at entry expiry: an entry past cache.max_ttl, within cache.stale_grace, may answer
+// the Check that starts its re-verification, and an "inactive" from that re-verification denies
+// every Check after it.
+func TestExpiredEntryRevalidatedInBackground(t *testing.T) {
+	a, srv := as(t)
+	rd := redistest.Start(t)
+	r := replicaWith(t, srv.URL, []string{rd.Addr()}, func(c *config.Config) {
+		c.Cache.MaxTTL = config.Duration(outageMaxTTL)
+	}, Options{})
+	tok := a.IssueOpaque("erin", "c", []string{"mcp:tools"}, resource, time.Hour)
+	if !allowed(checkToken(t, r, tok)) {
+		t.Fatal("refused before the revocation")
+	}
+	before := a.Counts().Introspect
+	a.Revoke(tok) // at the authorization server only
+	time.Sleep(outageMaxTTL + 100*time.Millisecond)
 	checkToken(t, r, tok)
 	waitUntil(t, "the re-verification", func() bool { return a.Counts().Introspect > before })
 	waitUntil(t, "the revoked token to be denied", func() bool { return !allowed(checkToken(t, r, tok)) })
