@@ -1,13 +1,16 @@
 package authz
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/mcp-authz/mcp-authz/authz/internal/strictjson"
 )
@@ -68,14 +71,17 @@ func ReadOperations(body []byte) ([]Operation, error) {
 	if err := strictjson.Check(body); err != nil {
 		return nil, fmt.Errorf("%w: %v", errOperation, err)
 	}
-	i := 0
-	for i < len(body) && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n') {
-		i++
-	}
-	if body[i] != '[' {
-		var m rpcMessage
-		if err := json.Unmarshal(body, &m); err != nil {
-			return nil, fmt.Errorf("%w: %v", errOperation, err)
+	r := readers.Get().(*rpcReader)
+	defer func() {
+		r.rd.Reset(nil) // drop the caller's bytes
+		readers.Put(r)
+	}()
+	r.rd.Reset(body)
+	r.dec.Reset(&r.rd, checked)
+	if r.dec.PeekKind() != '[' {
+		m, err := r.message()
+		if err != nil {
+			return nil, err
 		}
 		op, isReq, err := m.operation()
 		if err != nil || !isReq {
@@ -83,16 +89,18 @@ func ReadOperations(body []byte) ([]Operation, error) {
 		}
 		return []Operation{op}, nil
 	}
-	var batch []rpcMessage
-	if err := json.Unmarshal(body, &batch); err != nil {
+	if _, err := r.dec.ReadToken(); err != nil {
 		return nil, fmt.Errorf("%w: %v", errOperation, err)
 	}
-	if len(batch) == 0 {
-		return nil, fmt.Errorf("%w: empty batch", errOperation)
-	}
-	ops := make([]Operation, 0, len(batch))
-	for i := range batch {
-		op, isReq, err := batch[i].operation()
+	var ops []Operation
+	n := 0
+	for r.dec.PeekKind() != ']' {
+		m, err := r.message()
+		if err != nil {
+			return nil, err
+		}
+		n++
+		op, isReq, err := m.operation()
 		if err != nil {
 			return nil, err
 		}
@@ -100,34 +108,40 @@ func ReadOperations(body []byte) ([]Operation, error) {
 			ops = append(ops, op)
 		}
 	}
+	if n == 0 {
+		return nil, fmt.Errorf("%w: empty batch", errOperation)
+	}
 	return ops, nil
 }
 
-// rpcMessage is what a decision reads of a JSON-RPC message. Decoded with JSON v2 after
-// strictjson.Check, so names match exactly and none repeats in any case. Each member records
-// whether it was present and of the right JSON type: a null method or params is not an
-// absent one (the Go SDK reads "method":null as the method "").
+// rpcReader reads the few members a decision needs in one pass, with no reflection: a body is
+// read on every Check of a resource with per-operation rules.
+type rpcReader struct {
+	rd  bytes.Reader
+	dec *jsontext.Decoder
+}
+
+var readers = sync.Pool{New: func() any {
+	r := new(rpcReader)
+	r.dec = jsontext.NewDecoder(&r.rd, checked)
+	return r
+}}
+
+// checked skips what strictjson.Check has already refused (duplicates, bad UTF-8), so the
+// reading pass does not do that work twice.
+var checked = json.JoinOptions(jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+
+// rpcMessage is what a decision reads of a JSON-RPC message. Each member records whether it was
+// present and of the right JSON type: a null method or params is not an absent one (the Go SDK
+// reads "method":null as the method "").
 type rpcMessage struct {
-	JSONRPC member    `json:"jsonrpc"`
-	Method  member    `json:"method"`
-	Params  rpcParams `json:"params"`
+	JSONRPC, Method member
+	Params          rpcParams
 }
 
 type rpcParams struct {
-	present, object bool
-	Name            member `json:"name"`
-	URI             member `json:"uri"`
-	TaskID          member `json:"taskId"`
-}
-
-func (p *rpcParams) UnmarshalJSON(b []byte) error {
-	p.present = true
-	if len(b) == 0 || b[0] != '{' {
-		return nil
-	}
-	p.object = true
-	type fields rpcParams // without this method
-	return json.Unmarshal(b, (*fields)(p))
+	present, object   bool
+	Name, URI, TaskID member
 }
 
 // member is a JSON member that must be a string where it is read.
@@ -136,13 +150,98 @@ type member struct {
 	s                 string
 }
 
-func (m *member) UnmarshalJSON(b []byte) error {
-	m.present = true
-	if len(b) > 0 && b[0] == '"' {
-		m.isString = true
-		return json.Unmarshal(b, &m.s)
+func (r *rpcReader) message() (m rpcMessage, err error) {
+	if tok, err := r.dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return m, fmt.Errorf("%w: a message is not an object", errOperation)
 	}
-	return nil
+	for r.dec.PeekKind() != '}' {
+		name, err := r.name()
+		if err != nil {
+			return m, err
+		}
+		switch string(name) { // no allocation: the compiler compares the bytes
+		case "jsonrpc":
+			m.JSONRPC, err = r.member()
+		case "method":
+			m.Method, err = r.member()
+		case "params":
+			m.Params.present = true
+			if r.dec.PeekKind() != '{' {
+				err = r.dec.SkipValue()
+				break
+			}
+			m.Params.object = true
+			r.dec.ReadToken()
+			for err == nil && r.dec.PeekKind() != '}' {
+				var pn []byte
+				if pn, err = r.name(); err != nil {
+					break
+				}
+				switch string(pn) {
+				case "name":
+					m.Params.Name, err = r.member()
+				case "uri":
+					m.Params.URI, err = r.member()
+				case "taskId":
+					m.Params.TaskID, err = r.member()
+				default:
+					err = r.dec.SkipValue()
+				}
+			}
+			if err == nil {
+				_, err = r.dec.ReadToken()
+			}
+		default:
+			err = r.dec.SkipValue()
+		}
+		if err != nil {
+			return m, fmt.Errorf("%w: %v", errOperation, err)
+		}
+	}
+	if _, err := r.dec.ReadToken(); err != nil {
+		return m, fmt.Errorf("%w: %v", errOperation, err)
+	}
+	return m, nil
+}
+
+// name reads a member name, unescaped ("n\u0061me" is "name" to every parser).
+func (r *rpcReader) name() ([]byte, error) {
+	v, err := r.dec.ReadValue()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errOperation, err)
+	}
+	if len(v) >= 2 && bytes.IndexByte(v, '\\') < 0 {
+		return v[1 : len(v)-1], nil // valid until the next read
+	}
+	b, err := jsontext.AppendUnquote(nil, v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errOperation, err)
+	}
+	return b, nil
+}
+
+func (r *rpcReader) member() (member, error) {
+	v, err := r.dec.ReadValue()
+	if err != nil {
+		return member{}, err
+	}
+	m := member{present: true}
+	if v.Kind() == '"' {
+		m.isString = true
+		m.s, err = unquote(v)
+	}
+	return m, err
+}
+
+func unquote(v jsontext.Value) (string, error) {
+	if len(v) >= 2 && bytes.IndexByte(v, '\\') < 0 {
+		return string(v[1 : len(v)-1]), nil
+	}
+	b, err := jsontext.AppendUnquote(nil, v)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", errOperation, err)
+	}
+	return string(b), nil
 }
 
 func (m *rpcMessage) operation() (op Operation, isRequest bool, err error) {

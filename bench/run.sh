@@ -97,6 +97,10 @@ for _ in $(seq 50); do curl -sf 127.0.0.1:9193/jwks >/dev/null && break; sleep 0
 # The cache off: every JWT is signature-verified (the crypto bound).
 cfg nocache 127.0.0.1:9194 127.0.0.1:9294 http://127.0.0.1:9193 '{ l1_size: -1 }'
 serve nocache 127.0.0.1:9194 127.0.0.1:9294; NOCACHE_PID=$SPID
+# Per-tool scopes: every Check reads the JSON-RPC body with the strict reader (L1 on).
+cfg tools 127.0.0.1:9197 127.0.0.1:9297 http://127.0.0.1:9193 '{ l1_size: 100000 }'
+echo '    mcp: { tools: { delete_file: [files:write], "*": [mcp:tools] } }' >>"$WORK/tools.yaml"
+serve tools 127.0.0.1:9197 127.0.0.1:9297; TOOLS_PID=$SPID
 # Opaque tokens answered from Redis: L1 off, Redis on (one GET per Check: the value carries its own deadline).
 cfg redis 127.0.0.1:9195 127.0.0.1:9295 "http://$FAST" "{ l1_size: -1, secret: { env: BENCH_CACHE_SECRET }, redis: { addrs: [\"$REDIS\"] } }" introspection
 serve redis 127.0.0.1:9195 127.0.0.1:9295; REDISSRV_PID=$SPID
@@ -144,7 +148,10 @@ def req(tok=None):
     h={} if tok is None else {"authorization":"Bearer "+tok}
     return {"attributes":{"request":{"http":{"method":"POST","host":"localhost:8080","path":"/mcp","headers":h}}}}
 J,O,N,B=req(jwt),req(opaque),req(),req("not.a.jwt")
-files={"none":N,"jwt":J,"opaque":O,"bad":B,"redis":req("bench-redis-"+run),
+import base64
+T=req(jwt); T["attributes"]["request"]["http"]["headers"]["content-type"]="application/json"
+T["attributes"]["request"]["http"]["raw_body"]=base64.b64encode(b'{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"search_documents","arguments":{"query":"quarterly revenue by region","limit":20,"filters":{"year":2026,"tags":["finance","report"]}},"_meta":{"progressToken":"p-42"}}}').decode()
+files={"none":N,"jwt":J,"opaque":O,"bad":B,"toolcall":T,"redis":req("bench-redis-"+run),
        "mix":[J,J,J,J,O,J,J,J,J,N,J,J,J,J,O,J,J,J,J,B],
        "unique":req("bench-slow-"+run+"-{{.RequestNumber}}")}
 for k,v in files.items(): open(f"{w}/{k}.data","w").write(json.dumps(v))
@@ -202,6 +209,7 @@ SCEN=("noop 127.0.0.1:9291 $NOOP_PID - jwt"
       "noop-401 127.0.0.1:9293 $NOOPD_PID - none"
       "no-token-401 127.0.0.1:9191 $DEMO_PID 127.0.0.1:9192 none"
       "jwt-cached 127.0.0.1:9191 $DEMO_PID 127.0.0.1:9192 jwt"
+      "jwt-cached-tool 127.0.0.1:9197 $TOOLS_PID 127.0.0.1:9297 toolcall"
       "opaque-L1 127.0.0.1:9191 $DEMO_PID 127.0.0.1:9192 opaque"
       "invalid-token 127.0.0.1:9191 $DEMO_PID 127.0.0.1:9192 bad"
       "mix 127.0.0.1:9191 $DEMO_PID 127.0.0.1:9192 mix"
@@ -234,7 +242,7 @@ for n in names:
           f" {med(n,6):9.2f} {med(n,7):9.1f} {med(n,8):8.3f} {med(n,9):9.3f}")
 print("(gen_us = ghz's own CPU µs per call; per Check: redis_cmd = Redis commands, redis_us = redis-server CPU µs,")
 print(" idp_call = introspection calls, new_conn = new TCP connections to the AS)")
-pairs=[(n,"noop-allow") for n in ("jwt-cached","opaque-L1") if n in names]+[(n,"noop-401") for n in ("no-token-401","invalid-token") if n in names]
+pairs=[(n,"noop-allow") for n in ("jwt-cached","jwt-cached-tool","opaque-L1") if n in names]+[(n,"noop-401") for n in ("no-token-401","invalid-token") if n in names]
 if pairs:
     print("\nThe decision alone: each scenario against the no-op replaying the same response (medians of per-round ratios)")
     print(f"{'scenario':<15} {'replay':<11} {'RPS':>6} {'p99':>6} {'cpu/Check':>10} {'cpu µs +':>9} {'gen_us':>14}")
