@@ -84,14 +84,15 @@ func TestFallbackIsPerIssuer(t *testing.T) {
 		Endpoint: bIntro.URL, ClientID: "rs", ClientSecret: config.Secret{Env: "RS_SECRET"}}}
 
 	t.Run("issuer without fallback", func(t *testing.T) {
+		// Down before the replica starts: its start-up key fetch must not get A's keys.
+		aAS.SetDown(true)
+		defer aAS.SetDown(false)
 		r := replica(t, aSrv.URL, nil, func(c *config.Config) {
 			c.Issuers[0].Introspection = nil
 			c.Issuers = append(c.Issuers, issuerB)
 			c.Resources[0].AuthorizationServers = []string{aSrv.URL, bSrv.URL}
 			c.Resources[0].Issuers = nil
 		})
-		aAS.SetDown(true)
-		defer aAS.SetDown(false)
 		tok := mintA("alice")
 		// Twice: a second answer from the cache would say invalid.
 		for range 2 {
@@ -107,6 +108,8 @@ func TestFallbackIsPerIssuer(t *testing.T) {
 
 	t.Run("issuer with fallback", func(t *testing.T) {
 		bCalls.Store(0)
+		aAS.SetDown(true)
+		defer aAS.SetDown(false)
 		r := replica(t, aSrv.URL, nil, func(c *config.Config) {
 			c.Issuers[0].Introspection.Endpoint = aIntro.URL
 			c.Issuers[0].FallbackToIntrospection = true
@@ -114,8 +117,6 @@ func TestFallbackIsPerIssuer(t *testing.T) {
 			c.Resources[0].AuthorizationServers = []string{aSrv.URL, bSrv.URL}
 			c.Resources[0].Issuers = nil
 		})
-		aAS.SetDown(true)
-		defer aAS.SetDown(false)
 		checkToken(t, r, mintA("bob"))
 		if a, b := aCalls.Load(), bCalls.Load(); a != 1 || b != 0 {
 			t.Errorf("A's JWT with A's keys down: introspected %d times by A, %d by B; want 1, 0", a, b)
