@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/mcp-authz/mcp-authz/authz"
+	"github.com/mcp-authz/mcp-authz/deploy/internal/nodeenv"
 )
 
 // The whole test, Node processes included, ends within this.
@@ -78,9 +79,9 @@ type authzResult struct {
 func TestDifferential(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	t.Cleanup(cancel)
-	node := need(t, "node", "install Node.js >= 20")
-	checkNode(t, node)
-	versions := checkModules(t)
+	node := nodeenv.Need(t, "node", "install Node.js >= 20")
+	nodeenv.Node(t, node)
+	versions := nodeenv.Modules(t, "deploy/differential")
 	versions["github.com/modelcontextprotocol/go-sdk"] = goSDKVersion(t)
 
 	started := time.Now()

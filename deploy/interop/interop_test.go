@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -15,8 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +23,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/authz/config"
 	"github.com/mcp-authz/mcp-authz/authz/service"
 	"github.com/mcp-authz/mcp-authz/cache/redistest"
+	"github.com/mcp-authz/mcp-authz/deploy/internal/nodeenv"
 )
 
 // The whole test, processes included, ends within this.
@@ -37,10 +35,10 @@ const testTimeout = 60 * time.Second
 func TestInterop(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	t.Cleanup(cancel)
-	node := need(t, "node", "install Node.js >= 20")
-	checkNode(t, node)
-	ngx := need(t, "nginx", "apt-get install -y nginx", "/usr/sbin/nginx")
-	checkModules(t)
+	node := nodeenv.Need(t, "node", "install Node.js >= 20")
+	nodeenv.Node(t, node)
+	ngx := nodeenv.Need(t, "nginx", "apt-get install -y nginx", "/usr/sbin/nginx")
+	nodeenv.Modules(t, "deploy/interop")
 	rd := redistest.Start(t) // skips (fails under CI=true) without redis-server
 
 	dir := t.TempDir()
@@ -188,77 +186,6 @@ func TestInterop(t *testing.T) {
 			}
 		}
 	})
-}
-
-// need finds a program, or skips the test (fails it under CI=true) saying how to get it.
-func need(t *testing.T, name, how string, alt ...string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, p := range alt {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	missing(t, "%s is missing: %s", name, how)
-	return ""
-}
-
-// missing skips, except under CI=true: CI must not pass by testing nothing.
-func missing(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format+" (CI=true makes this a failure)", args...)
-	}
-	t.Skipf(format, args...)
-}
-
-func checkNode(t *testing.T, node string) {
-	t.Helper()
-	out, err := exec.Command(node, "--version").Output()
-	if err != nil {
-		t.Fatalf("node --version: %v", err)
-	}
-	v := strings.TrimSpace(string(out))
-	major, _ := strconv.Atoi(strings.SplitN(strings.TrimPrefix(v, "v"), ".", 2)[0])
-	if major < 20 {
-		missing(t, "node %s is too old: the pinned packages need Node.js >= 20", v)
-	}
-}
-
-// checkModules: node_modules holds exactly the versions package-lock.json pins, for every
-// dependency in package.json (a stale install after a lock change would test something else).
-func checkModules(t *testing.T) {
-	t.Helper()
-	var pkg struct{ Dependencies map[string]string }
-	var lock struct {
-		Packages map[string]struct{ Version string } `json:"packages"`
-	}
-	readJSON(t, "package.json", &pkg)
-	readJSON(t, "package-lock.json", &lock)
-	for _, name := range slices.Sorted(maps.Keys(pkg.Dependencies)) {
-		want := lock.Packages["node_modules/"+name].Version
-		var got struct{ Version string }
-		b, err := os.ReadFile(filepath.Join("node_modules", name, "package.json"))
-		if err == nil {
-			err = json.Unmarshal(b, &got)
-		}
-		if err != nil || got.Version != want {
-			missing(t, "deploy/interop/node_modules lacks %s %s (has %q): npm ci --prefix deploy/interop", name, want, got.Version)
-		}
-	}
-}
-
-func readJSON(t *testing.T, path string, v any) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
 }
 
 // freeAddrs returns n distinct free loopback addresses (held together while chosen).
