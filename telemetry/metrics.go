@@ -227,7 +227,7 @@ var (
 		"Redis values refused: bad_mac (tampered or another secret) or undecodable.", []string{"why"}, nil)
 	cacheSetsDesc      = prometheus.NewDesc("mcp_authz_cache_sets_total", "Entries written to the cache.", nil, nil)
 	cacheEvictionsDesc = prometheus.NewDesc("mcp_authz_cache_revocations_received_total", "Revocations received over Redis pub/sub.", nil, nil)
-	cacheStaleDesc     = prometheus.NewDesc("mcp_authz_cache_stale_used_total", "Earlier verifications used because the token's verifier was unavailable (after a Redis reconnect).", nil, nil)
+	cacheStaleDesc     = prometheus.NewDesc("mcp_authz_cache_stale_used_total", "Earlier verifications used while the token was re-verified or its verifier was unavailable (after a Redis reconnect, or past max_ttl within cache.stale_grace).", nil, nil)
 	cacheClaimsDesc    = prometheus.NewDesc("mcp_authz_cache_claims_waited_total", "New tokens another replica was already introspecting: this one waited for its result instead of calling the IdP.", nil, nil)
 	cacheDropsDesc     = prometheus.NewDesc("mcp_authz_cache_revoked_drops_total", "Verification results not cached because their token was revoked while they were verified.", nil, nil)
 	redisUpDesc        = prometheus.NewDesc("mcp_authz_redis_up", "1 when the last Redis call succeeded, 0 when not; absent without Redis.", nil, nil)
