@@ -286,3 +286,27 @@ func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(cacheRememberedDesc, prometheus.GaugeValue, float64(s.RevocationsRemembered))
 	counter(cacheForgottenDesc, s.RevocationsForgotten)
 }
+
+// SetBreakers names where the introspection circuit breakers' states come from (issuer →
+// 0 closed, 1 open, 2 half-open, as introspect.BreakerState); call it before serving. It is
+// read at every scrape, so a reload's new verifiers show at once.
+func (m *Metrics) SetBreakers(f func() map[string]int) {
+	m.reg.MustRegister(&breakerCollector{states: f})
+}
+
+var breakerOpenDesc = prometheus.NewDesc("mcp_authz_introspection_breaker_open",
+	"1 while the issuer's introspection circuit breaker skips calls (open, or half-open with its one probe), 0 when closed.", []string{"issuer"}, nil)
+
+type breakerCollector struct{ states func() map[string]int }
+
+func (c *breakerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- breakerOpenDesc }
+
+func (c *breakerCollector) Collect(ch chan<- prometheus.Metric) {
+	for issuer, st := range c.states() {
+		open := 0.0
+		if st != 0 {
+			open = 1
+		}
+		ch <- prometheus.MustNewConstMetric(breakerOpenDesc, prometheus.GaugeValue, open, issuer)
+	}
+}

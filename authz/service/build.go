@@ -25,6 +25,7 @@ import (
 type parts struct {
 	core       *authz.Authorizer
 	jwts       []*jwt.Verifier
+	intros     []*introspect.Verifier
 	cache      *cache.Tiered
 	redis      redis.UniversalClient
 	adminToken string
@@ -49,14 +50,15 @@ func build(cfg *config.Config, o Options) (p parts, err error) {
 	if p.adminToken, err = cfg.Admin.Token.Read("admin.token", o.Getenv); err != nil {
 		return p, err
 	}
-	p.core, p.jwts, err = buildCore(cfg, o, p.cache)
+	p.core, p.jwts, p.intros, err = buildCore(cfg, o, p.cache)
 	return p, err
 }
 
 // buildCore builds the verifiers and the decision core on an existing cache (nil: none). A
 // configuration reload calls it alone: the cache, its Redis connection and the listeners stay.
-func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authorizer, []*jwt.Verifier, error) {
+func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authorizer, []*jwt.Verifier, []*introspect.Verifier, error) {
 	var jwts []*jwt.Verifier
+	var intros []*introspect.Verifier
 	claims := cfg.ClaimsFor()
 	vs := authz.Verifiers{JWT: map[string]authz.Verifier{}}
 	var opaque []authz.Verifier
@@ -82,7 +84,7 @@ func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authoriz
 				Logger:          o.Logger,
 			})
 			if err != nil {
-				return nil, nil, fmt.Errorf("%s: %w", key, err)
+				return nil, nil, nil, fmt.Errorf("%s: %w", key, err)
 			}
 			vs.JWT[is.Issuer] = v
 			jwts = append(jwts, v)
@@ -90,7 +92,7 @@ func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authoriz
 		if in := is.Introspection; in != nil {
 			secret, err := in.ClientSecret.Read(key+".introspection.client_secret", o.Getenv)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			shape := introspect.Shape{Pattern: in.OpaqueTokenPattern, Prefix: in.OpaqueTokenPrefix,
 				MinLength: in.OpaqueTokenMinLength, MaxLength: in.OpaqueTokenMaxLength}
@@ -111,9 +113,10 @@ func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authoriz
 				Logger:        o.Logger,
 			})
 			if err != nil {
-				return nil, nil, fmt.Errorf("%s.introspection: %w", key, err)
+				return nil, nil, nil, fmt.Errorf("%s.introspection: %w", key, err)
 			}
 			opaque = append(opaque, v)
+			intros = append(intros, v)
 			if is.FallbackToIntrospection {
 				if vs.Fallback == nil {
 					vs.Fallback = map[string]authz.Verifier{}
@@ -132,7 +135,7 @@ func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authoriz
 		}
 		v, err := apikey.New(apikey.Config{Keys: keys})
 		if err != nil {
-			return nil, nil, fmt.Errorf("api_keys: %w", err)
+			return nil, nil, nil, fmt.Errorf("api_keys: %w", err)
 		}
 		vs.APIKeys, vs.APIKeyScheme = v, cfg.APIKeys.Scheme
 	}
@@ -156,7 +159,7 @@ func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authoriz
 		Now:                o.Now,
 		Logger:             o.Logger,
 	})
-	return core, jwts, err
+	return core, jwts, intros, err
 }
 
 // claimWait is how long a replica waits for another's introspection of a new token: the

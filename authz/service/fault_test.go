@@ -741,6 +741,16 @@ func idpOutageRun(t *testing.T, mode string, d due) {
 	if n := bh.accepted.Load(); n > tokens+5 {
 		t.Errorf("%d connections to the black-holed IdP; the breaker should have stopped them", n)
 	}
+	// Operators see it: the breaker's state is exported.
+	m, err := http.Get("http://" + r.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(m.Body)
+	m.Body.Close()
+	if want := `mcp_authz_introspection_breaker_open{issuer="` + srv.URL + `"} 1`; !strings.Contains(string(body), want) {
+		t.Errorf("/metrics lacks %s:\n%s", want, grepLines(string(body), "breaker"))
+	}
 }
 
 type loadResult struct {

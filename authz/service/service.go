@@ -31,6 +31,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/authz"
 	"github.com/mcp-authz/mcp-authz/authz/config"
 	"github.com/mcp-authz/mcp-authz/authz/extauthz"
+	"github.com/mcp-authz/mcp-authz/authz/introspect"
 	"github.com/mcp-authz/mcp-authz/authz/jwt"
 	"github.com/mcp-authz/mcp-authz/cache"
 	"github.com/mcp-authz/mcp-authz/telemetry"
@@ -68,6 +69,8 @@ type state struct {
 	cfg  *config.Config
 	core *authz.Authorizer
 	jwts []*jwt.Verifier
+	// intros: the introspection verifiers, for their circuit breakers' state in metrics.
+	intros []*introspect.Verifier
 }
 
 func (s *Service) warm(jwts []*jwt.Verifier) {
@@ -92,7 +95,7 @@ func (s *Service) warm(jwts []*jwt.Verifier) {
 // among them is named in a warning as needing a restart.
 func (s *Service) Reload(cfg *config.Config) error {
 	old := s.live.Load()
-	core, jwts, err := buildCore(cfg, s.opts, s.cache)
+	core, jwts, intros, err := buildCore(cfg, s.opts, s.cache)
 	if err != nil {
 		return err
 	}
@@ -102,7 +105,7 @@ func (s *Service) Reload(cfg *config.Config) error {
 	if s.opts.LogLevel != nil {
 		s.opts.LogLevel.Set(logLevel(cfg.Log.Level))
 	}
-	s.live.Store(&state{cfg: cfg, core: core, jwts: jwts})
+	s.live.Store(&state{cfg: cfg, core: core, jwts: jwts, intros: intros})
 	s.warm(jwts)
 	s.log.Info("configuration reloaded", "resources", len(cfg.Resources), "issuers", len(cfg.Issuers))
 	return nil
@@ -310,7 +313,14 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 		return nil, err
 	}
 	s.opts = o
-	s.live.Store(&state{cfg: cfg, core: p.core, jwts: p.jwts})
+	s.live.Store(&state{cfg: cfg, core: p.core, jwts: p.jwts, intros: p.intros})
+	s.metrics.SetBreakers(func() map[string]int {
+		out := map[string]int{}
+		for _, v := range s.live.Load().intros {
+			out[v.Issuer()] = int(v.BreakerState())
+		}
+		return out
+	})
 	s.cache, s.redis, s.adminToken = p.cache, p.redis, p.adminToken
 	if s.cache != nil {
 		s.metrics.SetCacheStats(func() telemetry.CacheStats {

@@ -467,6 +467,7 @@ func TestMetrics(t *testing.T) {
 		`mcp_authz_jwks_stale_keys_total{issuer="` + srv.URL + `"} 0`,
 		`mcp_authz_jwks_refreshes_total{issuer="` + srv.URL + `",outcome="ok"} 1`,
 		`mcp_authz_cache_stale_used_total 0`,
+		`mcp_authz_introspection_breaker_open{issuer="` + srv.URL + `"} 0`,
 		`mcp_authz_cache_revocations_remembered 1`,
 		`mcp_authz_cache_revocation_announcements_rejected_total 1`,
 		`mcp_authz_cache_revoked_refused_total 0`,
