@@ -292,6 +292,12 @@ func requestOperations(req *Request) (ops []Operation, ok bool, err error) {
 	}
 	hMethod, hasMethod := req.Headers["mcp-method"]
 	hName, hasName := req.Headers["mcp-name"]
+	// A proxy that sends headers as one map (Envoy without header_map) joins repeats with ",",
+	// so Repeated cannot say so; no JSON-RPC method, tool or prompt name has a comma (resource
+	// URIs may, and are compared whole).
+	if strings.IndexByte(hMethod, ',') >= 0 || hasName && nameParam(hMethod) == "name" && strings.IndexByte(hName, ',') >= 0 {
+		return nil, true, fmt.Errorf("%w: a repeated Mcp-Method or Mcp-Name header", errOperation)
+	}
 	if hasName {
 		if hName, err = decodeHeaderValue(hName); err != nil {
 			return nil, true, err
