@@ -105,6 +105,9 @@ func (s *Service) Reload(cfg *config.Config) error {
 	if s.opts.LogLevel != nil {
 		s.opts.LogLevel.Set(logLevel(cfg.Log.Level))
 	}
+	if s.cache != nil {
+		s.cache.SetScope(verificationScope(cfg))
+	}
 	s.live.Store(&state{cfg: cfg, core: core, jwts: jwts, intros: intros})
 	s.warm(jwts)
 	s.log.Info("configuration reloaded", "resources", len(cfg.Resources), "issuers", len(cfg.Issuers))
