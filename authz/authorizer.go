@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -124,6 +125,7 @@ type Authorizer struct {
 	keyScheme string
 	// corsOrigins: the allow-list of origins for denials; nil: any origin ("*", precomputed).
 	corsOrigins map[string]bool
+	shared      atomic.Uint32 // the last Decision.Shared number given
 	now         func() time.Time
 	log         *slog.Logger
 	inflight    singleflight.Group
@@ -160,6 +162,7 @@ func New(o Options) (*Authorizer, error) {
 	if s := o.Unavailable.Status; s != http.StatusUnauthorized && s != http.StatusServiceUnavailable {
 		return nil, fmt.Errorf("unavailable status %d: must be 401 or 503", s)
 	}
+	a.shared.Store(firstShared - 1)
 	for _, origin := range o.CORSAllowedOrigins {
 		if origin == "*" {
 			a.corsOrigins = nil
@@ -178,6 +181,7 @@ func New(o Options) (*Authorizer, error) {
 			continue
 		}
 		rt.denials.withUnavailable(rt, o.Unavailable)
+		rt.numberShared(a.nextShared)
 		a.routes = append(a.routes, rt)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -185,6 +189,9 @@ func New(o Options) (*Authorizer, error) {
 	}
 	return a, nil
 }
+
+// nextShared gives the next Decision.Shared number.
+func (a *Authorizer) nextShared() uint32 { return a.shared.Add(1) }
 
 // Check decides one request. It never returns nil.
 func (a *Authorizer) Check(ctx context.Context, req *Request) *Decision {
@@ -204,6 +211,7 @@ func (a *Authorizer) withOrigin(req *Request, d *Decision) *Decision {
 	c := *d
 	c.Headers = append(append(make([]Header, 0, len(d.Headers)+2), d.Headers...),
 		Header{"access-control-allow-origin", origin}, Header{"vary", "Origin"})
+	c.Shared = 0 // no longer the shared answer
 	return &c
 }
 

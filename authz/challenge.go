@@ -46,6 +46,8 @@ type denials struct {
 	mu        *sync.Mutex
 	stepUp    map[string]*Decision // insufficient_scope for other scope sets (per-operation scopes)
 	stepUpLen int
+	// nextShared numbers the step-up challenges memoized later (Decision.Shared).
+	nextShared func() uint32
 }
 
 // Unavailable says how to answer when no verifier could decide. RFC 6750 has no code for it:
@@ -182,6 +184,7 @@ func (ds *denials) insufficientFor(rt *route, scope string) *Decision {
 		ds.stepUp = make(map[string]*Decision)
 	}
 	if ds.stepUpLen < maxStepUp {
+		d.Shared = ds.nextShared()
 		ds.stepUp[scope] = d
 		ds.stepUpLen++
 	}
@@ -189,18 +192,30 @@ func (ds *denials) insufficientFor(rt *route, scope string) *Decision {
 }
 
 // Answers that do not depend on a route.
+// Shared numbers of the answers that do not depend on a route; an Authorizer numbers its own
+// from firstShared.
+const (
+	sharedNoRoute = iota + 1
+	sharedBadPath
+	sharedInternal
+	firstShared
+)
+
 var (
 	noRouteDecision = &Decision{
+		Shared: sharedNoRoute,
 		Status: http.StatusForbidden, Reason: ReasonNoRoute,
 		Headers: []Header{hdrJSON, hdrNoStore},
 		Body:    errorBody("access_denied", descNoRoute),
 	}
 	badPathDecision = &Decision{
+		Shared: sharedBadPath,
 		Status: http.StatusBadRequest, Reason: ReasonInvalidRequest,
 		Headers: []Header{hdrJSON, hdrNoStore},
 		Body:    errorBody("invalid_request", descBadPath),
 	}
 	internalDecision = &Decision{
+		Shared: sharedInternal,
 		Status: http.StatusServiceUnavailable, Reason: ReasonInternal,
 		Headers: []Header{hdrJSON, hdrNoStore},
 		Body:    errorBody("temporarily_unavailable", descInternal),

@@ -72,4 +72,10 @@ type Decision struct {
 	Tier string
 	// Err is the private detail of a denial (logs and spans only, never the response).
 	Err error
+	// Shared is nonzero for a precomputed answer that many requests receive: within one
+	// Authorizer, equal values mean the same status, headers and body, so an adapter may
+	// convert it once. The values come from configuration (a few per resource, and at most
+	// maxStepUp step-up challenges per resource), never from traffic; 0 for anything built
+	// for one request.
+	Shared uint32
 }

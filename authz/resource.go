@@ -342,3 +342,14 @@ func configPath(p string) (string, error) {
 	}
 	return c, nil
 }
+
+// numberShared gives the route's precomputed answers their Decision.Shared numbers.
+func (rt *route) numberShared(next func() uint32) {
+	ds := &rt.denials
+	for _, d := range []*Decision{ds.missing, ds.multiple, ds.query, ds.invalid, ds.unavailable,
+		ds.insufficient, ds.operation, ds.mismatch,
+		rt.metaAnswers.get, rt.metaAnswers.head, rt.metaAnswers.options, rt.metaAnswers.notAllowed} {
+		d.Shared = next()
+	}
+	ds.nextShared = next
+}

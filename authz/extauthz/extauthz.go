@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -63,9 +64,14 @@ type Server struct {
 	subject bool
 }
 
-// checkerBox holds the decision core that a reload swaps whole.
+// checkerBox pairs a decision core with the converted responses of its shared answers, so a
+// reload drops them with it.
 type checkerBox struct {
 	c Checker
+	// denied: Decision.Shared → *authv3.CheckResponse. The numbers come from the core's
+	// configuration (a few per resource, at most 256 step-up challenges each), so this holds
+	// at most that many; never keyed on an address, never filled by traffic.
+	denied sync.Map
 }
 
 // New returns a Server deciding with c.
@@ -244,15 +250,27 @@ func Request(in *authv3.CheckRequest) *authz.Request {
 
 var okStatus = &rpcstatus.Status{Code: int32(codes.OK)}
 
-// response converts a decision. Denials are converted on every call: a memo of converted
-// responses would have to be keyed on something, and the only stable identity a shared
-// denial has is its address, a hidden contract that once let every distinct 403 grow the
-// memo without bound and let HEAD's empty metadata answer replace GET's.
+// response converts a decision. A shared answer (Decision.Shared) is converted once per core.
+// An earlier memo was keyed on the address of a denial's header slice: every distinct 403
+// grew it without bound, and HEAD's empty metadata answer replaced GET's (they shared the
+// slice). The core's numbers have neither problem.
 func (s *checkerBox) response(d *authz.Decision) *authv3.CheckResponse {
 	if d.Allow {
 		ok := &authv3.OkHttpResponse{Headers: headerOptions(d.Headers), HeadersToRemove: d.Remove}
 		return &authv3.CheckResponse{Status: okStatus, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok}}
 	}
+	if d.Shared == 0 {
+		return denied(d)
+	}
+	if r, ok := s.denied.Load(d.Shared); ok {
+		return r.(*authv3.CheckResponse)
+	}
+	r := denied(d)
+	s.denied.Store(d.Shared, r)
+	return r
+}
+
+func denied(d *authz.Decision) *authv3.CheckResponse {
 	return &authv3.CheckResponse{
 		Status: &rpcstatus.Status{Code: int32(grpcCode(d.Status))},
 		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{

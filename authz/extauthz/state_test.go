@@ -66,3 +66,42 @@ func TestRepeatedHeadersLinear(t *testing.T) {
 		t.Errorf("Repeated = %v, content-type %q", r.Repeated, r.Headers["content-type"])
 	}
 }
+
+// Shared answers are converted once per core, and only what is really shared: a denial that
+// echoes one request's Origin is never served to another.
+func TestSharedAnswersOnly(t *testing.T) {
+	core, err := authz.New(authz.Options{
+		Resources: []authz.Resource{{
+			Name: "mcp", ID: "https://mcp.example.com/mcp", AuthorizationServers: []string{"https://as.example.com"},
+		}},
+		CORSAllowedOrigins: []string{"https://app.example"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(core, Options{})
+	c := serve(t, s)
+	ctx := context.Background()
+	acao := func(r *authv3.CheckResponse) string {
+		for _, h := range r.GetDeniedResponse().GetHeaders() {
+			if h.GetHeader().GetKey() == "access-control-allow-origin" {
+				return h.GetHeader().GetValue()
+			}
+		}
+		return ""
+	}
+	first, _ := c.Check(ctx, NewCheckRequest("POST", "mcp.example.com", "/mcp", map[string]string{"origin": "https://app.example"}))
+	if acao(first) != "https://app.example" {
+		t.Fatalf("allowed origin not echoed: %v", first)
+	}
+	plain, _ := c.Check(ctx, NewCheckRequest("POST", "mcp.example.com", "/mcp", nil))
+	if v := acao(plain); v != "" {
+		t.Errorf("a request without Origin got another request's origin %q", v)
+	}
+	c.Check(ctx, NewCheckRequest("POST", "mcp.example.com", "/mcp", nil))
+	n := 0
+	s.checker.Load().denied.Range(func(any, any) bool { n++; return true })
+	if n != 1 {
+		t.Errorf("%d converted answers kept, want 1 (the shared 401)", n)
+	}
+}
