@@ -1,6 +1,7 @@
 package service
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -82,5 +83,31 @@ func TestReloadTightenedIssuerAppliesToCachedTokens(t *testing.T) {
 	// A reload that changes no verification setting keeps the cache: same scope.
 	if verificationScope(&next) != verificationScope(r.live.Load().cfg) {
 		t.Error("the scope of an unchanged configuration changed")
+	}
+}
+
+// The adapter converts each shared answer once per core. A reload builds a new core whose
+// answers are numbered afresh, so the adapter must drop what it converted for the old one:
+// otherwise the old step-up challenge (scope="mcp:admin") would answer after a reload that
+// requires another scope.
+func TestReloadRenewsConvertedAnswers(t *testing.T) {
+	a, srv := as(t)
+	r := replica(t, srv.URL, nil, func(c *config.Config) { c.Resources[0].Scopes.Required = []string{"mcp:admin"} })
+	tok := a.IssueOpaque("dave", "c", []string{"mcp:tools"}, resource, time.Hour)
+	challenge := func() string {
+		resp := checkToken(t, r, tok)
+		return respHeader(resp.GetDeniedResponse().GetHeaders(), "www-authenticate")
+	}
+	if c := challenge(); !strings.Contains(c, `scope="mcp:admin"`) {
+		t.Fatalf("before the reload: %q", c)
+	}
+	next := *r.live.Load().cfg
+	next.Resources = []config.Resource{{Resource: resource, Scopes: config.Scopes{Required: []string{"mcp:files"}}}}
+	next.ApplyDefaults()
+	if err := r.Reload(&next); err != nil {
+		t.Fatal(err)
+	}
+	if c := challenge(); !strings.Contains(c, `scope="mcp:files"`) {
+		t.Errorf("after the reload the old core's challenge answers: %q", c)
 	}
 }

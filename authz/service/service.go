@@ -109,6 +109,10 @@ func (s *Service) Reload(cfg *config.Config) error {
 		s.cache.SetScope(verificationScope(cfg))
 	}
 	s.live.Store(&state{cfg: cfg, core: core, jwts: jwts, intros: intros})
+	// The adapter keeps the responses it converted for the old core's shared answers, whose
+	// numbers the new core gives out again: a fresh box drops them. Stored after the core, so
+	// that no Check can pair the fresh box with the old core.
+	s.ext.SetChecker(budgeted{s})
 	s.warm(jwts)
 	s.log.Info("configuration reloaded", "resources", len(cfg.Resources), "issuers", len(cfg.Issuers))
 	return nil
