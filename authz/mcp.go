@@ -210,14 +210,7 @@ func (r *rpcReader) name() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errOperation, err)
 	}
-	if len(v) >= 2 && bytes.IndexByte(v, '\\') < 0 {
-		return v[1 : len(v)-1], nil // valid until the next read
-	}
-	b, err := jsontext.AppendUnquote(nil, v)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errOperation, err)
-	}
-	return b, nil
+	return unquote(v)
 }
 
 func (r *rpcReader) member() (member, error) {
@@ -227,21 +220,24 @@ func (r *rpcReader) member() (member, error) {
 	}
 	m := member{present: true}
 	if v.Kind() == '"' {
-		m.isString = true
-		m.s, err = unquote(v)
+		var b []byte
+		b, err = unquote(v)
+		m.isString, m.s = true, string(b)
 	}
 	return m, err
 }
 
-func unquote(v jsontext.Value) (string, error) {
+// unquote returns a JSON string's content: a slice of v, valid until the decoder's next read,
+// when nothing is escaped, else a new unescaped copy.
+func unquote(v jsontext.Value) ([]byte, error) {
 	if len(v) >= 2 && bytes.IndexByte(v, '\\') < 0 {
-		return string(v[1 : len(v)-1]), nil
+		return v[1 : len(v)-1], nil
 	}
 	b, err := jsontext.AppendUnquote(nil, v)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", errOperation, err)
+		return nil, fmt.Errorf("%w: %v", errOperation, err)
 	}
-	return string(b), nil
+	return b, nil
 }
 
 func (m *rpcMessage) operation() (op Operation, isRequest bool, err error) {

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -169,4 +171,38 @@ func BenchmarkCheckPayload(b *testing.B) {
 			}
 		})
 	}
+}
+
+// foldKey maps every rune to the smallest rune of its simple-folding orbit, so two names are
+// equal under folding exactly when their keys are equal.
+func foldKey(s string) string {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		// ASCII letters' orbits: {A, a} and also {K, k, U+212A}, {S, s, U+017F}; the smallest
+		// member is always the upper-case ASCII letter.
+		b := []byte(s)
+		for i, c := range b {
+			if 'a' <= c && c <= 'z' {
+				b[i] = c - 'a' + 'A'
+			}
+		}
+		return string(b)
+	}
+	out := make([]rune, 0, len(s))
+	for _, r := range s {
+		min := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			if f < min {
+				min = f
+			}
+		}
+		out = append(out, min)
+	}
+	return string(out)
 }

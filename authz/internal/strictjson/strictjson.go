@@ -187,7 +187,8 @@ func (c *checker) name(f *frame, raw jsontext.Value) error {
 	return nil
 }
 
-// appendFold appends name with every rune mapped as foldKey maps it. name is valid UTF-8
+// appendFold appends name with every rune mapped to the smallest rune of its simple-folding
+// orbit (the reference in check_ref_test.go does the same with strings). name is valid UTF-8
 // (the decoder checked it).
 func appendFold(dst, name []byte) []byte {
 	for i := 0; i < len(name); {
@@ -213,56 +214,6 @@ func appendFold(dst, name []byte) []byte {
 	return dst
 }
 
-// Member is one member of an object, its value still raw.
-type Member struct {
-	Name  string
-	Value jsontext.Value
-}
-
-// Object reads one JSON object's members in order. The whole value is checked for syntax,
-// UTF-8 and duplicate names at every depth; names that differ only in case are checked in
-// this object only (callers call Object again for each nested object they read).
-func Object(data []byte) ([]Member, error) {
-	dec := jsontext.NewDecoder(bytes.NewReader(data))
-	tok, err := dec.ReadToken()
-	if err != nil {
-		return nil, wrap(err)
-	}
-	if tok.Kind() != '{' {
-		return nil, fmt.Errorf("%w: not an object", ErrAmbiguous)
-	}
-	var out []Member
-	seen := map[string]struct{}{}
-	for dec.PeekKind() != '}' {
-		nt, err := dec.ReadToken()
-		if err != nil {
-			return nil, wrap(err)
-		}
-		// A token is valid only until the next read.
-		name := nt.String()
-		raw, err := dec.ReadValue()
-		if err != nil {
-			return nil, wrap(err)
-		}
-		// raw is valid only until the next read: slice the same bytes out of data instead.
-		end := dec.InputOffset()
-		v := jsontext.Value(data[end-int64(len(raw)) : end])
-		k := foldKey(name)
-		if _, dup := seen[k]; dup {
-			return nil, fmt.Errorf("%w: member %q repeats a name that differs only in case", ErrAmbiguous, name)
-		}
-		seen[k] = struct{}{}
-		out = append(out, Member{Name: name, Value: v})
-	}
-	if _, err := dec.ReadToken(); err != nil {
-		return nil, wrap(err)
-	}
-	if _, err := dec.ReadToken(); err != io.EOF {
-		return nil, fmt.Errorf("%w: data after the object", ErrAmbiguous)
-	}
-	return out, nil
-}
-
 // String decodes a JSON string value. ok is false for any other kind of value.
 func String(v jsontext.Value) (s string, ok bool) {
 	if v.Kind() != '"' {
@@ -276,67 +227,4 @@ func String(v jsontext.Value) (s string, ok bool) {
 
 func wrap(err error) error {
 	return fmt.Errorf("%w: %v", ErrAmbiguous, err)
-}
-
-// foldKey maps every rune to the smallest rune of its simple-folding orbit, so two names are
-// equal under folding exactly when their keys are equal.
-func foldKey(s string) string {
-	ascii := true
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			ascii = false
-			break
-		}
-	}
-	if ascii {
-		// ASCII letters' orbits: {A, a} and also {K, k, U+212A}, {S, s, U+017F}; the smallest
-		// member is always the upper-case ASCII letter.
-		b := []byte(s)
-		for i, c := range b {
-			if 'a' <= c && c <= 'z' {
-				b[i] = c - 'a' + 'A'
-			}
-		}
-		return string(b)
-	}
-	out := make([]rune, 0, len(s))
-	for _, r := range s {
-		min := r
-		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
-			if f < min {
-				min = f
-			}
-		}
-		out = append(out, min)
-	}
-	return string(out)
-}
-
-// Array reads one JSON array's elements, raw and in order, after the same checks as Object
-// makes of the whole value (syntax, UTF-8, duplicate names at every depth, trailing data).
-func Array(data []byte) ([]jsontext.Value, error) {
-	dec := jsontext.NewDecoder(bytes.NewReader(data))
-	tok, err := dec.ReadToken()
-	if err != nil {
-		return nil, wrap(err)
-	}
-	if tok.Kind() != '[' {
-		return nil, fmt.Errorf("%w: not an array", ErrAmbiguous)
-	}
-	var out []jsontext.Value
-	for dec.PeekKind() != ']' {
-		raw, err := dec.ReadValue()
-		if err != nil {
-			return nil, wrap(err)
-		}
-		end := dec.InputOffset()
-		out = append(out, jsontext.Value(data[end-int64(len(raw)):end]))
-	}
-	if _, err := dec.ReadToken(); err != nil {
-		return nil, wrap(err)
-	}
-	if _, err := dec.ReadToken(); err != io.EOF {
-		return nil, fmt.Errorf("%w: data after the array", ErrAmbiguous)
-	}
-	return out, nil
 }

@@ -42,30 +42,6 @@ func TestCheck(t *testing.T) {
 	}
 }
 
-func TestObject(t *testing.T) {
-	ms, err := Object([]byte(` {"method":"tools/call","params":{"name":"a","NAME":"b"}} `))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ms) != 2 || ms[0].Name != "method" || ms[1].Name != "params" {
-		t.Fatalf("members %+v", ms)
-	}
-	if s, ok := String(ms[0].Value); !ok || s != "tools/call" {
-		t.Fatalf("method %q %v", s, ok)
-	}
-	if _, err := Object(ms[1].Value); err == nil {
-		t.Fatal("case-variant names in params accepted")
-	}
-	for _, bad := range []string{`{"Method":"a","method":"b"}`, `{"a":1,"a":1}`, `[1]`, `"x"`, `{"a":{"b":1,"b":2}}`, `{}x`} {
-		if _, err := Object([]byte(bad)); err == nil {
-			t.Errorf("Object(%s) accepted", bad)
-		}
-	}
-	if _, ok := String(ms[1].Value); ok {
-		t.Error("String of an object")
-	}
-}
-
 func TestUnmarshalExactNames(t *testing.T) {
 	var v struct {
 		Sub string `json:"sub"`
@@ -85,9 +61,6 @@ func TestFoldKeyWide(t *testing.T) {
 	}
 	big += "}"
 	if err := Check([]byte(big)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Object([]byte(big)); err != nil {
 		t.Fatal(err)
 	}
 }
