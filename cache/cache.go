@@ -107,10 +107,7 @@ type Health struct {
 
 // Tiered is a two-tier verified-token cache. It is safe for concurrent use.
 type Tiered struct {
-	keys *hmacPool
-	// scope, when set, is mixed into every lookup key (SetScope): entries made under another
-	// verification configuration are not found.
-	scope     atomic.Pointer[[32]byte]
+	keys      *hmacPool
 	codec     *codec
 	l1        *otter.Cache[[32]byte, l1Entry]
 	rdb       redis.UniversalClient
@@ -418,21 +415,11 @@ func (t *Tiered) Close() error {
 // would use.
 func (t *Tiered) Key(token string) [32]byte {
 	m := t.keys.get()
-	if sc := t.scope.Load(); sc != nil {
-		m.h.Write(sc[:])
-	}
 	m.h.Write(stringBytes(token))
 	k := [32]byte(m.h.Sum(m.sum[:0]))
 	t.keys.put(m)
 	return k
 }
-
-// SetScope scopes every later Key to one verification configuration: the same token gets
-// another key under another scope, so a result verified under settings that a reload has
-// changed (an issuer's algorithms, its typ rules, its keys' location) is never found again.
-// Replicas sharing a Redis share entries while their scopes agree. A token's key is a
-// fixed-length HMAC of scope and token, so scopes cannot collide with tokens.
-func (t *Tiered) SetScope(scope [32]byte) { t.scope.Store(&scope) }
 
 // Get answers from L1, then Redis. The Identity's slices and map are shared with the cache and
 // must not be modified.

@@ -4,8 +4,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -48,9 +46,6 @@ func build(cfg *config.Config, o Options) (p parts, err error) {
 	}()
 	if err := buildCache(cfg, o, &p); err != nil {
 		return p, err
-	}
-	if p.cache != nil {
-		p.cache.SetScope(verificationScope(cfg))
 	}
 	if p.adminToken, err = cfg.Admin.Token.Read("admin.token", o.Getenv); err != nil {
 		return p, err
@@ -279,26 +274,4 @@ func idpClient(o Options, kind, issuer string) *http.Client {
 	}
 	c.Transport = rt
 	return &c
-}
-
-// verificationScope digests what a cached verification depends on: the issuers' settings
-// (keys' location, algorithms, typ rules, introspection endpoints and shapes), the clock skew
-// and the claims kept for identity headers. The cache's keys are scoped by it, so a reload that
-// changes any of them applies to the next Check of every token, cached or not, at the price of
-// verifying each token once more. Resource settings (scopes, audiences, rules) are checked on
-// every Check and are not part of it.
-func verificationScope(cfg *config.Config) [32]byte {
-	b, err := json.Marshal(struct {
-		Issuers   []config.Issuer
-		ClockSkew config.Duration
-		Claims    []string
-	}{cfg.Issuers, cfg.ClockSkew, cfg.ClaimsFor()})
-	if err != nil {
-		// Every field is plain data, so this cannot happen; should that change, a scope of this
-		// process's own (no sharing through Redis) is safer than one that could be stale.
-		var own [32]byte
-		rand.Read(own[:])
-		return own
-	}
-	return sha256.Sum256(b)
 }

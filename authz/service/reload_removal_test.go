@@ -7,7 +7,6 @@ import (
 
 	"github.com/mcp-authz/mcp-authz/authz/config"
 	"github.com/mcp-authz/mcp-authz/authz/demoas"
-	"github.com/mcp-authz/mcp-authz/cache/redistest"
 )
 
 // Issue 15: a configuration change applies to the next Check. A token of an issuer that a
@@ -46,43 +45,6 @@ func TestReloadRemovedIssuerRefusedAtOnce(t *testing.T) {
 	}
 	if !allowed(checkToken(t, r, tokA)) {
 		t.Error("the remaining issuer's token was refused after the reload")
-	}
-}
-
-// Issue 15: a reload that changes how an issuer's tokens are verified applies to tokens
-// already cached, here in Redis as well as in L1: narrowing the issuer's algorithms to ones
-// its tokens are not signed with refuses them at the next Check. Before the cache's keys were
-// scoped to the verification settings, the cached verdict was served until max_ttl.
-func TestReloadTightenedIssuerAppliesToCachedTokens(t *testing.T) {
-	rd := redistest.Start(t)
-	a, srv := as(t)
-	r := replica(t, srv.URL, []string{rd.Addr()}, nil)
-	tok, err := a.Mint(map[string]any{"iss": srv.URL, "sub": "carol", "aud": resource, "client_id": "c",
-		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(), "scope": "mcp:tools"}, demoas.MintOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !allowed(checkToken(t, r, tok)) || !allowed(checkToken(t, r, tok)) {
-		t.Fatal("denied before the reload")
-	}
-	next := *r.live.Load().cfg
-	next.Issuers = append([]config.Issuer(nil), next.Issuers...)
-	next.Issuers[0].Algorithms = []string{"ES256"} // the demo AS signs with RS256
-	next.ApplyDefaults()
-	if err := r.Reload(&next); err != nil {
-		t.Fatal(err)
-	}
-	if resp := checkToken(t, r, tok); allowed(resp) {
-		t.Error("a token signed with an algorithm the reload removed was allowed from the cache")
-	}
-	// A second replica with the new configuration does not take the old verdict from Redis.
-	r2 := replica(t, srv.URL, []string{rd.Addr()}, func(c *config.Config) { c.Issuers[0].Algorithms = []string{"ES256"} })
-	if resp := checkToken(t, r2, tok); allowed(resp) {
-		t.Error("a replica with the new settings took the old verdict from Redis")
-	}
-	// A reload that changes no verification setting keeps the cache: same scope.
-	if verificationScope(&next) != verificationScope(r.live.Load().cfg) {
-		t.Error("the scope of an unchanged configuration changed")
 	}
 }
 

@@ -105,9 +105,6 @@ func (s *Service) Reload(cfg *config.Config) error {
 	if s.opts.LogLevel != nil {
 		s.opts.LogLevel.Set(logLevel(cfg.Log.Level))
 	}
-	if s.cache != nil {
-		s.cache.SetScope(verificationScope(cfg))
-	}
 	s.live.Store(&state{cfg: cfg, core: core, jwts: jwts, intros: intros})
 	// The adapter keeps the responses it converted for the old core's shared answers, whose
 	// numbers the new core gives out again: a fresh box drops them. Stored after the core, so
