@@ -575,7 +575,7 @@ func (a *Authorizer) chain(ctx context.Context, token string) (identity.Identity
 	if iss, v, ok := a.jwtVerifier(token); ok {
 		id, err := v.Verify(ctx, token)
 		fb := a.v.Fallback[iss]
-		if err == nil || !errors.Is(err, identity.ErrUnavailable) || fb == nil {
+		if err == nil || !errors.Is(err, identity.ErrUnavailable) || errors.Is(err, identity.ErrKeyNotYetKnown) || fb == nil {
 			return id, err
 		}
 		a.log.Debug("jwt verifier unavailable; trying the issuer's introspection", "issuer", iss, "error", err)

@@ -5,6 +5,7 @@ package identity
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 )
@@ -52,6 +53,11 @@ func (s Source) String() string {
 var (
 	ErrInvalid     = errors.New("invalid token")
 	ErrUnavailable = errors.New("verifier unavailable")
+	// ErrKeyNotYetKnown is the one unavailable case that falls back to nothing: a JWT whose
+	// key is not in keys fetched within the refresh interval may carry a key just rotated in
+	// (retried, never cached as invalid), but anyone can make up a kid, and sending each such
+	// token to introspection instead would turn forged JWTs into IdP calls.
+	ErrKeyNotYetKnown = fmt.Errorf("%w: signing key not yet known", ErrUnavailable)
 )
 
 // Token is a credential that cannot leak through fmt or slog by accident.

@@ -789,7 +789,7 @@ var (
 	errAmbiguous    = invalid("jwt: ambiguous JSON (a duplicate or case-variant name, or not UTF-8)")
 	errIDToken      = invalid("jwt: an ID token, not an access token")
 	errNotAccess    = invalid("jwt: not an access token")
-	errKidNotYet    = unavailable("jwt: unknown kid (or no key for alg) since the last fetch; keys are refetched once the refresh interval allows", nil)
+	errKidNotYet    = &verifyError{reason: "jwt: unknown kid (or no key for alg) since the last fetch; keys are refetched once the refresh interval allows", class: identity.ErrKeyNotYetKnown}
 	errNoExp        = invalid("jwt: exp missing")
 	errExpired      = invalid("jwt: expired")
 	errNotYet       = invalid("jwt: not yet valid (nbf)")

@@ -123,3 +123,29 @@ func TestFallbackIsPerIssuer(t *testing.T) {
 		}
 	})
 }
+
+// A JWT whose kid is not in the issuer's freshly fetched keys is "not verifiable yet" (a key
+// may have just been rotated in), but it never falls back to introspection: anyone can make up
+// a kid, and each forged token would otherwise cost the authorization server a call.
+func TestMadeUpKidDoesNotFallBack(t *testing.T) {
+	aAS, aSrv := as(t)
+	aIntro, aCalls := countingIntrospection(t)
+	r := replica(t, aSrv.URL, nil, func(c *config.Config) {
+		c.Issuers[0].Introspection.Endpoint = aIntro.URL
+		c.Issuers[0].FallbackToIntrospection = true
+	})
+	for i := range 5 {
+		tok, err := aAS.Mint(map[string]any{"iss": aSrv.URL, "sub": "mallory", "aud": resource, "client_id": "c",
+			"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(), "scope": "mcp:tools"},
+			demoas.MintOptions{KID: fmt.Sprintf("made-up-%d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp := checkToken(t, r, tok); allowed(resp) {
+			t.Fatalf("a JWT with a made-up kid was allowed: %v", resp)
+		}
+	}
+	if n := aCalls.Load(); n != 0 {
+		t.Errorf("%d introspection calls for JWTs with made-up kids; want none", n)
+	}
+}
