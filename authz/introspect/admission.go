@@ -93,6 +93,7 @@ type admission struct {
 
 	mu       sync.Mutex
 	inflight int
+	waiters  int                  // queued, all classes together; at most maxWaitersPerSlot × max
 	byClass  map[uint32]int       // in flight, per class; no zero entries
 	waiting  map[uint32][]*waiter // FIFO per class; no empty entries
 	ring     []uint32             // classes with waiters, in round-robin order
@@ -104,8 +105,12 @@ type waiter struct {
 	granted bool
 }
 
+// maxWaitersPerSlot bounds the calls queued for a slot, all classes together: tokens spread
+// over many shapes must not park calls (and their timers) without limit.
+const maxWaitersPerSlot = 4
+
 func newAdmission(max int) *admission {
-	// A quarter of the slots (at least one, when there are two) is kept from any one class.
+	// A quarter of the slots is kept from any one class.
 	per := max - max/4
 	return &admission{max: max, perClass: per, byClass: map[uint32]int{}, waiting: map[uint32][]*waiter{}}
 }
@@ -119,10 +124,11 @@ func (a *admission) acquire(ctx context.Context, class uint32, wait time.Duratio
 		a.mu.Unlock()
 		return nil
 	}
-	if len(a.waiting[class]) >= a.max { // the queue is full: waiting would only time out
-		a.mu.Unlock()
+	if len(a.waiting[class]) >= a.max || a.waiters >= maxWaitersPerSlot*a.max {
+		a.mu.Unlock() // the queue is full: waiting would only time out
 		return errBusy
 	}
+	a.waiters++
 	w := &waiter{ready: make(chan struct{})}
 	if len(a.waiting[class]) == 0 {
 		a.ring = append(a.ring, class)
@@ -181,6 +187,7 @@ func (a *admission) dispatch() {
 			w := q[0]
 			w.granted = true
 			close(w.ready)
+			a.waiters--
 			a.take(c)
 			if len(q) == 1 {
 				delete(a.waiting, c)
@@ -206,6 +213,7 @@ func (a *admission) dispatch() {
 }
 
 func (a *admission) dequeue(class uint32, w *waiter) {
+	a.waiters--
 	q := a.waiting[class]
 	for i, x := range q {
 		if x == w {

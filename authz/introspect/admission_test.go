@@ -272,3 +272,53 @@ func TestJWTFallbackSkipsShape(t *testing.T) {
 		t.Errorf("as a fallback JWT: %v", err)
 	}
 }
+
+// The waiters of all classes together are bounded, so a flood spread over many token shapes
+// cannot park calls without limit.
+func TestAdmissionBounds(t *testing.T) {
+	for max, per := range map[int]int{1: 1, 4: 3, 8: 6, 64: 48} {
+		if got := newAdmission(max).perClass; got != per {
+			t.Errorf("newAdmission(%d).perClass = %d, want %d", max, got, per)
+		}
+	}
+	a := newAdmission(2)
+	ctx := context.Background()
+	if err := a.acquire(ctx, 1, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.acquire(ctx, 2, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// Both slots taken: classes 3, 4, ... queue until the total cap, then are refused at once.
+	var wg sync.WaitGroup
+	for c := uint32(3); c < 3+maxWaitersPerSlot*2; c++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.acquire(ctx, c, time.Minute) }()
+	}
+	for {
+		a.mu.Lock()
+		n := a.waiters
+		a.mu.Unlock()
+		if n == maxWaitersPerSlot*2 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// A cancelled context tells refusing (errBusy, before any wait) from queueing (cancelled).
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := a.acquire(cancelled, 1000, time.Minute); err != errBusy {
+		t.Errorf("a waiter past the total cap: %v, want errBusy at once", err)
+	}
+	for range maxWaitersPerSlot*2 + 2 {
+		a.mu.Lock()
+		cls := uint32(0)
+		for c := range a.byClass {
+			cls = c
+			break
+		}
+		a.mu.Unlock()
+		a.release(cls)
+	}
+	wg.Wait()
+}
