@@ -240,6 +240,9 @@ func (a *Authorizer) check(ctx context.Context, req *Request) *Decision {
 	if rt.public(path) {
 		return &Decision{Allow: true, Reason: ReasonPublic, Remove: rt.removeAlways, Resource: rt.Name}
 	}
+	if rt.publicByRule(req.Method, path) {
+		return &Decision{Allow: true, Reason: ReasonPublic, Remove: rt.removeAlways, Resource: rt.Name}
+	}
 	if rt.AllowCORSPreflight && req.Method == http.MethodOptions && isPreflight(req) {
 		return &Decision{Allow: true, Reason: ReasonPreflight, Remove: rt.removeAlways, Resource: rt.Name}
 	}
@@ -247,7 +250,7 @@ func (a *Authorizer) check(ctx context.Context, req *Request) *Decision {
 	authzHeader, present := req.header("authorization")
 	if a.keyScheme != "" && present {
 		if key, ok := schemeCredential(authzHeader, a.keyScheme); ok {
-			return a.checkAPIKey(ctx, rt, req, key)
+			return a.checkAPIKey(ctx, rt, req, path, key)
 		}
 	}
 	token, cred := extractBearer(authzHeader, present, query)
@@ -266,7 +269,7 @@ func (a *Authorizer) check(ctx context.Context, req *Request) *Decision {
 	var d *Decision
 	switch {
 	case err == nil:
-		d = a.authorize(rt, req, &id)
+		d = a.authorize(rt, req, path, &id)
 	case errors.Is(err, identity.ErrUnavailable):
 		d = withErr(rt.denials.unavailable, err)
 	default:
@@ -276,35 +279,98 @@ func (a *Authorizer) check(ctx context.Context, req *Request) *Decision {
 	return d
 }
 
-// authorize applies the resource's own checks to a verified identity, then the scopes the
-// request's operation needs.
-func (a *Authorizer) authorize(rt *route, req *Request, id *identity.Identity) *Decision {
+// authorize applies the resource's own checks to a verified identity, then what the request's
+// operations need: scopes first (the resource's, the operation's, the matching rules'), so a
+// client that can step up is told every scope at once, then the rules' conditions.
+func (a *Authorizer) authorize(rt *route, req *Request, path string, id *identity.Identity) *Decision {
 	if err := a.fitsResource(rt, id); err != nil {
 		return withErr(rt.denials.invalid, err)
 	}
 	if missing := a.missingScope(id, rt.RequiredScopes); missing != "" {
 		return withErr(rt.denials.insufficient, fmt.Errorf("missing scope %q", missing))
 	}
-	extra, err := rt.MCP.operationScopes(req)
-	if err != nil {
-		if errors.Is(err, errHeaderMismatch) {
-			return withErr(rt.denials.mismatch, err)
+	v := opView{method: req.Method, path: path}
+	if rt.MCP != nil || rt.rules.readsOps {
+		ops, hasOps, err := requestOperations(req, rt.rules.readsArgs)
+		if err != nil {
+			if errors.Is(err, errHeaderMismatch) {
+				return withErr(rt.denials.mismatch, err)
+			}
+			return withErr(rt.denials.operation, err)
 		}
-		return withErr(rt.denials.operation, err)
+		v.ops, v.hasOps = ops, hasOps
 	}
+	if len(rt.rules.list) > 0 {
+		params, err := mcpParams(req)
+		if err != nil {
+			return withErr(rt.denials.operation, err)
+		}
+		v.params = params
+	}
+	// A request without operations is evaluated once, with none; a batch once per operation.
+	var extra []string
+	desc := ""
+	a.eachOp(&v, func(op *Operation) bool {
+		extra = rt.MCP.opScopes(op, extra)
+		var d string
+		extra, d = rt.ruleScopes(&v, op, extra)
+		if desc == "" {
+			desc = d
+		}
+		return true
+	})
 	if len(extra) > 0 {
 		if missing := a.missingScope(id, extra); missing != "" {
 			// One challenge naming every scope the operation needs, not only the missing one.
 			need := joinScopes(unionScopes(rt.RequiredScopes, extra))
-			return withErr(rt.denials.insufficientFor(rt, need), fmt.Errorf("operation needs scope %q", missing))
+			return withErr(rt.denials.insufficientFor(rt, need, desc), fmt.Errorf("operation needs scope %q", missing))
 		}
 	}
-	return a.allow(rt, id)
+	var denied *Decision
+	var why error
+	a.eachOp(&v, func(op *Operation) bool {
+		denied, why = rt.ruleConditions(&v, op, req, id)
+		return denied == nil
+	})
+	if denied != nil {
+		d := withErr(denied, why)
+		setOperation(d, &v)
+		return d
+	}
+	d := a.allow(rt, id)
+	setOperation(d, &v)
+	return d
+}
+
+// eachOp calls f with each of the request's operations, or once with nil when it has none,
+// until f returns false.
+func (a *Authorizer) eachOp(v *opView, f func(*Operation) bool) {
+	if len(v.ops) == 0 {
+		f(nil)
+		return
+	}
+	for i := range v.ops {
+		if !f(&v.ops[i]) {
+			return
+		}
+	}
+}
+
+func setOperation(d *Decision, v *opView) {
+	if len(v.ops) == 0 {
+		return
+	}
+	op := v.ops[0]
+	op.Arguments = nil
+	d.Operation = &op
+	if len(v.ops) > 1 {
+		d.Batch = len(v.ops)
+	}
 }
 
 // checkAPIKey handles a credential in the API-key scheme. Keys are verified locally and
 // cheaply, so they are not cached.
-func (a *Authorizer) checkAPIKey(ctx context.Context, rt *route, req *Request, key string) *Decision {
+func (a *Authorizer) checkAPIKey(ctx context.Context, rt *route, req *Request, path, key string) *Decision {
 	if key == "" || len(key) > maxTokenLen || !isB64Token(key) {
 		return withErr(rt.denials.invalid, errMalformed)
 	}
@@ -312,7 +378,7 @@ func (a *Authorizer) checkAPIKey(ctx context.Context, rt *route, req *Request, k
 	if err != nil {
 		return withErr(rt.denials.invalid, err)
 	}
-	return a.authorize(rt, req, &id)
+	return a.authorize(rt, req, path, &id)
 }
 
 var errMalformed = errors.New("malformed bearer credential")
@@ -664,7 +730,11 @@ func (a *Authorizer) allow(rt *route, id *identity.Identity) *Decision {
 	}
 	add(h.Issuer, id.Issuer)
 	for _, c := range rt.claimHeaders {
-		add(c.header, id.Claims[c.claim])
+		if raw, ok := id.Claims[c.claim]; ok {
+			if v, ok := identity.ClaimText(raw); ok {
+				add(c.header, v)
+			}
+		}
 	}
 	// Headers we set replace the client's copies (the adapter overwrites); names we could
 	// not set are removed, so a forged copy never reaches upstream.

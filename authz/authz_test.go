@@ -44,7 +44,7 @@ func goodID() identity.Identity {
 	return identity.Identity{
 		Issuer: iss, Subject: "user-1", ClientID: "client-1", Audience: []string{res},
 		Scopes: []string{"mcp:tools", "mcp:read"}, Expiry: testNow.Add(time.Hour),
-		Claims: map[string]string{"email": "u@example.com"}, Source: identity.SourceJWT,
+		Claims: map[string]string{"email": `"u@example.com"`}, Source: identity.SourceJWT,
 	}
 }
 

@@ -32,6 +32,7 @@ const (
 	descBadPath      = "The request path is ambiguous."
 	descOperation    = "The request's MCP operation could not be read unambiguously."
 	descMismatch     = "The Mcp-Method or Mcp-Name header does not match the request body."
+	descPolicy       = "The caller is not allowed to make this request."
 )
 
 // denials are a route's precomputed denial decisions.
@@ -170,22 +171,30 @@ const maxStepUp = 256
 
 // insufficientFor returns the 403 whose scope lists every scope the operation needs (MCP
 // 2026-07-28: all of them in one challenge, not only the missing ones).
-func (ds *denials) insufficientFor(rt *route, scope string) *Decision {
-	if scope == rt.challengeScope {
+// desc is a rule's public description, "" for the generic one.
+func (ds *denials) insufficientFor(rt *route, scope, desc string) *Decision {
+	if scope == rt.challengeScope && desc == "" {
 		return ds.insufficient
+	}
+	key := scope
+	if desc != "" {
+		key += "\x00" + desc
 	}
 	ds.mu.Lock()
 	defer ds.mu.Unlock()
-	if d, ok := ds.stepUp[scope]; ok {
+	if d, ok := ds.stepUp[key]; ok {
 		return d
 	}
-	d := deny(rt, http.StatusForbidden, ReasonInsufficientScope, "insufficient_scope", descInsufficient, scope)
+	if desc == "" {
+		desc = descInsufficient
+	}
+	d := deny(rt, http.StatusForbidden, ReasonInsufficientScope, "insufficient_scope", desc, scope)
 	if ds.stepUp == nil {
 		ds.stepUp = make(map[string]*Decision)
 	}
 	if ds.stepUpLen < maxStepUp {
 		d.Shared = ds.nextShared()
-		ds.stepUp[scope] = d
+		ds.stepUp[key] = d
 		ds.stepUpLen++
 	}
 	return d

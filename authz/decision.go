@@ -18,6 +18,7 @@ const (
 	ReasonUnavailable                         // no verifier could decide; 401 or 503 by config
 	ReasonNoRoute                             // no protected resource matches
 	ReasonInternal                            // recovered fault: 503
+	ReasonPolicy                              // 403 without a challenge: a rule's condition refused the caller
 )
 
 var reasonNames = [...]string{
@@ -32,6 +33,7 @@ var reasonNames = [...]string{
 	ReasonUnavailable:       "unavailable",
 	ReasonNoRoute:           "no_route",
 	ReasonInternal:          "internal",
+	ReasonPolicy:            "policy_denied",
 }
 
 func (r Reason) String() string {
@@ -67,6 +69,11 @@ type Decision struct {
 
 	Resource string             // name of the matched resource, "" when none
 	Identity *identity.Identity // on allow with a token
+	// Operation is the request's MCP operation (the first of a batch), nil when it carries
+	// none or it was not read; Batch is the number of operations when more than one. For
+	// decision logs and Envoy's dynamic metadata; Arguments are never kept here.
+	Operation *Operation
+	Batch     int
 	// Tier says where a token's verification came from: TierL1, TierRedis, TierIdP (verified
 	// now), TierStale; "" when no token was verified. For logs, spans and metrics.
 	Tier string

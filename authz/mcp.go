@@ -32,6 +32,9 @@ type Operation struct {
 	// (SEP-2243): params.name for tools/call and prompts/get, params.uri for resources/read,
 	// resources/subscribe and resources/unsubscribe, params.taskId for the tasks methods.
 	Name string
+	// Arguments is the JSON text of params.arguments (tools/call), when it was asked for and
+	// the body has it.
+	Arguments []byte
 }
 
 // nameParam says which params member names the operation's target, "" for none.
@@ -64,7 +67,11 @@ var errHeaderMismatch = errors.New("mcp headers disagree with the body")
 //
 // A JSON array is a batch (JSON-RPC 2.0 §6, accepted by the 2025-03-26 SDK servers): one
 // Operation per request in it.
-func ReadOperations(body []byte) ([]Operation, error) {
+func ReadOperations(body []byte) ([]Operation, error) { return readOperations(body, true) }
+
+// readOperations: wantArgs keeps a copy of each tools/call's arguments (policy conditions on
+// mcp.arguments); without it nothing of the body is copied but strings.
+func readOperations(body []byte, wantArgs bool) ([]Operation, error) {
 	// One pooled pass checks the whole body: syntax, UTF-8, duplicates and case-variant
 	// names at every depth (tool arguments included: a tool on Go's encoding/json would read
 	// them differently from one on JSON.parse). After it, exact-name decoding is unambiguous.
@@ -78,6 +85,7 @@ func ReadOperations(body []byte) ([]Operation, error) {
 	}()
 	r.rd.Reset(body)
 	r.dec.Reset(&r.rd, checked)
+	r.wantArgs = wantArgs
 	if r.dec.PeekKind() != '[' {
 		m, err := r.message()
 		if err != nil {
@@ -117,8 +125,9 @@ func ReadOperations(body []byte) ([]Operation, error) {
 // rpcReader reads the few members a decision needs in one pass, with no reflection: a body is
 // read on every Check of a resource with per-operation rules.
 type rpcReader struct {
-	rd  bytes.Reader
-	dec *jsontext.Decoder
+	rd       bytes.Reader
+	dec      *jsontext.Decoder
+	wantArgs bool
 }
 
 var readers = sync.Pool{New: func() any {
@@ -142,6 +151,7 @@ type rpcMessage struct {
 type rpcParams struct {
 	present, object   bool
 	Name, URI, TaskID member
+	Arguments         []byte
 }
 
 // member is a JSON member that must be a string where it is read.
@@ -184,6 +194,15 @@ func (r *rpcReader) message() (m rpcMessage, err error) {
 					m.Params.URI, err = r.member()
 				case "taskId":
 					m.Params.TaskID, err = r.member()
+				case "arguments":
+					if !r.wantArgs {
+						err = r.dec.SkipValue()
+						break
+					}
+					var v jsontext.Value
+					if v, err = r.dec.ReadValue(); err == nil {
+						m.Params.Arguments = bytes.Clone(v)
+					}
 				default:
 					err = r.dec.SkipValue()
 				}
@@ -269,6 +288,9 @@ func (m *rpcMessage) operation() (op Operation, isRequest bool, err error) {
 		return op, false, fmt.Errorf("%w: %s without a string target in params", errOperation, op.Method)
 	}
 	op.Name = target.s
+	if op.Method == "tools/call" {
+		op.Arguments = m.Params.Arguments
+	}
 	return op, true, nil
 }
 
@@ -276,7 +298,7 @@ func (m *rpcMessage) operation() (op Operation, isRequest bool, err error) {
 // body when the proxy forwarded it, else from the MCP 2026-07-28 Mcp-Method / Mcp-Name headers
 // (SEP-2243). Body and headers must agree. ok is false for requests that carry no MCP
 // operation (anything but POST).
-func requestOperations(req *Request) (ops []Operation, ok bool, err error) {
+func requestOperations(req *Request, wantArgs bool) (ops []Operation, ok bool, err error) {
 	if req.Method != "POST" {
 		return nil, false, nil
 	}
@@ -320,7 +342,7 @@ func requestOperations(req *Request) (ops []Operation, ok bool, err error) {
 	if err := jsonBody(req); err != nil {
 		return nil, true, err
 	}
-	if ops, err = ReadOperations(req.Body); err != nil {
+	if ops, err = readOperations(req.Body, wantArgs); err != nil {
 		return nil, true, err
 	}
 	if hasMethod || hasName {
@@ -407,30 +429,21 @@ func itoa(n int) string {
 	return string(b[i:])
 }
 
-// operationScopes returns the scopes the request's MCP operations need beyond the resource's
-// required scopes: each operation's method scopes, and for tools/call the named tool's scopes
-// (or those of "*"); a batch needs the union. A request whose operation cannot be read
-// unambiguously is an error: per-operation rules fail closed.
-func (m *MCPScopes) operationScopes(req *Request) ([]string, error) {
-	if m == nil {
-		return nil, nil
+// opScopes returns the scopes one MCP operation needs beyond the resource's required scopes:
+// its method's, and for tools/call the named tool's (or those of "*").
+func (m *MCPScopes) opScopes(op *Operation, out []string) []string {
+	if m == nil || op == nil {
+		return out
 	}
-	ops, _, err := requestOperations(req)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, op := range ops {
-		out = append(out, m.Methods[op.Method]...)
-		if op.Method == "tools/call" {
-			if s, ok := m.Tools[op.Name]; ok {
-				out = append(out, s...)
-			} else {
-				out = append(out, m.Tools["*"]...)
-			}
+	out = append(out, m.Methods[op.Method]...)
+	if op.Method == "tools/call" {
+		if s, ok := m.Tools[op.Name]; ok {
+			out = append(out, s...)
+		} else {
+			out = append(out, m.Tools["*"]...)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // unionScopes: base first, then extras not already present, in a stable order so the

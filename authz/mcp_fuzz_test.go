@@ -25,9 +25,13 @@ func FuzzMCPBody(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		ops, err := ReadOperations(body)
 		req := &Request{Method: "POST", Body: body, Headers: map[string]string{"content-type": "application/json"}}
-		got, serr := m.operationScopes(req)
+		reqOps, _, serr := requestOperations(req, false)
 		if (err == nil) != (serr == nil) {
-			t.Fatalf("ReadOperations and operationScopes disagree: %v / %v", err, serr)
+			t.Fatalf("ReadOperations and requestOperations disagree: %v / %v", err, serr)
+		}
+		var got []string
+		for i := range reqOps {
+			got = m.opScopes(&reqOps[i], got)
 		}
 		if err != nil {
 			return

@@ -47,6 +47,8 @@ type Resource struct {
 	// MCP maps JSON-RPC operations in the request body to further required scopes; nil: the
 	// body is never read.
 	MCP *MCPScopes
+	// Rules narrow access further (rules.go); the route keeps its own copy.
+	Rules []Rule
 }
 
 // IdentityHeaders names the upstream headers an allowed request carries. Empty names are not
@@ -78,6 +80,7 @@ type route struct {
 	metaAnswers    metaSet // precomputed metadata answers
 	claimHeaders   []claimHeader
 	corsAnyOrigin  bool // challenges carry Access-Control-Allow-Origin: *
+	rules          compiledRules
 }
 
 type claimHeader struct{ claim, header string }
@@ -231,6 +234,15 @@ func newRoute(r Resource, corsAnyOrigin bool) (*route, error) {
 		mp += "?" + mq
 	}
 	rt := &route{Resource: r, metadataURL: full, metadataPath: mp, corsAnyOrigin: corsAnyOrigin}
+	// The caller's slices stay theirs: compileRules normalises paths in place.
+	rt.Rules = make([]Rule, len(r.Rules))
+	for i, rule := range r.Rules {
+		rule.Paths = append([]string(nil), rule.Paths...)
+		rt.Rules[i] = rule
+	}
+	if err := rt.compileRules(); err != nil {
+		return nil, fmt.Errorf("resource %q: %v", r.ID, err)
+	}
 	if len(r.AuthorizationServers) == 0 {
 		return nil, fmt.Errorf("resource %q: no authorization server", r.ID)
 	}
@@ -349,6 +361,9 @@ func (rt *route) numberShared(next func() uint32) {
 	for _, d := range []*Decision{ds.missing, ds.multiple, ds.query, ds.invalid, ds.unavailable,
 		ds.insufficient, ds.operation, ds.mismatch,
 		rt.metaAnswers.get, rt.metaAnswers.head, rt.metaAnswers.options, rt.metaAnswers.notAllowed} {
+		d.Shared = next()
+	}
+	for _, d := range rt.rules.denied {
 		d.Shared = next()
 	}
 	ds.nextShared = next

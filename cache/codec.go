@@ -50,10 +50,11 @@ import (
 // deadline under the MAC that value would live as long as they liked. Relative to the expiry
 // it costs two bytes instead of five, and cannot say the entry outlives its token.
 //
-// Version 2 had no deadline and trusted Redis's TTL; version 1 wrote strings as h even inline
+// Version 3 stored claims stringified for headers, version 4 as their JSON text (policy rules
+// read their structure). Version 2 had no deadline and trusted Redis's TTL; version 1 wrote strings as h even inline
 // / h odd interned. Both sit under other key prefixes, which this version never reads.
 const (
-	codecVersion = 3
+	codecVersion = 4
 	macLen       = 16
 
 	flagNegative  = 1 << 0

@@ -15,7 +15,7 @@ import (
 
 var testMACKey = []byte("mac key for codec tests, 32 byte")
 
-const testRKey = "mcp-authz:v3:0123456789abcdef"
+const testRKey = "mcp-authz:v4:0123456789abcdef"
 
 // testDeadline: when the sample entries stop being served, a little before the earliest exp.
 var testDeadline = time.Unix(1_794_999_000, 500_000_000).UnixNano()

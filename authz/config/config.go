@@ -228,6 +228,7 @@ type Resource struct {
 	CORSPreflight        *bool           `yaml:"cors_preflight"` // default true
 	AllowAPIKeys         bool            `yaml:"allow_api_keys"`
 	MCP                  *MCP            `yaml:"mcp"`
+	Rules                []Rule          `yaml:"rules"`
 	Realm                string          `yaml:"realm"`
 	ResourceName         string          `yaml:"resource_name"`
 	Documentation        string          `yaml:"resource_documentation"`

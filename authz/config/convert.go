@@ -39,6 +39,7 @@ func (c *Config) AuthzResources() []authz.Resource {
 			AllowCORSPreflight:    r.CORSPreflight == nil || *r.CORSPreflight,
 			AllowAPIKeys:          r.AllowAPIKeys,
 			MCP:                   mcpScopes(r.MCP),
+			Rules:                 authzRules(r.Rules),
 		})
 	}
 	return out
@@ -72,11 +73,21 @@ func (c *Config) AuthzUnavailable() authz.Unavailable {
 func (c *Config) ClaimsFor() []string {
 	seen := map[string]bool{}
 	var out []string
+	add := func(claim string) {
+		if !seen[claim] {
+			seen[claim] = true
+			out = append(out, claim)
+		}
+	}
 	for _, r := range c.Resources {
 		for claim := range r.IdentityHeaders.Claims {
-			if !seen[claim] {
-				seen[claim] = true
-				out = append(out, claim)
+			add(claim)
+		}
+		for _, rule := range r.Rules {
+			if rule.prog != nil {
+				for _, claim := range rule.prog.Claims {
+					add(claim)
+				}
 			}
 		}
 	}

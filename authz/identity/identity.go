@@ -4,9 +4,11 @@
 package identity
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -21,7 +23,9 @@ type Identity struct {
 	Scopes    []string
 	Expiry    time.Time // zero only for credentials that never expire (static API keys)
 	NotBefore time.Time // zero when the token has none
-	// Claims holds the extra claims chosen for identity headers, stringified.
+	// Claims holds the extra claims that identity headers and policy rules name, each as its
+	// JSON text (at most MaxClaimLen bytes; longer ones are left out). ClaimText renders one
+	// for a header.
 	Claims map[string]string
 	Source Source
 }
@@ -59,6 +63,39 @@ var (
 	// token to introspection instead would turn forged JWTs into IdP calls.
 	ErrKeyNotYetKnown = fmt.Errorf("%w: signing key not yet known", ErrUnavailable)
 )
+
+// MaxClaimLen bounds the JSON text of a kept claim: a group list of a few hundred entries fits;
+// a claim past it is left out, and a rule reading it fails (denies).
+const MaxClaimLen = 4096
+
+// ClaimText renders a claim's JSON text for a header: strings as they are, numbers as written,
+// booleans as true/false, arrays of strings joined with ","; objects, null and mixed arrays
+// have no unambiguous header spelling (false).
+func ClaimText(raw string) (string, bool) {
+	if raw == "" {
+		return "", false
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		err := json.Unmarshal([]byte(raw), &s)
+		return s, err == nil
+	case 't', 'f':
+		return raw, true
+	case '[':
+		var l []string
+		if json.Unmarshal([]byte(raw), &l) != nil {
+			return "", false
+		}
+		return strings.Join(l, ","), true
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		if !json.Valid([]byte(raw)) {
+			return "", false
+		}
+		return raw, true // a JSON number, spelt as the issuer wrote it
+	}
+	return "", false // an object, null, or not JSON
+}
 
 // Token is a credential that cannot leak through fmt or slog by accident.
 type Token string

@@ -82,7 +82,7 @@ type Config struct {
 	Breaker Breaker
 	// ClockSkew is the leeway for exp and nbf; zero means none.
 	ClockSkew time.Duration
-	// Claims names extra members copied, stringified, into Identity.Claims ("username", say).
+	// Claims names extra members kept, as JSON text, in Identity.Claims ("username", say).
 	Claims []string
 	// HTTPClient makes the calls; default one with its own connection pool sized for
 	// MaxConcurrent. Redirects are never followed on introspection calls, whatever the client.
@@ -634,8 +634,8 @@ var (
 	errNotAccess = invalid("introspect: the token is not an access token (a refresh or ID token)")
 )
 
-// extraClaims stringifies the configured members: strings as they are, numbers as written,
-// booleans, arrays of strings joined with ","; objects, null and mixed arrays are left out.
+// extraClaims keeps the configured members as their JSON text (identity.Identity.Claims), each
+// at most identity.MaxClaimLen bytes.
 func (v *Verifier) extraClaims(body []byte) map[string]string {
 	var all map[string]jsontext.Value
 	if json.Unmarshal(body, &all) != nil { // cannot fail: body decoded above
@@ -644,30 +644,13 @@ func (v *Verifier) extraClaims(body []byte) map[string]string {
 	var out map[string]string
 	for _, name := range v.claims {
 		raw, ok := all[name]
-		if !ok || len(raw) == 0 {
+		if !ok || len(raw) == 0 || len(raw) > identity.MaxClaimLen {
 			continue
-		}
-		var s string
-		switch raw[0] {
-		case '"':
-			if json.Unmarshal(raw, &s) != nil {
-				continue
-			}
-		case '[':
-			var l []string
-			if json.Unmarshal(raw, &l) != nil {
-				continue
-			}
-			s = strings.Join(l, ",")
-		case '{', 'n':
-			continue
-		default: // number, true, false
-			s = string(raw)
 		}
 		if out == nil {
 			out = make(map[string]string, len(v.claims))
 		}
-		out[name] = s
+		out[name] = string(raw)
 	}
 	return out
 }

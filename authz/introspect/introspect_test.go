@@ -225,7 +225,7 @@ func TestActiveAnswer(t *testing.T) {
 	want := identity.Identity{
 		Issuer: a.URL, Subject: "alice", ClientID: "c1", Audience: []string{"https://mcp.example/mcp"},
 		Scopes: []string{"mcp:tools", "mcp:read"}, Expiry: t0.Add(time.Hour), NotBefore: t0.Add(-time.Minute),
-		Claims: map[string]string{"username": "al", "tenant": "42", "groups": "a,b"},
+		Claims: map[string]string{"username": `"al"`, "tenant": "42", "groups": `["a","b"]`, "obj": `{"x":1}`, "mixed": `["a",1]`},
 		Source: identity.SourceIntrospection,
 	}
 	if fmt.Sprint(id) != fmt.Sprint(want) {

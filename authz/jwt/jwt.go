@@ -66,7 +66,8 @@ type Config struct {
 	// ClockSkew is the leeway for exp, nbf and iat. Zero means none: the default (30 s) is
 	// the configuration layer's, so that an explicit 0 stays possible here.
 	ClockSkew time.Duration
-	// Claims names extra claims copied, stringified, into Identity.Claims for identity headers.
+	// Claims names extra claims kept, as JSON text, in Identity.Claims for identity headers
+	// and policy rules.
 	Claims []string
 	// AllowTyp lists further typ header values accepted when RequireTyp is set, for issuers
 	// that label access tokens "JWT" (an escape hatch: such tokens are not explicitly typed,
@@ -520,47 +521,22 @@ func contains(l []string, s string) bool {
 	return false
 }
 
-// extraClaims stringifies the configured claims for headers: strings as they are, numbers as
-// written, booleans as true/false, arrays of strings joined with ","; objects, nulls and
-// mixed arrays are left out because no header spelling of them would be unambiguous.
-// payload has passed strictjson.Check already: valid JSON without duplicate names.
+// extraClaims keeps the configured claims as their JSON text (identity.Identity.Claims), each
+// at most identity.MaxClaimLen bytes. payload has passed strictjson.Check already: valid JSON
+// without duplicate names.
 func extraClaims(payload []byte, names []string) (map[string]string, bool) {
 	var out map[string]string
 	ok := members(payload, func(name, raw []byte) {
 		n, want := wanted(name, names)
-		if !want {
-			return
-		}
-		s, ok := stringify(raw)
-		if !ok {
+		if !want || len(raw) > identity.MaxClaimLen {
 			return
 		}
 		if out == nil {
 			out = make(map[string]string, len(names))
 		}
-		out[n] = s
+		out[n] = string(raw)
 	})
 	return out, ok
-}
-
-func stringify(raw []byte) (string, bool) {
-	switch raw[0] {
-	case '"':
-		var s string
-		err := json.Unmarshal(raw, &s)
-		return s, err == nil
-	case 't', 'f':
-		return string(raw), true
-	case '[':
-		var l []string
-		if json.Unmarshal(raw, &l) != nil {
-			return "", false
-		}
-		return strings.Join(l, ","), true
-	case '{', 'n':
-		return "", false
-	}
-	return string(raw), true // a JSON number, spelt as the issuer wrote it
 }
 
 // wanted reports whether the member name (raw, still JSON-escaped) is one of names.

@@ -137,7 +137,7 @@ func TestVerifyGood(t *testing.T) {
 				Scopes:    []string{"mcp:read", "mcp:write"},
 				Expiry:    time.Unix(now.Add(5*time.Minute).Unix(), 0),
 				NotBefore: time.Unix(now.Add(-time.Minute).Unix(), 0),
-				Claims:    map[string]string{"email": "u@example.com"},
+				Claims:    map[string]string{"email": `"u@example.com"`},
 				Source:    identity.SourceJWT,
 			}
 			if !reflect.DeepEqual(id, want) {
@@ -435,7 +435,8 @@ func TestIdentityClaims(t *testing.T) {
 				"obj": map[string]any{"a": 1}, "null": nil, "mixed": []any{"a", 1},
 			},
 			scopes: []string{"mcp:read", "mcp:write"}, client: "client-1", aud: []string{"https://mcp.example.com/mcp"},
-			claims: map[string]string{"email": "u@example.com", "groups": "g1,g2", "n": "42", "f": "1.5", "admin": "true", "sub": "user-1"},
+			claims: map[string]string{"email": `"u@example.com"`, "groups": `["g1","g2"]`, "n": "42", "f": "1.5", "admin": "true",
+				"sub": `"user-1"`, "obj": `{"a":1}`, "null": "null", "mixed": `["a",1]`},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -461,7 +462,7 @@ func TestIdentityClaims(t *testing.T) {
 			}
 			want := tc.claims
 			if want == nil {
-				want = map[string]string{"sub": "user-1"}
+				want = map[string]string{"sub": `"user-1"`}
 			}
 			if !reflect.DeepEqual(id.Claims, want) {
 				t.Errorf("claims %q, want %q", id.Claims, want)

@@ -160,6 +160,8 @@ func checkConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	for i, r := range cfg.Resources {
 		if r.MCP != nil && (len(r.MCP.Tools) > 0 || len(r.MCP.Methods) > 0) {
 			perOp = append(perOp, fmt.Sprintf("resources[%d].mcp", i))
+		} else if r.HasMCPRules() {
+			perOp = append(perOp, fmt.Sprintf("resources[%d].rules", i))
 		}
 	}
 	if *envoyFile != "" && len(perOp) > 0 {
@@ -181,6 +183,9 @@ func checkConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 		// POST to these resources a 400 for clients that do not send Mcp-Method.
 		fmt.Fprintf(stdout, "# note: %s read the MCP operation: the proxy must forward the body (Envoy with_request_body,\n"+
 			"#   pack_as_bytes: true) or clients must send Mcp-Method/Mcp-Name; check an Envoy file with -envoy FILE.\n", strings.Join(perOp, ", "))
+	}
+	for _, n := range cfg.RuleNotes() {
+		fmt.Fprintf(stdout, "# note: %s\n", n)
 	}
 	fmt.Fprint(stdout, string(out))
 	return nil

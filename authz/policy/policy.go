@@ -1,0 +1,333 @@
+// Package policy compiles and evaluates the conditions of authorization rules: CEL expressions
+// (cel.dev/cel-go) over a verified caller and the request's MCP operation. Expressions are
+// compiled once, when configuration loads; a Check only evaluates them, within a cost limit.
+//
+// The variables an expression sees:
+//
+//	claims     map(string, dyn)  the token's claims that rules name (claims.groups, claims["tenant"])
+//	scopes     list(string)      granted scopes
+//	client_id, subject, issuer   string
+//	mcp        map(string, dyn)  method, name; arguments (tools/call, from the body: {} without one);
+//	                             params (the SEP-2243 Mcp-Param-* headers, lower-case names)
+//	request    map(string, dyn)  method, path (decoded and normalised once), headers (lower-case
+//	                             names, one value each)
+//
+// Claims are kept with a cached verification only when some rule or identity header names
+// them, so an expression must name each claim it reads with a constant: Program.Claims lists
+// them for the verifiers.
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/operators"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/ext"
+	"cel.dev/cel-go/interpreter"
+	"github.com/go-json-experiment/json"
+)
+
+// CostLimit bounds one evaluation (CEL's cost units, about one per operation and per list
+// element visited): a condition over a huge claim array stops here instead of holding a Check.
+// An evaluation that exceeds it fails, and a failed condition denies.
+const CostLimit = 10_000
+
+// maxExprLen bounds an expression's source; longer ones are refused when configuration loads.
+const maxExprLen = 4096
+
+var (
+	envOnce sync.Once
+	env     *cel.Env
+	envErr  error
+)
+
+func celEnv() (*cel.Env, error) {
+	envOnce.Do(func() {
+		env, envErr = cel.NewEnv(
+			cel.Variable("claims", cel.MapType(cel.StringType, cel.DynType)),
+			cel.Variable("scopes", cel.ListType(cel.StringType)),
+			cel.Variable("client_id", cel.StringType),
+			cel.Variable("subject", cel.StringType),
+			cel.Variable("issuer", cel.StringType),
+			cel.Variable("mcp", cel.MapType(cel.StringType, cel.DynType)),
+			cel.Variable("request", cel.MapType(cel.StringType, cel.DynType)),
+			ext.Strings(),
+			cel.OptionalTypes(),
+		)
+	})
+	return env, envErr
+}
+
+// Program is a compiled condition.
+type Program struct {
+	src string
+	prg cel.Program
+	// Claims are the claim names the expression reads.
+	Claims []string
+	// UsesArguments: the expression reads mcp.arguments, so the body's tool arguments must be
+	// read for it.
+	UsesArguments bool
+	// UsesScopes: the expression reads scopes (check-config suggests declaring them instead,
+	// so that clients can step up).
+	UsesScopes bool
+}
+
+func (p *Program) String() string { return p.src }
+
+// Compile parses and type-checks a condition. The error is CEL's own, meant for check-config.
+func Compile(src string) (*Program, error) {
+	if strings.TrimSpace(src) == "" {
+		return nil, errors.New("empty expression")
+	}
+	if len(src) > maxExprLen {
+		return nil, fmt.Errorf("expression longer than %d bytes", maxExprLen)
+	}
+	e, err := celEnv()
+	if err != nil {
+		return nil, err
+	}
+	a, iss := e.Compile(src)
+	if iss.Err() != nil {
+		return nil, errors.New(strings.TrimSpace(iss.Err().Error()))
+	}
+	// dyn is let through (claims.flags.beta): Eval refuses a value that is not a bool.
+	if t := a.OutputType(); t != cel.BoolType && t != cel.DynType {
+		return nil, fmt.Errorf("the expression gives %s; a condition must give a bool", t)
+	}
+	p := &Program{src: src}
+	if err := p.inspect(a.NativeRep()); err != nil {
+		return nil, err
+	}
+	p.prg, err = e.Program(a, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(CostLimit))
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// inspect finds the claims an expression reads, and refuses reads it cannot name: with
+// claims[x] for a computed x, mcp-authz could not know which claims to keep.
+func (p *Program) inspect(a *ast.AST) error {
+	var uses, named int
+	claim := func(e ast.Expr) bool {
+		return e.Kind() == ast.IdentKind && e.AsIdent() == "claims"
+	}
+	constName := func(e ast.Expr) (string, bool) {
+		if e.Kind() != ast.LiteralKind {
+			return "", false
+		}
+		s, ok := e.AsLiteral().(types.String)
+		return string(s), ok
+	}
+	add := func(n string) {
+		named++
+		if !slices.Contains(p.Claims, n) {
+			p.Claims = append(p.Claims, n)
+		}
+	}
+	ast.PostOrderVisit(a.Expr(), ast.NewExprVisitor(func(e ast.Expr) {
+		switch e.Kind() {
+		case ast.IdentKind:
+			switch e.AsIdent() {
+			case "claims":
+				uses++
+			case "scopes":
+				p.UsesScopes = true
+			}
+		case ast.SelectKind:
+			s := e.AsSelect()
+			if claim(s.Operand()) {
+				add(s.FieldName())
+			}
+			if op := s.Operand(); op.Kind() == ast.IdentKind && op.AsIdent() == "mcp" && s.FieldName() == "arguments" {
+				p.UsesArguments = true
+			}
+		case ast.CallKind:
+			c := e.AsCall()
+			args := c.Args()
+			switch c.FunctionName() {
+			case operators.Index, operators.OptIndex, operators.OptSelect:
+				if len(args) == 2 && claim(args[0]) {
+					if n, ok := constName(args[1]); ok {
+						add(n)
+					}
+				}
+				if len(args) == 2 && args[0].Kind() == ast.IdentKind && args[0].AsIdent() == "mcp" {
+					if n, ok := constName(args[1]); !ok || n == "arguments" {
+						p.UsesArguments = true
+					}
+				}
+			case operators.In:
+				if len(args) == 2 && claim(args[1]) {
+					if n, ok := constName(args[0]); ok {
+						add(n)
+					}
+				}
+			}
+		}
+	}))
+	if uses != named {
+		return errors.New(`read claims by constant names only (claims.groups, claims["tenant"], has(claims.x), "x" in claims), so mcp-authz knows which claims to keep`)
+	}
+	slices.Sort(p.Claims)
+	return nil
+}
+
+// Input is what a condition is evaluated against. Claims hold each kept claim's JSON text.
+type Input struct {
+	Claims   map[string]string
+	Scopes   []string
+	ClientID string
+	Subject  string
+	Issuer   string
+
+	Method    string // MCP JSON-RPC method, "" for a request with no MCP operation
+	Name      string // the operation's target (tool, prompt, resource URI)
+	Arguments []byte // JSON text of params.arguments, nil when absent or not read
+	Params    map[string]string
+
+	HTTPMethod string
+	Path       string
+	Headers    map[string]string
+
+	claims map[string]any // decoded on first use, kept for the other rules of the Check
+}
+
+// Eval runs the condition. Any failure (a claim the token lacks, a type mismatch, the cost
+// limit) is an error, and the caller denies on it.
+func (p *Program) Eval(in *Input) (bool, error) {
+	v, _, err := p.prg.Eval(activation{in})
+	if err != nil {
+		return false, err
+	}
+	b, ok := v.(types.Bool)
+	if !ok {
+		return false, fmt.Errorf("condition gave %s, not a bool", v.Type())
+	}
+	return bool(b), nil
+}
+
+// activation resolves the variables lazily: most rules read one or two of them.
+type activation struct{ in *Input }
+
+func (a activation) Parent() interpreter.Activation { return nil }
+
+func (a activation) ResolveName(name string) (any, bool) {
+	in := a.in
+	switch name {
+	case "claims":
+		return in.decodedClaims(), true
+	case "scopes":
+		if in.Scopes == nil {
+			return []string{}, true
+		}
+		return in.Scopes, true
+	case "client_id":
+		return in.ClientID, true
+	case "subject":
+		return in.Subject, true
+	case "issuer":
+		return in.Issuer, true
+	case "mcp":
+		m := map[string]any{"method": in.Method, "name": in.Name}
+		args := map[string]any{}
+		if len(in.Arguments) > 0 {
+			var v any
+			if json.Unmarshal(in.Arguments, &v) == nil {
+				if o, ok := integers(v).(map[string]any); ok {
+					args = o
+				}
+			}
+		}
+		m["arguments"] = args
+		params := in.Params
+		if params == nil {
+			params = map[string]string{}
+		}
+		m["params"] = params
+		return types.DefaultTypeAdapter.NativeToValue(m), true
+	case "request":
+		h := in.Headers
+		if h == nil {
+			h = map[string]string{}
+		}
+		return types.DefaultTypeAdapter.NativeToValue(map[string]any{
+			"method": in.HTTPMethod, "path": in.Path, "headers": h,
+		}), true
+	}
+	return nil, false
+}
+
+func (in *Input) decodedClaims() ref.Val {
+	if in.claims == nil {
+		in.claims = make(map[string]any, len(in.Claims))
+		for k, raw := range in.Claims {
+			var v any
+			// The text came from a token payload or an introspection answer that was read
+			// strictly (no duplicate or case-variant names): plain decoding is unambiguous.
+			if json.Unmarshal([]byte(raw), &v) == nil {
+				in.claims[k] = integers(v)
+			}
+		}
+	}
+	return types.DefaultTypeAdapter.NativeToValue(in.claims)
+}
+
+// integers turns JSON numbers without a fraction into CEL ints, so that claims.level + 1 and
+// mcp.arguments.count * 2 type-check as users write them; others stay doubles. CEL compares
+// ints and doubles with each other either way.
+func integers(v any) any {
+	switch x := v.(type) {
+	case float64:
+		if x == math.Trunc(x) && math.Abs(x) <= 1<<53 {
+			return int64(x)
+		}
+	case []any:
+		for i := range x {
+			x[i] = integers(x[i])
+		}
+	case map[string]any:
+		for k := range x {
+			x[k] = integers(x[k])
+		}
+	}
+	return v
+}
+
+// Glob reports whether s matches pattern, where "*" matches any run of characters (also "/")
+// and every other character only itself.
+func Glob(pattern, s string) bool {
+	if !strings.Contains(pattern, "*") {
+		return pattern == s
+	}
+	// Iterative matching with one backtrack point: linear in practice, never exponential.
+	p, i, star, mark := 0, 0, -1, 0
+	for i < len(s) {
+		switch {
+		case p < len(pattern) && pattern[p] == '*':
+			star, mark = p, i
+			p++
+		case p < len(pattern) && pattern[p] == s[i]:
+			p++
+			i++
+		case star >= 0:
+			p = star + 1
+			mark++
+			i = mark
+		default:
+			return false
+		}
+	}
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
+}

@@ -1,0 +1,149 @@
+package policy
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestCompileErrors(t *testing.T) {
+	for src, want := range map[string]string{
+		``:                              "empty",
+		`claims.groups.`:                "Syntax error",
+		`"finance" in claim.groups`:     "undeclared reference",
+		`claims.tenant`:                 "",
+		`subject`:                       "must give a bool",
+		`claims[request.path] == "x"`:   "constant names",
+		`claims.all(k, k == "x")`:       "constant names",
+		`size(claims) > 2`:              "constant names",
+		`1 + "a" == 2`:                  "no matching overload",
+		strings.Repeat("a", 5000):       "longer than",
+		`subject.startsWith(1)`:         "no matching overload",
+		`[1].all(claims, claims == 1)`:  "constant names",
+		`request.headers["x"] == true `: "",
+	} {
+		_, err := Compile(src)
+		if want == "" {
+			if err != nil {
+				t.Errorf("Compile(%q): %v", src, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Compile(%q) = %v, want an error with %q", src, err, want)
+		}
+	}
+}
+
+func TestClaimsNamed(t *testing.T) {
+	p, err := Compile(`"finance" in claims.groups && claims["tenant"] == request.headers["x-tenant"] && has(claims.role) && "dept" in claims && claims.?level.orValue(0) > 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"dept", "groups", "level", "role", "tenant"}; !slices.Equal(p.Claims, want) {
+		t.Errorf("Claims = %v, want %v", p.Claims, want)
+	}
+	if p.UsesArguments || p.UsesScopes {
+		t.Errorf("UsesArguments %v, UsesScopes %v", p.UsesArguments, p.UsesScopes)
+	}
+	q, _ := Compile(`mcp.arguments.amount < 100 && "mcp:admin" in scopes`)
+	if !q.UsesArguments || !q.UsesScopes {
+		t.Errorf("UsesArguments %v, UsesScopes %v", q.UsesArguments, q.UsesScopes)
+	}
+}
+
+func TestEval(t *testing.T) {
+	in := func() *Input {
+		return &Input{
+			Claims:   map[string]string{"groups": `["finance","ops"]`, "tenant": `"acme"`, "level": `3`, "obj": `{"a":{"b":true}}`},
+			Scopes:   []string{"mcp:tools"},
+			ClientID: "c1", Subject: "alice", Issuer: "https://as",
+			Method: "tools/call", Name: "refund", Arguments: []byte(`{"amount":250,"currency":"EUR"}`),
+			Params:     map[string]string{"region": "eu"},
+			HTTPMethod: "POST", Path: "/t/acme/mcp", Headers: map[string]string{"x-tenant": "acme"},
+		}
+	}
+	for src, want := range map[string]bool{
+		`"finance" in claims.groups`:                                     true,
+		`"hr" in claims.groups`:                                          false,
+		`claims.tenant == request.headers["x-tenant"]`:                   true,
+		`request.path.startsWith("/t/" + claims.tenant + "/")`:           true,
+		`claims.level >= 3`:                                              true,
+		`claims.obj.a.b`:                                                 true,
+		`mcp.method == "tools/call" && mcp.name == "refund"`:             true,
+		`mcp.arguments.amount < 100`:                                     false,
+		`mcp.arguments.currency == "EUR"`:                                true,
+		`mcp.params.region == "eu"`:                                      true,
+		`"mcp:tools" in scopes && client_id == "c1"`:                     true,
+		`subject == "alice" && issuer == "https://as"`:                   true,
+		`request.method == "POST"`:                                       true,
+		`has(claims.role) && claims.role == "admin"`:                     false,
+		`claims.?role.orValue("none") == "none"`:                         true,
+		`"role" in claims`:                                               false,
+		`has(request.headers.authorization)`:                             false,
+		`claims.groups.exists(g, g.startsWith("fin"))`:                   true,
+		`mcp.arguments.amount * 2 == 500`:                                true,
+		`claims.tenant.lowerAscii() == "acme"`:                           true,
+		`size(claims.groups) == 2 && claims.groups[1] == "ops"`:          true,
+		`request.headers["x-tenant"] == claims.tenant && mcp.name != ""`: true,
+	} {
+		p, err := Compile(src)
+		if err != nil {
+			t.Errorf("Compile(%q): %v", src, err)
+			continue
+		}
+		got, err := p.Eval(in())
+		if err != nil {
+			t.Errorf("Eval(%q): %v", src, err)
+			continue
+		}
+		if got != want {
+			t.Errorf("Eval(%q) = %v, want %v", src, got, want)
+		}
+	}
+}
+
+// A condition that cannot be evaluated is an error, which the caller turns into a denial.
+func TestEvalErrorsDeny(t *testing.T) {
+	big := "[" + strings.Repeat(`"x",`, 20000) + `"y"]`
+	for src, claims := range map[string]map[string]string{
+		`claims.role == "admin"`:                    {},                  // absent claim
+		`claims.level > 2`:                          {"level": `"high"`}, // wrong type
+		`claims.groups.exists(g, g.contains("yy"))`: {"groups": big},     // over the cost limit
+		`mcp.arguments.amount < 100`:                {},                  // no such argument
+		`claims.groups.map(g, g + g).size() > 0`:    {"groups": big},
+	} {
+		p, err := Compile(src)
+		if err != nil {
+			t.Fatalf("Compile(%q): %v", src, err)
+		}
+		ok, err := p.Eval(&Input{Claims: claims})
+		if err == nil {
+			t.Errorf("Eval(%q) = %v, want an error", src, ok)
+		}
+	}
+}
+
+func TestGlob(t *testing.T) {
+	for _, c := range []struct {
+		p, s string
+		want bool
+	}{
+		{"refund", "refund", true},
+		{"refund", "refunds", false},
+		{"admin_*", "admin_delete", true},
+		{"admin_*", "admin_", true},
+		{"admin_*", "xadmin_", false},
+		{"file:///secrets/*", "file:///secrets/a/b.txt", true},
+		{"file:///secrets/*", "file:///public/secrets/a", false},
+		{"*", "", true},
+		{"*.txt", "a/b.txt", true},
+		{"a*b*c", "aXXbYYc", true},
+		{"a*b*c", "aXXbYY", false},
+		{strings.Repeat("*a", 20) + "b", strings.Repeat("a", 200), false},
+	} {
+		if got := Glob(c.p, c.s); got != c.want {
+			t.Errorf("Glob(%q, %q) = %v, want %v", c.p, c.s, got, c.want)
+		}
+	}
+}
