@@ -334,6 +334,7 @@ func (a *Authorizer) authorize(rt *route, req *Request, path string, id *identit
 	})
 	if denied != nil {
 		d := withErr(denied, why)
+		d.Identity = id // for the decision log: who was refused
 		setOperation(d, &v)
 		return d
 	}

@@ -321,6 +321,26 @@ func requestOperations(req *Request, wantArgs bool) (ops []Operation, ok bool, e
 			return nil, true, err
 		}
 	}
+	if req.MCP != nil && req.MCP.Method != filterResponse {
+		fop, ferr := req.MCP.operation()
+		if ferr != nil {
+			return nil, true, ferr
+		}
+		if len(req.Body) == 0 {
+			// Envoy's MCP filter read the body for us: its reading is the operation, and the
+			// SEP-2243 headers must agree with it as they must with a body.
+			if (hasMethod || hasName) && (!hasMethod || fop.Method != hMethod || hasName != (nameParam(hMethod) != "") || hasName && fop.Name != hName) {
+				return nil, true, errHeaderMismatch
+			}
+			return []Operation{fop}, true, nil
+		}
+		defer func() {
+			// Both: the filter's reading and ours must name the same single operation.
+			if err == nil && (len(ops) != 1 || ops[0].Method != fop.Method || ops[0].Name != fop.Name) {
+				ops, err = nil, fmt.Errorf("%w: Envoy's MCP filter and the body disagree", errOperation)
+			}
+		}()
+	}
 	if len(req.Body) == 0 {
 		// No body reached us (the proxy does not forward it, or nginx auth_request): the
 		// headers are all there is. An upstream on the 2026-07-28 revision validates them
@@ -351,6 +371,34 @@ func requestOperations(req *Request, wantArgs bool) (ops []Operation, ok bool, e
 		}
 	}
 	return ops, true, nil
+}
+
+// filterResponse is the method Envoy's MCP filter gives a JSON-RPC response.
+const filterResponse = "__jsonrpc_response"
+
+func (f *FilterOperation) operation() (Operation, error) {
+	op := Operation{Method: f.Method}
+	if op.Method == "" {
+		return op, fmt.Errorf("%w: Envoy's MCP filter metadata has no method", errOperation)
+	}
+	switch nameParam(op.Method) {
+	case "name":
+		if !f.HasName {
+			return op, fmt.Errorf("%w: %s without params.name in Envoy's MCP filter metadata", errOperation, op.Method)
+		}
+		op.Name = f.Name
+	case "uri":
+		if !f.HasURI {
+			return op, fmt.Errorf("%w: %s without params.uri in Envoy's MCP filter metadata", errOperation, op.Method)
+		}
+		op.Name = f.URI
+	case "taskId":
+		return op, fmt.Errorf("%w: %s from Envoy's MCP filter metadata is not supported", errOperation, op.Method)
+	}
+	if op.Method == "tools/call" {
+		op.Arguments = f.Arguments
+	}
+	return op, nil
 }
 
 // jsonBody refuses a body that an upstream could read as something else than the JSON we

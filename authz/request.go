@@ -19,6 +19,20 @@ type Request struct {
 	// x-envoy-auth-partial-body header instead).
 	BodyTruncated bool
 	ID            string // request id for logs (x-request-id)
+	// MCP is the operation Envoy's MCP filter (envoy.filters.http.mcp) read from the body,
+	// when the ext_authz filter forwards that metadata namespace; nil otherwise.
+	MCP *FilterOperation
+}
+
+// FilterOperation is what Envoy's MCP filter puts in its dynamic metadata: the JSON-RPC
+// method and params (RFC-less: Envoy's own parse of the body).
+type FilterOperation struct {
+	Method string
+	// Name and URI are params.name and params.uri when they are strings.
+	Name, URI string
+	HasName   bool
+	HasURI    bool
+	Arguments []byte // JSON text of params.arguments, nil when absent
 }
 
 func (r *Request) header(name string) (string, bool) {

@@ -26,6 +26,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"go.opentelemetry.io/contrib/propagators/b3"
 	"go.opentelemetry.io/otel/attribute"
@@ -245,7 +247,59 @@ func Request(in *authv3.CheckRequest) *authz.Request {
 	} else if b := h.GetBody(); b != "" {
 		r.Body = []byte(b)
 	}
+	if md := in.GetAttributes().GetMetadataContext().GetFilterMetadata()[mcpFilterNamespace]; md != nil {
+		r.MCP = filterOperation(md)
+	}
 	return r
+}
+
+// mcpFilterNamespace is where Envoy's MCP filter puts what it read of a JSON-RPC request
+// (method, id, params); ext_authz forwards it with metadata_context_namespaces.
+const mcpFilterNamespace = "envoy.filters.http.mcp"
+
+func filterOperation(md *structpb.Struct) *authz.FilterOperation {
+	f := md.GetFields()
+	op := &authz.FilterOperation{Method: f["method"].GetStringValue()}
+	params := f["params"].GetStructValue().GetFields()
+	if v, ok := params["name"].GetKind().(*structpb.Value_StringValue); ok {
+		op.Name, op.HasName = v.StringValue, true
+	}
+	if v, ok := params["uri"].GetKind().(*structpb.Value_StringValue); ok {
+		op.URI, op.HasURI = v.StringValue, true
+	}
+	if a := params["arguments"]; a != nil {
+		if b, err := protojson.Marshal(a); err == nil {
+			op.Arguments = b
+		}
+	}
+	return op
+}
+
+// dynamicMetadata: Envoy files the dynamic_metadata of a CheckResponse under the ext_authz
+// filter's name, where rate limit, RBAC and access logs read it
+// (%DYNAMIC_METADATA(envoy.filters.http.ext_authz:subject)%).
+func dynamicMetadata(d *authz.Decision) *structpb.Struct {
+	f := make(map[string]*structpb.Value, 9)
+	str := func(k, v string) {
+		if v != "" {
+			f[k] = structpb.NewStringValue(v)
+		}
+	}
+	str("resource", d.Resource)
+	if id := d.Identity; id != nil {
+		str("subject", id.Subject)
+		str("client_id", id.ClientID)
+		str("issuer", id.Issuer)
+		str("scope", strings.Join(id.Scopes, " "))
+		str("token_source", id.Source.String())
+	} else {
+		str("token_source", "none")
+	}
+	if op := d.Operation; op != nil {
+		str("mcp_method", op.Method)
+		str("mcp_name", op.Name)
+	}
+	return &structpb.Struct{Fields: f}
 }
 
 var okStatus = &rpcstatus.Status{Code: int32(codes.OK)}
@@ -257,7 +311,8 @@ var okStatus = &rpcstatus.Status{Code: int32(codes.OK)}
 func (s *checkerBox) response(d *authz.Decision) *authv3.CheckResponse {
 	if d.Allow {
 		ok := &authv3.OkHttpResponse{Headers: headerOptions(d.Headers), HeadersToRemove: d.Remove}
-		return &authv3.CheckResponse{Status: okStatus, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok}}
+		return &authv3.CheckResponse{Status: okStatus, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
+			DynamicMetadata: dynamicMetadata(d)}
 	}
 	if d.Shared == 0 {
 		return denied(d)

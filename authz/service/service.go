@@ -563,7 +563,17 @@ func (s *Service) onDecision(ctx context.Context, r *authz.Request, d *authz.Dec
 		attrs = append(attrs, slog.String("tier", d.Tier))
 	}
 	if d.Identity != nil {
-		attrs = append(attrs, slog.String("issuer", d.Identity.Issuer), slog.String("source", d.Identity.Source.String()))
+		attrs = append(attrs, slog.String("issuer", d.Identity.Issuer), slog.String("source", d.Identity.Source.String()),
+			slog.String("subject", d.Identity.Subject), slog.String("client_id", d.Identity.ClientID))
+	}
+	if op := d.Operation; op != nil {
+		attrs = append(attrs, slog.String("mcp_method", op.Method))
+		if op.Name != "" {
+			attrs = append(attrs, slog.String("mcp_name", op.Name))
+		}
+		if d.Batch > 0 {
+			attrs = append(attrs, slog.Int("mcp_batch", d.Batch))
+		}
 	}
 	if d.Err != nil {
 		attrs = append(attrs, slog.String("detail", d.Err.Error()))
