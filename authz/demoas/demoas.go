@@ -34,6 +34,8 @@ type Client struct {
 	ID, Secret string
 	Scopes     []string // scopes this client may be granted
 	Opaque     bool     // tokens are opaque strings validated through introspection
+	// Claims are added to the client's JWTs (groups, say), never replacing a registered one.
+	Claims map[string]any
 }
 
 // Config configures a Server.
@@ -275,6 +277,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		}
 		if len(scopes) > 0 {
 			claims["scope"] = strings.Join(scopes, " ")
+		}
+		for k, v := range client.Claims {
+			if _, set := claims[k]; !set {
+				claims[k] = v
+			}
 		}
 		var err error
 		if tok, err = s.Mint(claims, MintOptions{}); err != nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/mcp-authz/mcp-authz/authz/config"
@@ -56,10 +57,33 @@ func DemoConfig(grpcAddr, httpAddr, issuer, resource string) *config.Config {
 			Scopes:       config.Scopes{Required: []string{"mcp:tools"}, Supported: []string{"mcp:tools", "mcp:read"}},
 			PublicPaths:  []string{},
 			ResourceName: "mcp-authz demo MCP server",
+		}, {
+			// The README's Policies section: a second MCP server whose refund tool needs
+			// another scope (a step-up) and a group no scope can grant (a plain 403). Its
+			// rules read the MCP operation, so a POST that names none is refused (400).
+			Name:         "demo-payments",
+			Resource:     PaymentsResource(resource),
+			Scopes:       config.Scopes{Required: []string{"mcp:tools"}, Supported: []string{"mcp:tools", "payments:write"}},
+			PublicPaths:  []string{},
+			ResourceName: "mcp-authz demo payments MCP server",
+			Rules: []config.Rule{{
+				Name:             "refund-finance-only",
+				Match:            config.RuleMatch{Tools: []string{"refund"}},
+				Scopes:           []string{"payments:write"},
+				When:             `"finance" in claims.groups`,
+				ErrorDescription: "Refunds are for the finance group.",
+			}},
 		}},
 	}
 	c.ApplyDefaults()
 	return c
+}
+
+// PaymentsResource is the demo's second resource: /payments on the first one's origin.
+func PaymentsResource(resource string) string {
+	host, _ := hostPath(resource)
+	scheme, _, _ := strings.Cut(resource, "://")
+	return scheme + "://" + host + "/payments"
 }
 
 // StartDemo starts the demo authorization server and mcp-authz.
@@ -86,10 +110,13 @@ func StartDemo(o DemoOptions) (*Demo, error) {
 	as, err := demoas.New(demoas.Config{
 		Issuer: issuer,
 		Clients: []demoas.Client{
-			{ID: "demo", Secret: "demo-secret", Scopes: []string{"mcp:tools", "mcp:read"}},
+			{ID: "demo", Secret: "demo-secret", Scopes: []string{"mcp:tools", "mcp:read", "payments:write"},
+				Claims: map[string]any{"groups": []string{"staff"}}},
+			{ID: "demo-finance", Secret: "demo-secret", Scopes: []string{"mcp:tools", "mcp:read", "payments:write"},
+				Claims: map[string]any{"groups": []string{"staff", "finance"}}},
 			{ID: "demo-opaque", Secret: "demo-secret", Scopes: []string{"mcp:tools", "mcp:read"}, Opaque: true},
 		},
-		Resources:            []string{o.Resource},
+		Resources:            []string{o.Resource, PaymentsResource(o.Resource)},
 		DefaultResource:      o.Resource,
 		IntrospectionClients: map[string]string{"mcp-authz": hex.EncodeToString(secret)},
 	})
@@ -147,9 +174,12 @@ func (d *Demo) PrintGuide(w io.Writer) {
 mcp-authz demo is running.
   ext_authz gRPC       %[1]s
   HTTP (metadata)      http://%[2]s/.well-known/oauth-protected-resource%[5]s
-  demo authorization   %[3]s   (clients "demo" (JWT) and "demo-opaque" (opaque, introspected),
-                       secret "demo-secret", scopes mcp:tools mcp:read)
-  protected resource   %[4]s   (requires scope mcp:tools)
+  demo authorization   %[3]s   (clients "demo" and "demo-finance" (JWT, groups staff and
+                       finance) and "demo-opaque" (opaque, introspected), secret "demo-secret",
+                       scopes mcp:tools mcp:read payments:write)
+  protected resources  %[4]s   (requires scope mcp:tools)
+                       %[7]s   (also: its refund tool needs payments:write
+                       and the finance group)
 
 Try it from another terminal, in this repository:
 
@@ -171,6 +201,20 @@ Try it from another terminal, in this repository:
       --data-urlencode resource=%[4]s %[3]s/token | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
   go run ./cmd/mcp-authz check -addr %[1]s -host %[6]s -path %[5]s -token "$OPAQUE"
 
+  # 5. Rules (README "Policies") on %[7]s: the refund tool needs payments:write and the
+  #    finance group. A token with mcp:tools only: 403 insufficient_scope, scope="mcp:tools payments:write"
+  PAY=$(curl -s -u demo:demo-secret -d grant_type=client_credentials -d scope=mcp:tools \
+      --data-urlencode resource=%[7]s %[3]s/token | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+  go run ./cmd/mcp-authz check -addr %[1]s -host %[6]s -path /payments -token "$PAY" -H "Mcp-Method: tools/call" -H "Mcp-Name: refund"
+  #    Client demo (group staff) with payments:write: 403 without a challenge (no scope would help)
+  STAFF=$(curl -s -u demo:demo-secret -d grant_type=client_credentials -d scope="mcp:tools payments:write" \
+      --data-urlencode resource=%[7]s %[3]s/token | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+  go run ./cmd/mcp-authz check -addr %[1]s -host %[6]s -path /payments -token "$STAFF" -H "Mcp-Method: tools/call" -H "Mcp-Name: refund"
+  #    Client demo-finance (group finance) with payments:write: allowed
+  FINANCE=$(curl -s -u demo-finance:demo-secret -d grant_type=client_credentials -d scope="mcp:tools payments:write" \
+      --data-urlencode resource=%[7]s %[3]s/token | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+  go run ./cmd/mcp-authz check -addr %[1]s -host %[6]s -path /payments -token "$FINANCE" -H "Mcp-Method: tools/call" -H "Mcp-Name: refund"
+
   # The same Check with grpcurl or ghz, through the committed protoset:
   grpcurl -plaintext -protoset proto/authz.protoset -d '{"attributes":{"request":{"http":{"method":"POST","host":"%[6]s","path":"%[5]s","headers":{"authorization":"Bearer '"$TOKEN"'"}}}}}' %[1]s envoy.service.auth.v3.Authorization/Check
   ghz --insecure --protoset proto/authz.protoset --call envoy.service.auth.v3.Authorization.Check -d '{"attributes":{"request":{"http":{"method":"POST","host":"%[6]s","path":"%[5]s","headers":{"authorization":"Bearer '"$TOKEN"'"}}}}}' -c 10 -n 2000 %[1]s
@@ -179,7 +223,7 @@ Try it from another terminal, in this repository:
   curl -s http://%[2]s/.well-known/oauth-protected-resource%[5]s
 
 Ctrl-C stops it.
-`, d.GRPCAddr(), d.HTTPAddr(), d.ASURL, d.Resource, path, host)
+`, d.GRPCAddr(), d.HTTPAddr(), d.ASURL, d.Resource, path, host, PaymentsResource(d.Resource))
 }
 
 func hostPath(resource string) (host, path string) {
