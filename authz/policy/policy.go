@@ -199,11 +199,16 @@ type Input struct {
 	Headers    map[string]string
 
 	claims map[string]any // decoded on first use, kept for the other rules of the Check
+	args   map[string]any // likewise for Arguments
+	// wantArgs: the program being evaluated reads mcp.arguments (decoding them costs more
+	// than the rest of a condition).
+	wantArgs bool
 }
 
 // Eval runs the condition. Any failure (a claim the token lacks, a type mismatch, the cost
 // limit) is an error, and the caller denies on it.
 func (p *Program) Eval(in *Input) (bool, error) {
+	in.wantArgs = p.UsesArguments
 	v, _, err := p.prg.Eval(activation{in})
 	if err != nil {
 		return false, err
@@ -238,16 +243,18 @@ func (a activation) ResolveName(name string) (any, bool) {
 		return in.Issuer, true
 	case "mcp":
 		m := map[string]any{"method": in.Method, "name": in.Name}
-		args := map[string]any{}
-		if len(in.Arguments) > 0 {
-			var v any
-			if json.Unmarshal(in.Arguments, &v) == nil {
-				if o, ok := integers(v).(map[string]any); ok {
-					args = o
+		if in.wantArgs {
+			if in.args == nil {
+				in.args = map[string]any{}
+				var v any
+				if len(in.Arguments) > 0 && json.Unmarshal(in.Arguments, &v) == nil {
+					if o, ok := integers(v).(map[string]any); ok {
+						in.args = o
+					}
 				}
 			}
+			m["arguments"] = in.args
 		}
-		m["arguments"] = args
 		params := in.Params
 		if params == nil {
 			params = map[string]string{}
