@@ -101,6 +101,15 @@ serve nocache 127.0.0.1:9194 127.0.0.1:9294; NOCACHE_PID=$SPID
 cfg tools 127.0.0.1:9197 127.0.0.1:9297 http://127.0.0.1:9193 '{ l1_size: 100000 }'
 echo '    mcp: { tools: { delete_file: [files:write], "*": [mcp:tools] } }' >>"$WORK/tools.yaml"
 serve tools 127.0.0.1:9197 127.0.0.1:9297; TOOLS_PID=$SPID
+# The same tool call on a resource with ten rules (issue 17): nine name other tools, one
+# matches and evaluates a CEL condition over a claim and a tool argument.
+cfg rules 127.0.0.1:9199 127.0.0.1:9299 http://127.0.0.1:9193 '{ l1_size: 100000 }'
+{ echo '    mcp: { tools: { delete_file: [files:write], "*": [mcp:tools] } }'
+  echo '    rules:'
+  for i in 0 1 2 3 4 5 6 7 8; do echo "      - { name: other-$i, match: { tools: [\"admin_${i}_*\"] }, when: 'claims.role == \"admin\"' }"; done
+  echo "      - { name: search, match: { tools: [\"search_*\"] }, when: '\"staff\" in claims.groups && mcp.arguments.limit <= 50' }"
+} >>"$WORK/rules.yaml"
+serve rules 127.0.0.1:9199 127.0.0.1:9299; RULES_PID=$SPID
 # Opaque tokens answered from Redis: L1 off, Redis on (one GET per Check: the value carries its own deadline).
 cfg redis 127.0.0.1:9195 127.0.0.1:9295 "http://$FAST" "{ l1_size: -1, secret: { env: BENCH_CACHE_SECRET }, redis: { addrs: [\"$REDIS\"] } }" introspection
 serve redis 127.0.0.1:9195 127.0.0.1:9295; REDISSRV_PID=$SPID
@@ -210,6 +219,7 @@ SCEN=("noop 127.0.0.1:9291 $NOOP_PID - jwt"
       "no-token-401 127.0.0.1:9191 $DEMO_PID 127.0.0.1:9192 none"
       "jwt-cached 127.0.0.1:9191 $DEMO_PID 127.0.0.1:9192 jwt"
       "jwt-cached-tool 127.0.0.1:9197 $TOOLS_PID 127.0.0.1:9297 toolcall"
+      "jwt-cached-rules 127.0.0.1:9199 $RULES_PID 127.0.0.1:9299 toolcall"
       "opaque-L1 127.0.0.1:9191 $DEMO_PID 127.0.0.1:9192 opaque"
       "invalid-token 127.0.0.1:9191 $DEMO_PID 127.0.0.1:9192 bad"
       "mix 127.0.0.1:9191 $DEMO_PID 127.0.0.1:9192 mix"
@@ -242,7 +252,7 @@ for n in names:
           f" {med(n,6):9.2f} {med(n,7):9.1f} {med(n,8):8.3f} {med(n,9):9.3f}")
 print("(gen_us = ghz's own CPU µs per call; per Check: redis_cmd = Redis commands, redis_us = redis-server CPU µs,")
 print(" idp_call = introspection calls, new_conn = new TCP connections to the AS)")
-pairs=[(n,"noop-allow") for n in ("jwt-cached","jwt-cached-tool","opaque-L1") if n in names]+[(n,"noop-401") for n in ("no-token-401","invalid-token") if n in names]
+pairs=[(n,"noop-allow") for n in ("jwt-cached","jwt-cached-tool","jwt-cached-rules","opaque-L1") if n in names]+[(n,"noop-401") for n in ("no-token-401","invalid-token") if n in names]
 if pairs:
     print("\nThe decision alone: each scenario against the no-op replaying the same response (medians of per-round ratios)")
     print(f"{'scenario':<15} {'replay':<11} {'RPS':>6} {'p99':>6} {'cpu/Check':>10} {'cpu µs +':>9} {'gen_us':>14}")
