@@ -146,6 +146,12 @@ func TestMCPHeaders(t *testing.T) {
 		{"body and lying method", del, []string{"mcp-method", "ping"}, 400, true},
 		{"body, method header without name", del, []string{"mcp-method", "tools/call"}, 400, true},
 		{"body with headers of another case of name", del, []string{"mcp-method", "tools/call", "mcp-name", "Delete_File"}, 400, true},
+		// A 2026-07-28 request must carry the headers its body requires (SEP-2243); a 2025
+		// client sends neither them nor that version.
+		{"2026-07-28 body without Mcp-Method", del, []string{"mcp-protocol-version", "2026-07-28"}, 400, true},
+		{"2026-07-28 body without Mcp-Name", del, []string{"mcp-protocol-version", "2026-07-28", "mcp-method", "tools/call"}, 400, true},
+		{"2026-07-28 body with its headers", del, []string{"mcp-protocol-version", "2026-07-28", "mcp-method", "tools/call", "mcp-name", "delete_file"}, 403, false},
+		{"2025-11-25 body without headers", del, []string{"mcp-protocol-version", "2025-11-25"}, 403, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := req("POST", "/mcp", append([]string{"authorization", "Bearer good", "content-type", "application/json"}, tc.headers...)...)

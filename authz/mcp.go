@@ -365,12 +365,25 @@ func requestOperations(req *Request, wantArgs bool) (ops []Operation, ok bool, e
 	if ops, err = readOperations(req.Body, wantArgs); err != nil {
 		return nil, true, err
 	}
+	// On the 2026-07-28 revision the headers are required, not optional (SEP-2243): a body
+	// whose request names its method without Mcp-Method is what an upstream on that revision
+	// refuses too. A 2025 client sends neither the version nor the headers.
+	if !hasMethod && len(ops) > 0 && modernProtocol(req.Headers["mcp-protocol-version"]) {
+		return nil, true, errHeaderMismatch
+	}
 	if hasMethod || hasName {
 		if len(ops) != 1 || !hasMethod || ops[0].Method != hMethod || hasName != (nameParam(hMethod) != "") || hasName && ops[0].Name != hName {
 			return nil, true, errHeaderMismatch
 		}
 	}
 	return ops, true, nil
+}
+
+// modernProtocol: the MCP-Protocol-Version header names the 2026-07-28 revision or a later
+// one (revisions are dates, so they order as strings).
+func modernProtocol(v string) bool {
+	v = strings.TrimSpace(v)
+	return len(v) == len("2026-07-28") && v >= "2026-07-28"
 }
 
 // filterResponse is the method Envoy's MCP filter gives a JSON-RPC response.
