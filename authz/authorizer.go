@@ -302,6 +302,9 @@ func (a *Authorizer) authorize(rt *route, req *Request, path string, id *identit
 	}
 	if len(rt.rules.list) > 0 {
 		params, err := mcpParams(req)
+		if err == nil {
+			err = rt.rules.repeatedHeaderRead(req)
+		}
 		if err != nil {
 			return withErr(rt.denials.operation, err)
 		}

@@ -3,6 +3,7 @@ package authz
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/mcp-authz/mcp-authz/authz/identity"
@@ -95,6 +96,9 @@ type compiledRules struct {
 	readsOps bool
 	// readsArgs: some condition reads mcp.arguments.
 	readsArgs bool
+	// headers: the request headers conditions read (allHeaders: any of them).
+	headers    []string
+	allHeaders bool
 	// denied[i] is rule i's 403 for a failed condition.
 	denied []*Decision
 }
@@ -124,6 +128,17 @@ func (rt *route) compileRules() error {
 		}
 		if r.When != nil && r.When.UsesArguments {
 			cr.readsArgs = true
+		}
+		if r.When != nil && r.When.UsesMCP {
+			cr.readsOps = true
+		}
+		if r.When != nil {
+			cr.allHeaders = cr.allHeaders || r.When.AllHeaders
+			for _, h := range r.When.Headers {
+				if !slices.Contains(cr.headers, h) {
+					cr.headers = append(cr.headers, h)
+				}
+			}
 		}
 		desc := r.Description
 		if desc == "" {
@@ -211,6 +226,17 @@ func (rt *route) ruleConditions(v *opView, op *Operation, req *Request, id *iden
 		}
 	}
 	return nil, nil
+}
+
+// repeatedHeaderRead: a header a condition reads arrived more than once, so the upstream may
+// act on another copy than the one the condition saw.
+func (cr *compiledRules) repeatedHeaderRead(req *Request) error {
+	for _, n := range req.Repeated {
+		if cr.allHeaders || slices.Contains(cr.headers, n) {
+			return fmt.Errorf("%w: header %s, which a rule reads, repeated", errOperation, n)
+		}
+	}
+	return nil
 }
 
 // mcpParams reads the SEP-2243 Mcp-Param-* headers (custom parameter headers mirrored from

@@ -197,3 +197,47 @@ func TestPublicRuleRefused(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A condition over the MCP operation on a resource that no MCP match makes read it: the
+// operation must still be read, or mcp.name is "" and a negative condition passes any tool.
+func TestRuleConditionOnMCPReadsTheOperation(t *testing.T) {
+	tv := tableVerifier{"good": {id: goodID()}}
+	a, err := New(Options{Resources: []Resource{{Name: "m", ID: res, AuthorizationServers: []string{iss},
+		Rules: []Rule{{Name: "no-refund", When: mustCompile(t, `mcp.name != "refund"`)}}}},
+		Verifiers: Verifiers{Opaque: tv}, Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := a.Check(t.Context(), mcpReq("good", call("refund", `{}`))); d.Allow {
+		t.Error("refund allowed: the condition saw no operation")
+	}
+	if d := a.Check(t.Context(), mcpReq("good", "", "mcp-method", "tools/call", "mcp-name", "refund")); d.Allow {
+		t.Error("refund by headers allowed")
+	}
+	if d := a.Check(t.Context(), mcpReq("good", call("echo", `{}`))); !d.Allow {
+		t.Errorf("echo refused: %v", d.Err)
+	}
+}
+
+// A header a condition reads, sent twice, is ambiguous (the upstream may take either copy).
+func TestRuleConditionOnRepeatedHeader(t *testing.T) {
+	tv := tableVerifier{"good": {id: goodID()}}
+	a, err := New(Options{Resources: []Resource{{Name: "m", ID: res, AuthorizationServers: []string{iss},
+		Rules: []Rule{{Name: "tenant", When: mustCompile(t, `request.headers["x-tenant"] == "acme"`)}}}},
+		Verifiers: Verifiers{Opaque: tv}, Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := req("GET", "/mcp", "authorization", "Bearer good", "x-tenant", "acme")
+	if d := a.Check(t.Context(), r); !d.Allow {
+		t.Fatalf("single header refused: %v", d.Err)
+	}
+	r.Repeated = []string{"x-tenant"}
+	if d := a.Check(t.Context(), r); d.Allow || d.Status != 400 {
+		t.Errorf("repeated x-tenant: allow=%v status=%d", d.Allow, d.Status)
+	}
+	r.Repeated = []string{"accept"} // not read by any condition
+	if d := a.Check(t.Context(), r); !d.Allow {
+		t.Errorf("a repeated header no condition reads: %v", d.Err)
+	}
+}

@@ -165,7 +165,7 @@ func authzRules(rules []Rule) []authz.Rule {
 // HasMCPRules says whether a resource's rules read the MCP operation.
 func (r *Resource) HasMCPRules() bool {
 	for _, rule := range r.Rules {
-		if rule.Match.mcp() || rule.prog != nil && rule.prog.UsesArguments {
+		if rule.Match.mcp() || rule.prog != nil && rule.prog.UsesMCP {
 			return true
 		}
 	}

@@ -78,6 +78,13 @@ type Program struct {
 	// UsesScopes: the expression reads scopes (check-config suggests declaring them instead,
 	// so that clients can step up).
 	UsesScopes bool
+	// UsesMCP: the expression reads the MCP operation, which must then be read (else mcp.name
+	// is "" and mcp.name != "refund" holds for a refund).
+	UsesMCP bool
+	// Headers are the request headers the expression reads by constant names; AllHeaders:
+	// it reads request.headers some other way. A repeated one is ambiguous.
+	Headers    []string
+	AllHeaders bool
 }
 
 func (p *Program) String() string { return p.src }
@@ -116,7 +123,22 @@ func Compile(src string) (*Program, error) {
 // inspect finds the claims an expression reads, and refuses reads it cannot name: with
 // claims[x] for a computed x, mcp-authz could not know which claims to keep.
 func (p *Program) inspect(a *ast.AST) error {
-	var uses, named int
+	var uses, named, hdrUses, hdrNamed int
+	isHeaders := func(e ast.Expr) bool {
+		if e.Kind() != ast.SelectKind {
+			return false
+		}
+		s := e.AsSelect()
+		op := s.Operand()
+		return s.FieldName() == "headers" && op.Kind() == ast.IdentKind && op.AsIdent() == "request"
+	}
+	addHeader := func(n string) {
+		hdrNamed++
+		n = strings.ToLower(n)
+		if !slices.Contains(p.Headers, n) {
+			p.Headers = append(p.Headers, n)
+		}
+	}
 	claim := func(e ast.Expr) bool {
 		return e.Kind() == ast.IdentKind && e.AsIdent() == "claims"
 	}
@@ -141,11 +163,19 @@ func (p *Program) inspect(a *ast.AST) error {
 				uses++
 			case "scopes":
 				p.UsesScopes = true
+			case "mcp":
+				p.UsesMCP = true
 			}
 		case ast.SelectKind:
 			s := e.AsSelect()
 			if claim(s.Operand()) {
 				add(s.FieldName())
+			}
+			if isHeaders(e) {
+				hdrUses++
+			}
+			if isHeaders(s.Operand()) {
+				addHeader(s.FieldName())
 			}
 			if op := s.Operand(); op.Kind() == ast.IdentKind && op.AsIdent() == "mcp" && s.FieldName() == "arguments" {
 				p.UsesArguments = true
@@ -160,6 +190,11 @@ func (p *Program) inspect(a *ast.AST) error {
 						add(n)
 					}
 				}
+				if len(args) == 2 && isHeaders(args[0]) {
+					if n, ok := constName(args[1]); ok {
+						addHeader(n)
+					}
+				}
 				if len(args) == 2 && args[0].Kind() == ast.IdentKind && args[0].AsIdent() == "mcp" {
 					if n, ok := constName(args[1]); !ok || n == "arguments" {
 						p.UsesArguments = true
@@ -171,6 +206,11 @@ func (p *Program) inspect(a *ast.AST) error {
 						add(n)
 					}
 				}
+				if len(args) == 2 && isHeaders(args[1]) {
+					if n, ok := constName(args[0]); ok {
+						addHeader(n)
+					}
+				}
 			}
 		}
 	}))
@@ -178,6 +218,8 @@ func (p *Program) inspect(a *ast.AST) error {
 		return errors.New(`read claims by constant names only (claims.groups, claims["tenant"], has(claims.x), "x" in claims), so mcp-authz knows which claims to keep`)
 	}
 	slices.Sort(p.Claims)
+	slices.Sort(p.Headers)
+	p.AllHeaders = hdrUses != hdrNamed
 	return nil
 }
 

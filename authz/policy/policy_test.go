@@ -147,3 +147,14 @@ func TestGlob(t *testing.T) {
 		}
 	}
 }
+
+func TestHeadersAndMCPNamed(t *testing.T) {
+	p, _ := Compile(`request.headers["X-Tenant"] == "a" && has(request.headers.origin) && "x-b" in request.headers`)
+	if want := []string{"origin", "x-b", "x-tenant"}; !slices.Equal(p.Headers, want) || p.AllHeaders || p.UsesMCP {
+		t.Errorf("Headers %v AllHeaders %v UsesMCP %v", p.Headers, p.AllHeaders, p.UsesMCP)
+	}
+	q, _ := Compile(`request.headers.exists(h, h.startsWith("x-")) && mcp.name != "refund"`)
+	if !q.AllHeaders || !q.UsesMCP {
+		t.Errorf("AllHeaders %v UsesMCP %v", q.AllHeaders, q.UsesMCP)
+	}
+}
