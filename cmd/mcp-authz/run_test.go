@@ -295,3 +295,30 @@ func TestCheckConfigPerOperationEnvoy(t *testing.T) {
 		t.Errorf("envoy file without the body accepted: %v", err)
 	}
 }
+
+// The example's commented rule is valid as written once uncommented, and check-config names
+// a broken condition by its key.
+func TestCheckConfigExampleRule(t *testing.T) {
+	src, err := os.ReadFile("../../deploy/config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(src)
+	i := strings.Index(s, "    # rules:")
+	if i < 0 {
+		t.Fatal("the example no longer has a commented rules block")
+	}
+	rules := strings.ReplaceAll(strings.Replace(s[i:], "    # rules:", "    rules:", 1), "    #   ", "      ")
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	os.WriteFile(good, []byte(s[:i]+rules), 0o600)
+	out, _, err := runCmd("check-config", good)
+	if err != nil || !strings.Contains(out, "resources[0].rules read the MCP operation") || !strings.Contains(out, "name: refund-finance-only") {
+		t.Fatalf("uncommented example rule: %v\n%s", err, out)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte(s[:i]+strings.Replace(rules, `in claims.groups'`, `in claims.groups &&'`, 1)), 0o600)
+	if _, _, err := runCmd("check-config", bad); err == nil || !strings.Contains(err.Error(), "resources[0].rules[0].when: ERROR") {
+		t.Errorf("broken condition: %v", err)
+	}
+}
