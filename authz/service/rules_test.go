@@ -1,8 +1,10 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -160,5 +162,35 @@ func TestDemoRules(t *testing.T) {
 	resp, _ = c.Check(t.Context(), checkReq("/payments", map[string]string{"authorization": "Bearer " + tokenFor(t, &pay, "demo-finance", "mcp:tools")}))
 	if resp.GetDeniedResponse().GetStatus().GetCode() != 400 {
 		t.Errorf("POST without an operation: %v", resp)
+	}
+}
+
+// Decision logs say who called which tool, allowed or refused by a rule, and never the token.
+func TestDecisionLogNamesCallerAndOperation(t *testing.T) {
+	a, srv := as(t)
+	var logs bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	r := replicaWith(t, srv.URL, nil, func(c *config.Config) {
+		c.Log.Decisions = "info"
+		c.Resources[0].Rules = []config.Rule{{Name: "no-refund", Match: config.RuleMatch{Tools: []string{"refund"}}, When: `subject == "nobody"`}}
+	}, Options{Logger: log})
+	tok, _ := a.Mint(map[string]any{"iss": srv.URL, "sub": "gina", "aud": resource, "client_id": "agent-7",
+		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(), "scope": "mcp:tools"}, demoas.MintOptions{})
+	c := authv3.NewAuthorizationClient(dial(t, r.GRPCAddr()))
+	for _, tool := range []string{"echo", "refund"} {
+		c.Check(t.Context(), checkReq("/mcp", map[string]string{"authorization": "Bearer " + tok, "mcp-method": "tools/call", "mcp-name": tool}))
+	}
+	out := logs.String()
+	for _, want := range []string{
+		`"allow":true,"reason":"allow"`, `"allow":false,"reason":"policy_denied"`,
+		`"subject":"gina","client_id":"agent-7","mcp_method":"tools/call","mcp_name":"echo"`,
+		`"subject":"gina","client_id":"agent-7","mcp_method":"tools/call","mcp_name":"refund"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("decision log lacks %s:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, tok) || strings.Contains(out, tok[strings.LastIndexByte(tok, '.')+1:]) {
+		t.Error("the token is in the decision log")
 	}
 }
