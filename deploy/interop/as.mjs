@@ -2,20 +2,28 @@
 // client_credentials grant, RFC 8707 resource indicators, RFC 9068 JWT access tokens, opaque
 // access tokens and RFC 7662 introspection.
 //
-// Usage: node as.mjs PORT RESOURCE      (or PORT=... MCP_RESOURCE=... node as.mjs)
+// Usage: node as.mjs PORT RESOURCE [RESOURCE...]   (or PORT=... MCP_RESOURCE=... node as.mjs)
 //   PORT      loopback port to listen on; the issuer is http://127.0.0.1:PORT
-//   RESOURCE  the URL MCP clients call (the front door's /mcp): tokens get it as aud
+//   RESOURCE  the URLs MCP clients call (the front door's /mcp, then /mcp/payments): a token
+//             gets the one it was requested for (RFC 8707 resource) as aud; the first is the
+//             default for a token request without resource=
 //
 // Clients (client_secret_basic):
-//   agent / agent-secret                 JWT access tokens, may hold mcp:tools mcp:read
+//   agent / agent-secret                 JWT access tokens, may hold mcp:tools mcp:read; groups ["support"]
 //   agent-opaque / agent-opaque-secret   opaque access tokens, may hold mcp:tools mcp:read
 //   reader / reader-secret               JWT access tokens, may hold mcp:read only
+//   finance / finance-secret             JWT access tokens, may hold mcp:tools mcp:read; groups ["finance"]
 //   rs / rs-secret                       mcp-authz itself: the only client allowed to introspect
+//
+// The groups claim (extraTokenClaims) is what the refund rule of mcp-authz.yaml.in reads.
 import Provider, { errors } from 'oidc-provider';
 
 const PORT = Number(process.argv[2] || process.env.PORT || 4000);
-const RESOURCE = process.argv[3] || process.env.MCP_RESOURCE;
+const RESOURCES = process.argv.length > 3 ? process.argv.slice(3) : [process.env.MCP_RESOURCE].filter(Boolean);
+const RESOURCE = RESOURCES[0];
 if (!RESOURCE) throw new Error('RESOURCE (argument 2 or MCP_RESOURCE) is required: the URL MCP clients call');
+// Per client: the groups claim put in its access tokens (none for clients not listed).
+const GROUPS = { agent: ['support'], finance: ['finance'] };
 
 const cc = { grant_types: ['client_credentials'], redirect_uris: [], response_types: [] };
 const provider = new Provider(`http://127.0.0.1:${PORT}`, {
@@ -24,10 +32,14 @@ const provider = new Provider(`http://127.0.0.1:${PORT}`, {
     { client_id: 'agent-opaque', client_secret: 'agent-opaque-secret', scope: 'mcp:tools mcp:read', ...cc },
     // May only ever hold mcp:read: asking it for mcp:tools is invalid_scope at the token endpoint.
     { client_id: 'reader', client_secret: 'reader-secret', scope: 'mcp:read', ...cc },
+    { client_id: 'finance', client_secret: 'finance-secret', scope: 'mcp:tools mcp:read', ...cc },
     { client_id: 'rs', client_secret: 'rs-secret', grant_types: [], redirect_uris: [], response_types: [] },
   ],
   scopes: ['mcp:tools', 'mcp:read'],
   ttl: { ClientCredentials: 300 },
+  // A claim of the client's, in its JWT access tokens (and in the introspection answer of
+  // opaque ones): what a per-tool rule's `when` condition reads.
+  extraTokenClaims: (ctx, token) => (GROUPS[token.clientId] ? { groups: GROUPS[token.clientId] } : undefined),
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
@@ -41,12 +53,13 @@ const provider = new Provider(`http://127.0.0.1:${PORT}`, {
       // A token request without resource= still gets a token for the MCP resource.
       defaultResource: () => RESOURCE,
       useGrantedResource: () => true,
-      // Every token is audience-restricted to RESOURCE: aud in the JWT, and aud in the
-      // introspection answer for opaque tokens (oidc-provider puts the resource server's
-      // audience there; mcp-authz denies an opaque token whose introspection has no aud).
+      // Every token is audience-restricted to the resource it was requested for: aud in the
+      // JWT, and aud in the introspection answer for opaque tokens (oidc-provider puts the
+      // resource server's audience there; mcp-authz denies an opaque token whose
+      // introspection has no aud).
       getResourceServerInfo: (ctx, resource, client) => {
-        if (resource !== RESOURCE) throw new errors.InvalidTarget(`unknown resource ${resource}`);
-        const base = { scope: 'mcp:tools mcp:read', audience: RESOURCE, accessTokenTTL: 300 };
+        if (!RESOURCES.includes(resource)) throw new errors.InvalidTarget(`unknown resource ${resource}`);
+        const base = { scope: 'mcp:tools mcp:read', audience: resource, accessTokenTTL: 300 };
         return client.clientId === 'agent-opaque'
           ? { ...base, accessTokenFormat: 'opaque' }
           : { ...base, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } }; // typ at+jwt

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -14,11 +16,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/redis/go-redis/v9"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/mcp-authz/mcp-authz/authz/config"
 	"github.com/mcp-authz/mcp-authz/authz/service"
@@ -32,6 +39,10 @@ const testTimeout = 60 * time.Second
 // TestInterop: the SDK's MCP client, starting with no token, discovers everything from our
 // 401 through nginx and reaches the SDK's MCP server with a JWT and with an opaque token; a
 // client that may only hold mcp:read gets the 403 insufficient_scope step-up challenge.
+// Then the SDK 2.x client (MCP 2026-07-28, Mcp-Method/Mcp-Name headers) on the payments
+// resource, whose rule lets only the finance group call refund: allowed for one identity,
+// refused for the other, and a header/body mismatch refused by the 2.x server behind nginx
+// (headers only) and by mcp-authz itself on the ext_authz gRPC path (body).
 func TestInterop(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	t.Cleanup(cancel)
@@ -55,9 +66,10 @@ func TestInterop(t *testing.T) {
 	addr := freeAddrs(t, 4)
 	front, asAddr, upstream, authzHTTP := addr[0], addr[1], addr[2], addr[3]
 	resource := "http://" + front + "/mcp" // the SDK requires the PRM resource to be the URL it calls
+	payments := resource + "/payments"     // the SDK 2.x server, with the refund rule
 	issuer := "http://" + asAddr
 
-	logs["oidc-provider"] = start(ctx, t, dir, "oidc-provider", asAddr, node, "as.mjs", port(asAddr), resource)
+	logs["oidc-provider"] = start(ctx, t, dir, "oidc-provider", asAddr, node, "as.mjs", port(asAddr), resource, payments)
 	serverLog := start(ctx, t, dir, "mcp-server", upstream, node, "server.mjs", port(upstream))
 	logs["MCP server"] = serverLog
 
@@ -67,7 +79,7 @@ func TestInterop(t *testing.T) {
 		t.Fatal(err)
 	}
 	yml := strings.NewReplacer("@AUTHZ_HTTP@", authzHTTP, "@REDIS@", rd.Addr(), "@ISSUER@", issuer,
-		"@RESOURCE@", resource).Replace(string(tmpl))
+		"@RESOURCE@", resource, "@RESOURCE_PAYMENTS@", payments).Replace(string(tmpl))
 	if regexp.MustCompile(`@[A-Z_]+@`).MatchString(yml) {
 		t.Fatalf("a placeholder of mcp-authz.yaml.in was not filled in:\n%s", yml)
 	}
@@ -122,29 +134,166 @@ func TestInterop(t *testing.T) {
 	}
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
-			cctx, ccancel := context.WithTimeout(ctx, 20*time.Second)
-			defer ccancel()
-			cmd := exec.CommandContext(cctx, node, "client.mjs", "--expect="+sc.expect, resource, sc.id, sc.secret, issuer, sc.scope)
-			var stdout, stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			runErr := cmd.Run()
-			t.Logf("client %s:\n%s", sc.id, stderr.String())
-			var r struct {
-				Verdict  string   `json:"verdict"`
-				Problems []string `json:"problems"`
-			}
-			line := lastJSONLine(stdout.String())
-			if err := json.Unmarshal([]byte(line), &r); err != nil || r.Verdict == "" {
-				t.Fatalf("client.mjs gave no verdict (%v, ctx %v): stdout %q", runErr, cctx.Err(), stdout.String())
-			}
-			for _, p := range r.Problems {
-				t.Error(p)
-			}
-			if r.Verdict != "PASS" || runErr != nil {
-				t.Errorf("verdict %s, exit %v; the client's summary: %s", r.Verdict, runErr, line)
-			}
+			runClient(ctx, t, node, "client.mjs", sc.expect, resource, sc.id, sc.secret, issuer, sc.scope)
 		})
 	}
+
+	// SDK 2.x on the payments resource. The premise: oidc-provider puts the groups claim the
+	// refund rule reads in the access tokens, finance for one client and not for the other.
+	t.Run("groups claim in the access tokens", func(t *testing.T) {
+		for id, want := range map[string]string{"finance": "finance", "agent": "support"} {
+			claims := jwtClaims(t, tokenFor(ctx, t, issuer, id, id+"-secret", payments, "mcp:tools"))
+			if g, _ := claims["groups"].([]any); len(g) != 1 || g[0] != want || claims["aud"] != payments {
+				t.Errorf("%s's token: groups %v, aud %v; want [%s], %s", id, claims["groups"], claims["aud"], want, payments)
+			}
+		}
+	})
+	sdk2 := []struct{ name, expect, id string }{
+		{"d sdk2 finance: echo and refund allowed", "allowed", "finance"},
+		{"e sdk2 support: echo allowed, refund 403 without a challenge", "denied", "agent"},
+	}
+	for _, sc := range sdk2 {
+		t.Run(sc.name, func(t *testing.T) {
+			runClient(ctx, t, node, "client2.mjs", sc.expect, payments, sc.id, sc.id+"-secret", issuer, "mcp:tools")
+		})
+	}
+
+	// f: a header/body mismatch. The 2.x client's own echo request, its body changed to call
+	// refund and its headers kept (Mcp-Name: echo), sent by client2.mjs through nginx.
+	var tampered struct {
+		Method  string            `json:"method"`
+		URL     string            `json:"url"`
+		Headers map[string]string `json:"headers"`
+		Body    string            `json:"body"`
+	}
+	t.Run("f mismatch through nginx: mcp-authz allows by the headers, the sdk2 server refuses", func(t *testing.T) {
+		line := runClient(ctx, t, node, "client2.mjs", "mismatch", payments, "agent", "agent-secret", issuer, "mcp:tools")
+		var r struct {
+			Mismatch struct {
+				Tampered json.RawMessage `json:"tampered"`
+			} `json:"mismatch"`
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil || json.Unmarshal(r.Mismatch.Tampered, &tampered) != nil || tampered.Body == "" {
+			t.Fatalf("client2.mjs recorded no tampered request: %v", err)
+		}
+		// The other half: the tampered request passed mcp-authz. nginx sets x-auth-client-id
+		// only from mcp-authz's 200, and the SDK server's log shows the request with it.
+		reqs := serverLines(t, serverLog, `"payments_request"`)
+		if !slices.ContainsFunc(reqs, func(l string) bool {
+			return strings.Contains(l, `"mcp_name":"echo","body_method":"tools/call","body_name":"refund","client_id":"agent"`)
+		}) {
+			t.Errorf("the tampered request (Mcp-Name echo, body refund) did not reach the payments server with mcp-authz's identity: %q", reqs)
+		}
+	})
+
+	// The same request on the gRPC path: Envoy's ext_authz with with_request_body gives
+	// mcp-authz the body, and mcp-authz refuses the disagreement itself. Envoy cannot be
+	// installed here, so the test builds the CheckRequest Envoy would send from the request
+	// client2.mjs sent and calls the running mcp-authz's gRPC Check: the closest substitute.
+	t.Run("f mismatch on the ext_authz gRPC path: mcp-authz refuses 400 -32020", func(t *testing.T) {
+		if tampered.Body == "" {
+			t.Fatal("no tampered request to put to mcp-authz: the nginx half above failed")
+		}
+		conn, err := grpc.NewClient(svc.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		ac := authv3.NewAuthorizationClient(conn)
+		tok := tokenFor(ctx, t, issuer, "agent", "agent-secret", payments, "mcp:tools")
+		u, err := url.Parse(tampered.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check := func(headers map[string]string, body string) *authv3.CheckResponse {
+			h := map[string]string{":authority": u.Host, ":path": u.Path, ":method": tampered.Method, ":scheme": "http",
+				"x-forwarded-proto": "http", "authorization": "Bearer " + tok}
+			for k, v := range headers {
+				h[strings.ToLower(k)] = v
+			}
+			resp, err := ac.Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
+				Http: &authv3.AttributeContext_HttpRequest{Method: tampered.Method, Host: u.Host, Path: u.Path, Scheme: "http",
+					Headers: h, Body: body},
+			}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp
+		}
+		with := func(k, v string) map[string]string {
+			h := maps.Clone(tampered.Headers)
+			h[k] = v
+			return h
+		}
+		var msg map[string]any
+		if err := json.Unmarshal([]byte(tampered.Body), &msg); err != nil {
+			t.Fatal(err)
+		}
+		params := msg["params"].(map[string]any)
+		params["name"], params["arguments"] = "echo", map[string]any{"text": "hi"}
+		echoBody, _ := json.Marshal(msg)
+
+		// As recorded: Mcp-Name echo, body refund.
+		resp := check(tampered.Headers, tampered.Body)
+		d := resp.GetDeniedResponse()
+		if d.GetStatus().GetCode() != 400 || !strings.Contains(d.GetBody(), `"code":-32020`) || header(d.GetHeaders(), "www-authenticate") != "" {
+			t.Errorf("tampered request: %d %s, want 400 with JSON-RPC error -32020 and no challenge", d.GetStatus().GetCode(), d.GetBody())
+		}
+		// Controls, so the 400 is the mismatch's: headers and body agreeing on refund is the
+		// rule's 403 (no challenge, access_denied), and on echo it is allowed.
+		resp = check(with("mcp-name", "refund"), tampered.Body)
+		if d := resp.GetDeniedResponse(); d.GetStatus().GetCode() != 403 || !strings.Contains(d.GetBody(), "access_denied") ||
+			!strings.Contains(d.GetBody(), "Refunds are for the finance group.") || header(d.GetHeaders(), "www-authenticate") != "" {
+			t.Errorf("refund, headers agreeing: %d %s, want 403 access_denied without a challenge", d.GetStatus().GetCode(), d.GetBody())
+		}
+		if resp = check(tampered.Headers, string(echoBody)); resp.GetOkResponse() == nil || resp.GetStatus().GetCode() != 0 {
+			t.Errorf("echo, headers agreeing: denied %d %s, want allowed", resp.GetDeniedResponse().GetStatus().GetCode(), resp.GetDeniedResponse().GetBody())
+		}
+	})
+
+	// Why the SDK 1.x scenarios stay on a resource without MCP rules: behind nginx a POST that
+	// names no operation (no Mcp-Method, as SDK 1.x sends) cannot be checked against the
+	// refund rule, so mcp-authz refuses it (400; nginx's auth_request turns any answer but
+	// 2xx, 401 and 403 into a 500) and it never reaches the server.
+	t.Run("a POST without Mcp-Method on the payments resource is refused", func(t *testing.T) {
+		tok := tokenFor(ctx, t, issuer, "finance", "finance-secret", payments, "mcp:tools")
+		req, _ := http.NewRequestWithContext(ctx, "POST", payments, strings.NewReader(
+			`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"text":"no-mcp-method"}}}`))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		t.Logf("answer through nginx: %d", resp.StatusCode)
+		if resp.StatusCode < 400 {
+			t.Errorf("a POST naming no operation got %d through nginx, want a refusal", resp.StatusCode)
+		}
+		if slices.ContainsFunc(serverLines(t, serverLog, `"payments_request"`), func(l string) bool {
+			return strings.Contains(l, `"method":"POST","mcp_method":null`)
+		}) {
+			t.Error("a POST without Mcp-Method reached the payments server")
+		}
+	})
+
+	t.Run("the payments server ran only the allowed tools", func(t *testing.T) {
+		calls := serverLines(t, serverLog, `"payments_call"`)
+		var got []string
+		for _, l := range calls {
+			var c struct {
+				Call     string `json:"payments_call"`
+				ClientID string `json:"client_id"`
+			}
+			json.Unmarshal([]byte(l), &c)
+			got = append(got, c.Call+" by "+c.ClientID)
+		}
+		want := []string{"echo by finance", "refund by finance", "echo by agent", "echo by agent"}
+		if !slices.Equal(got, want) {
+			t.Errorf("tool calls at the payments server: %q, want %q", got, want)
+		}
+	})
 
 	// What the other parts saw of the same run.
 	t.Run("upstream saw only the allowed tool calls", func(t *testing.T) {
@@ -186,6 +335,85 @@ func TestInterop(t *testing.T) {
 			}
 		}
 	})
+}
+
+// runClient runs an MCP client program of this directory with --expect (run.sh runs the
+// same), makes its problems test errors, and returns its JSON summary line.
+func runClient(ctx context.Context, t *testing.T, node, program, expect, target, id, secret, issuer, scope string) string {
+	t.Helper()
+	cctx, ccancel := context.WithTimeout(ctx, 20*time.Second)
+	defer ccancel()
+	cmd := exec.CommandContext(cctx, node, program, "--expect="+expect, target, id, secret, issuer, scope)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	// Never a token in what the clients print (the test logs it): no JWT, no Bearer credential
+	// (a challenge's "Bearer error=..." is not one).
+	if tokenLike.MatchString(stdout.String() + stderr.String()) {
+		t.Fatalf("%s %s printed something that looks like a token; not logged", program, id)
+	}
+	t.Logf("%s %s:\n%s", program, id, stderr.String())
+	var r struct {
+		Verdict  string   `json:"verdict"`
+		Problems []string `json:"problems"`
+	}
+	line := lastJSONLine(stdout.String())
+	if err := json.Unmarshal([]byte(line), &r); err != nil || r.Verdict == "" {
+		t.Fatalf("%s gave no verdict (%v, ctx %v): stdout %q", program, runErr, cctx.Err(), stdout.String())
+	}
+	for _, p := range r.Problems {
+		t.Error(p)
+	}
+	if r.Verdict != "PASS" || runErr != nil {
+		t.Errorf("verdict %s, exit %v", r.Verdict, runErr)
+	}
+	return line
+}
+
+var tokenLike = regexp.MustCompile(`eyJ[A-Za-z0-9_-]+\.eyJ|Bearer [A-Za-z0-9._~+/-]{20,}`)
+
+// serverLines returns the lines of the MCP server's log that contain key.
+func serverLines(t *testing.T, log, key string) []string {
+	t.Helper()
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, key) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// jwtClaims decodes a JWT's payload (no verification: mcp-authz does that). The token itself
+// is never logged.
+func jwtClaims(t *testing.T, tok string) map[string]any {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatal("not a JWT")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func header(hs []*corev3.HeaderValueOption, name string) string {
+	for _, h := range hs {
+		if strings.EqualFold(h.GetHeader().GetKey(), name) {
+			return h.GetHeader().GetValue()
+		}
+	}
+	return ""
 }
 
 // freeAddrs returns n distinct free loopback addresses (held together while chosen).

@@ -3,8 +3,10 @@
 #   MCP client (SDK) ──▶ nginx (deploy/nginx/mcp-authz.conf) ──auth_request──▶ mcp-authz ──▶ Redis
 #                          └──▶ MCP server (SDK)                 JWKS, introspection ──▶ oidc-provider
 # It installs the pinned npm packages on first use, builds mcp-authz, starts every process on
-# free loopback ports, runs the three client scenarios, prints PASS or FAIL for each, and stops
-# everything it started on exit. Exit status 0 only when every check passed.
+# free loopback ports, runs the client scenarios (three with SDK 1.x on /mcp, three with SDK
+# 2.x on /mcp/payments, whose refund tool is for the finance group), prints PASS or FAIL for
+# each, and stops everything it started on exit. Exit status 0 only when every check passed.
+# The ext_authz gRPC half of the header/body mismatch is in the Go test only.
 # Needs: node >= 20, npm, go, nginx (with auth_request), redis-server.
 # KEEP=1 keeps the logs and generated configurations (they are always kept on failure).
 # `go test ./deploy/interop/` runs the same scenarios (with mcp-authz in-process).
@@ -21,7 +23,8 @@ NGINX=$(command -v nginx || true)
 if [ -z "$NGINX" ] && [ -x /usr/sbin/nginx ]; then NGINX=/usr/sbin/nginx; fi
 [ -n "$NGINX" ] || die "nginx is missing: apt-get install -y nginx"
 
-if [ ! -d node_modules/oidc-provider ] || [ ! -d node_modules/@modelcontextprotocol/sdk ] || [ ! -d node_modules/zod ]; then
+if [ ! -d node_modules/oidc-provider ] || [ ! -d node_modules/@modelcontextprotocol/sdk ] || [ ! -d node_modules/zod ] ||
+  [ ! -d node_modules/@modelcontextprotocol/client ] || [ ! -d node_modules/@modelcontextprotocol/server ]; then
   echo "== npm ci (versions pinned by package-lock.json)"
   npm ci --no-audit --no-fund
 fi
@@ -61,6 +64,7 @@ const net = require("net"); const all = [];
 for (let i = 0; i < 5; i++) all.push(new Promise((ok) => { const s = net.createServer(); s.listen(0, "127.0.0.1", () => ok(s)); }));
 Promise.all(all).then((ss) => { console.log(ss.map((s) => s.address().port).join(" ")); ss.forEach((s) => s.close()); });')
 RESOURCE="http://127.0.0.1:$FRONT/mcp" # the SDK requires the PRM resource to be the URL it calls
+PAYMENTS="$RESOURCE/payments"          # the SDK 2.x server, with the refund rule
 ISSUER="http://127.0.0.1:$AS"
 
 echo "== building mcp-authz"
@@ -71,14 +75,15 @@ start redis "$work/redis.out" redis-server --port "$REDIS" --bind 127.0.0.1 --sa
   --dir "$work" --logfile "$work/redis.log"
 wait_port redis-server "$REDIS" "$last" "$work/redis.log"
 
-start oidc-provider "$work/as.log" node as.mjs "$AS" "$RESOURCE"
+start oidc-provider "$work/as.log" node as.mjs "$AS" "$RESOURCE" "$PAYMENTS"
 wait_port oidc-provider "$AS" "$last" "$work/as.log"
 
 start mcp-server "$work/server.log" node server.mjs "$UP"
 wait_port "MCP server" "$UP" "$last" "$work/server.log"
 
 sed -e "s|@AUTHZ_HTTP@|127.0.0.1:$AUTHZ|" -e "s|@REDIS@|127.0.0.1:$REDIS|" \
-  -e "s|@ISSUER@|$ISSUER|" -e "s|@RESOURCE@|$RESOURCE|" mcp-authz.yaml.in >"$work/mcp-authz.yaml"
+  -e "s|@ISSUER@|$ISSUER|" -e "s|@RESOURCE@|$RESOURCE|" -e "s|@RESOURCE_PAYMENTS@|$PAYMENTS|" \
+  mcp-authz.yaml.in >"$work/mcp-authz.yaml"
 CACHE_SECRET=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
 RS_SECRET=rs-secret # oidc-provider's client "rs" (as.mjs), which mcp-authz introspects as
 export CACHE_SECRET RS_SECRET
@@ -98,22 +103,30 @@ pass=0 fail=0
 result() { # OK TITLE
   if [ "$1" = 0 ]; then echo "PASS  $2"; pass=$((pass + 1)); else echo "FAIL  $2"; fail=$((fail + 1)); fi
 }
-# scenario TITLE EXPECT CLIENT_ID SECRET SCOPE
+# scenario TITLE EXPECT CLIENT_ID SECRET SCOPE [PROGRAM URL]
 scenario() {
-  local title=$1 expect=$2 id=$3 rc=0
+  local title=$1 expect=$2 id=$3 prog=${6:-client.mjs} url=${7:-$RESOURCE} rc=0
   echo "== $title"
-  timeout 30 node client.mjs --expect="$expect" "$RESOURCE" "$id" "$4" "$ISSUER" "$5" \
-    >"$work/client-$id.json" 2>"$work/client-$id.err" || rc=$?
+  timeout 30 node "$prog" --expect="$expect" "$url" "$id" "$4" "$ISSUER" "$5" \
+    >"$work/$prog-$expect-$id.json" 2>"$work/$prog-$expect-$id.err" || rc=$?
   result "$rc" "$title"
-  cat "$work/client-$id.err"
+  cat "$work/$prog-$expect-$id.err"
 }
 scenario "(a) JWT access token (RFC 9068), scope mcp:tools: initialize + tools/call succeed" ok-jwt agent agent-secret mcp:tools
 scenario "(b) opaque access token via introspection (RFC 7662), scope mcp:tools: initialize + tools/call succeed" ok-opaque agent-opaque agent-opaque-secret mcp:tools
 scenario "(c) client limited to mcp:read: 403 insufficient_scope with scope=\"mcp:tools\", the call fails" insufficient_scope reader reader-secret mcp:read
 
+scenario "(d) SDK 2.x, client finance (groups [finance]): echo and refund succeed" allowed finance finance-secret mcp:tools client2.mjs "$PAYMENTS"
+scenario "(e) SDK 2.x, client agent (groups [support]): echo succeeds, refund gets 403 without a challenge" denied agent agent-secret mcp:tools client2.mjs "$PAYMENTS"
+scenario "(f) SDK 2.x, Mcp-Name echo with a body calling refund: mcp-authz (headers only) lets it through, the 2.x server answers 400 -32020" mismatch agent agent-secret mcp:tools client2.mjs "$PAYMENTS"
+
 calls=$(grep -c '"tool_call"' "$work/server.log" || true)
 echo "== the MCP server's own log"
-result "$([ "$calls" = 2 ] && echo 0 || echo 1)" "exactly the 2 allowed tool calls reached the MCP server (saw $calls)"
+result "$([ "$calls" = 2 ] && echo 0 || echo 1)" "exactly the 2 allowed SDK 1.x tool calls reached the MCP server (saw $calls)"
+pay=$(node -e 'console.log(require("fs").readFileSync(process.argv[1], "utf8").split("\n")
+  .filter((l) => l.includes("\"payments_call\"")).map((l) => { const j = JSON.parse(l); return `${j.payments_call} by ${j.client_id}`; }).join(","))' "$work/server.log")
+want="echo by finance,refund by finance,echo by agent,echo by agent"
+result "$([ "$pay" = "$want" ] && echo 0 || echo 1)" "the payments server ran only the allowed tools: $want (saw $pay)"
 
 echo "== $pass passed, $fail failed"
 [ "$fail" = 0 ] && status=0

@@ -5,16 +5,25 @@
 // stdout as one JSON line, so a harness can count what reached the server.
 //
 // Usage: node server.mjs PORT      (or PORT=... node server.mjs); serves http://127.0.0.1:PORT/mcp
+//
+// Under /mcp/payments it serves the SDK 2.x payments server instead (server2.mjs): nginx has
+// one upstream, and the two SDK lines load side by side in one process.
 import http from 'node:http';
 import { z } from 'zod';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { handlePayments } from './server2.mjs';
 
 const PORT = Number(process.argv[2] || process.env.PORT || 3000);
 
 http.createServer(async (req, res) => {
   if (!req.url.startsWith('/mcp')) {
     res.writeHead(404).end();
+    return;
+  }
+  const path = new URL(req.url, 'http://x').pathname;
+  if (path === '/mcp/payments' || path.startsWith('/mcp/payments/')) {
+    await handlePayments(req, res);
     return;
   }
   const server = new McpServer({ name: 'interop-upstream', version: '1.0.0' });
