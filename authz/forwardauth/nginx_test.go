@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -146,10 +147,35 @@ func TestNginxAuthRequest(t *testing.T) {
 		!strings.Contains(resp.Header.Get("WWW-Authenticate"), `scope="mcp:tools"`) {
 		t.Errorf("step-up: %d %q", resp.StatusCode, resp.Header.Values("WWW-Authenticate"))
 	}
+	// The demo's /mcp/payments rules, through the same location: a step-up for the scope, a
+	// 403 without a challenge for the claim, and a 400 (not nginx's 500) for a POST that names
+	// no operation there.
+	payTok := func(client, scope string) string {
+		return tokenForResource(t, d.ASURL, client, scope, service.PaymentsResource(d.Resource))
+	}
+	refund := []string{"Mcp-Method", "tools/call", "Mcp-Name", "refund"}
+	resp = get("/mcp/payments", payTok("demo", "mcp:tools"), refund...)
+	if resp.StatusCode != 403 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `scope="mcp:tools payments:write"`) {
+		t.Errorf("refund without payments:write: %d %q", resp.StatusCode, resp.Header.Values("WWW-Authenticate"))
+	}
+	resp, body := getBody(t, front, "/mcp/payments", payTok("demo", "mcp:tools payments:write"), refund...)
+	if resp.StatusCode != 403 || len(resp.Header.Values("WWW-Authenticate")) != 0 || body != `{"error":"access_denied"}` {
+		t.Errorf("refund by staff: %d %q %s", resp.StatusCode, resp.Header.Values("WWW-Authenticate"), body)
+	}
+	resp, body = getBody(t, front, "/mcp/payments", payTok("demo-finance", "mcp:tools"))
+	if resp.StatusCode != 400 || body != `{"error":"invalid_request"}` {
+		t.Errorf("POST naming no operation: %d %s", resp.StatusCode, body)
+	}
 	mu.Lock()
 	if len(seen) != 0 {
 		t.Errorf("denied requests reached the upstream: %d", len(seen))
 	}
+	mu.Unlock()
+	if resp := get("/mcp/payments", payTok("demo-finance", "mcp:tools payments:write"), refund...); resp.StatusCode != 200 {
+		t.Errorf("refund by finance: %d", resp.StatusCode)
+	}
+	mu.Lock()
+	seen = nil
 	mu.Unlock()
 
 	// Allowed: identity headers replace forged ones; the token never reaches the upstream.
@@ -176,17 +202,43 @@ func TestNginxAuthRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(m.Body)
+	doc, _ := io.ReadAll(m.Body)
 	m.Body.Close()
-	if m.StatusCode != 200 || !strings.Contains(string(body), `"resource":"http://localhost:8080/mcp"`) {
-		t.Errorf("metadata via nginx: %d %s", m.StatusCode, body)
+	if m.StatusCode != 200 || !strings.Contains(string(doc), `"resource":"http://localhost:8080/mcp"`) {
+		t.Errorf("metadata via nginx: %d %s", m.StatusCode, doc)
 	}
+}
+
+func getBody(t *testing.T, front, path, token string, extra ...string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", front+path, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize"}`))
+	req.Host = "localhost:8080"
+	req.Header.Set("Authorization", "Bearer "+token)
+	for i := 0; i+1 < len(extra); i += 2 {
+		req.Header.Set(extra[i], extra[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b)
 }
 
 func tokenFor(t *testing.T, as, scope string) string {
 	t.Helper()
-	req, _ := http.NewRequest("POST", as+"/token", strings.NewReader("grant_type=client_credentials&scope="+scope))
-	req.SetBasicAuth("demo", "demo-secret")
+	return tokenForResource(t, as, "demo", scope, "")
+}
+
+func tokenForResource(t *testing.T, as, client, scope, resource string) string {
+	t.Helper()
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {scope}}
+	if resource != "" {
+		form.Set("resource", resource)
+	}
+	req, _ := http.NewRequest("POST", as+"/token", strings.NewReader(form.Encode()))
+	req.SetBasicAuth(client, "demo-secret")
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -79,11 +79,11 @@ func DemoConfig(grpcAddr, httpAddr, issuer, resource string) *config.Config {
 	return c
 }
 
-// PaymentsResource is the demo's second resource: /payments on the first one's origin.
+// PaymentsResource is the demo's second resource, below the first (/mcp/payments), so that a
+// proxy serving the first's path (deploy/nginx) serves it too; mcp-authz picks the resource
+// with the longest path prefix.
 func PaymentsResource(resource string) string {
-	host, _ := hostPath(resource)
-	scheme, _, _ := strings.Cut(resource, "://")
-	return scheme + "://" + host + "/payments"
+	return strings.TrimSuffix(resource, "/") + "/payments"
 }
 
 // StartDemo starts the demo authorization server and mcp-authz.
@@ -205,15 +205,15 @@ Try it from another terminal, in this repository:
   #    finance group. A token with mcp:tools only: 403 insufficient_scope, scope="mcp:tools payments:write"
   PAY=$(curl -s -u demo:demo-secret -d grant_type=client_credentials -d scope=mcp:tools \
       --data-urlencode resource=%[7]s %[3]s/token | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
-  go run ./cmd/mcp-authz check -addr %[1]s -host %[6]s -path /payments -token "$PAY" -H "Mcp-Method: tools/call" -H "Mcp-Name: refund"
+  go run ./cmd/mcp-authz check -addr %[1]s -host %[6]s -path %[5]s/payments -token "$PAY" -H "Mcp-Method: tools/call" -H "Mcp-Name: refund"
   #    Client demo (group staff) with payments:write: 403 without a challenge (no scope would help)
   STAFF=$(curl -s -u demo:demo-secret -d grant_type=client_credentials -d scope="mcp:tools payments:write" \
       --data-urlencode resource=%[7]s %[3]s/token | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
-  go run ./cmd/mcp-authz check -addr %[1]s -host %[6]s -path /payments -token "$STAFF" -H "Mcp-Method: tools/call" -H "Mcp-Name: refund"
+  go run ./cmd/mcp-authz check -addr %[1]s -host %[6]s -path %[5]s/payments -token "$STAFF" -H "Mcp-Method: tools/call" -H "Mcp-Name: refund"
   #    Client demo-finance (group finance) with payments:write: allowed
   FINANCE=$(curl -s -u demo-finance:demo-secret -d grant_type=client_credentials -d scope="mcp:tools payments:write" \
       --data-urlencode resource=%[7]s %[3]s/token | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
-  go run ./cmd/mcp-authz check -addr %[1]s -host %[6]s -path /payments -token "$FINANCE" -H "Mcp-Method: tools/call" -H "Mcp-Name: refund"
+  go run ./cmd/mcp-authz check -addr %[1]s -host %[6]s -path %[5]s/payments -token "$FINANCE" -H "Mcp-Method: tools/call" -H "Mcp-Name: refund"
 
   # The same Check with grpcurl or ghz, through the committed protoset:
   grpcurl -plaintext -protoset proto/authz.protoset -d '{"attributes":{"request":{"http":{"method":"POST","host":"%[6]s","path":"%[5]s","headers":{"authorization":"Bearer '"$TOKEN"'"}}}}}' %[1]s envoy.service.auth.v3.Authorization/Check

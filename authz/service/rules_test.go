@@ -135,7 +135,7 @@ func TestDemoRules(t *testing.T) {
 	d := startDemo(t)
 	c := authv3.NewAuthorizationClient(dial(t, d.GRPCAddr()))
 	refund := func(tok string) *authv3.CheckResponse {
-		resp, err := c.Check(t.Context(), checkReq("/payments", map[string]string{"authorization": "Bearer " + tok,
+		resp, err := c.Check(t.Context(), checkReq("/mcp/payments", map[string]string{"authorization": "Bearer " + tok,
 			"mcp-method": "tools/call", "mcp-name": "refund"}))
 		if err != nil {
 			t.Fatal(err)
@@ -159,7 +159,7 @@ func TestDemoRules(t *testing.T) {
 		t.Errorf("finance token: %v", resp)
 	}
 	// A POST to the payments server that names no operation could be a refund: refused.
-	resp, _ = c.Check(t.Context(), checkReq("/payments", map[string]string{"authorization": "Bearer " + tokenFor(t, &pay, "demo-finance", "mcp:tools")}))
+	resp, _ = c.Check(t.Context(), checkReq("/mcp/payments", map[string]string{"authorization": "Bearer " + tokenFor(t, &pay, "demo-finance", "mcp:tools")}))
 	if resp.GetDeniedResponse().GetStatus().GetCode() != 400 {
 		t.Errorf("POST without an operation: %v", resp)
 	}
