@@ -18,8 +18,10 @@
 package policy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"strings"
@@ -32,7 +34,7 @@ import (
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/ext"
 	"cel.dev/cel-go/interpreter"
-	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // CostLimit bounds one evaluation (CEL's cost units, about one per operation and per list
@@ -242,6 +244,10 @@ type Input struct {
 
 	claims map[string]any // decoded on first use, kept for the other rules of the Check
 	args   map[string]any // likewise for Arguments
+	// mcpVal and reqVal are the mcp and request variables, built once per Check (mcpVal
+	// without arguments until a program reads them: mcpArgs).
+	mcpVal, reqVal ref.Val
+	mcpArgs        bool
 	// wantArgs: the program being evaluated reads mcp.arguments (decoding them costs more
 	// than the rest of a condition).
 	wantArgs bool
@@ -284,33 +290,40 @@ func (a activation) ResolveName(name string) (any, bool) {
 	case "issuer":
 		return in.Issuer, true
 	case "mcp":
+		if in.mcpVal != nil && (in.mcpArgs || !in.wantArgs) {
+			return in.mcpVal, true
+		}
 		m := map[string]any{"method": in.Method, "name": in.Name}
 		if in.wantArgs {
 			if in.args == nil {
 				in.args = map[string]any{}
-				var v any
-				if len(in.Arguments) > 0 && json.Unmarshal(in.Arguments, &v) == nil {
-					if o, ok := integers(v).(map[string]any); ok {
+				if len(in.Arguments) > 0 {
+					if o, ok := decodeJSON(in.Arguments).(map[string]any); ok {
 						in.args = o
 					}
 				}
 			}
 			m["arguments"] = in.args
+			in.mcpArgs = true
 		}
 		params := in.Params
 		if params == nil {
 			params = map[string]string{}
 		}
 		m["params"] = params
-		return types.DefaultTypeAdapter.NativeToValue(m), true
+		in.mcpVal = types.DefaultTypeAdapter.NativeToValue(m)
+		return in.mcpVal, true
 	case "request":
-		h := in.Headers
-		if h == nil {
-			h = map[string]string{}
+		if in.reqVal == nil {
+			h := in.Headers
+			if h == nil {
+				h = map[string]string{}
+			}
+			in.reqVal = types.DefaultTypeAdapter.NativeToValue(map[string]any{
+				"method": in.HTTPMethod, "path": in.Path, "headers": h,
+			})
 		}
-		return types.DefaultTypeAdapter.NativeToValue(map[string]any{
-			"method": in.HTTPMethod, "path": in.Path, "headers": h,
-		}), true
+		return in.reqVal, true
 	}
 	return nil, false
 }
@@ -319,36 +332,109 @@ func (in *Input) decodedClaims() ref.Val {
 	if in.claims == nil {
 		in.claims = make(map[string]any, len(in.Claims))
 		for k, raw := range in.Claims {
-			var v any
 			// The text came from a token payload or an introspection answer that was read
 			// strictly (no duplicate or case-variant names): plain decoding is unambiguous.
-			if json.Unmarshal([]byte(raw), &v) == nil {
-				in.claims[k] = integers(v)
+			if v := decodeJSON([]byte(raw)); v != nil {
+				in.claims[k] = v
 			}
 		}
 	}
 	return types.DefaultTypeAdapter.NativeToValue(in.claims)
 }
 
-// integers turns JSON numbers without a fraction into CEL ints, so that claims.level + 1 and
-// mcp.arguments.count * 2 type-check as users write them; others stay doubles. CEL compares
-// ints and doubles with each other either way.
-func integers(v any) any {
-	switch x := v.(type) {
-	case float64:
-		if x == math.Trunc(x) && math.Abs(x) <= 1<<53 {
-			return int64(x)
-		}
-	case []any:
-		for i := range x {
-			x[i] = integers(x[i])
-		}
-	case map[string]any:
-		for k := range x {
-			x[k] = integers(x[k])
-		}
+// decodeJSON decodes JSON text into the values CEL adapts (map[string]any, []any, string,
+// bool, int64, float64), nil for null or text that is not JSON. Numbers without a fraction
+// become ints, so that claims.level + 1 and mcp.arguments.count * 2 type-check as users write
+// them; CEL compares ints and doubles with each other either way. It reads tokens with no
+// reflection: it runs for each claim and the arguments a Check's conditions read.
+func decodeJSON(raw []byte) any {
+	d := decoders.Get().(*decoder)
+	defer func() {
+		d.rd.Reset(nil)
+		decoders.Put(d)
+	}()
+	d.rd.Reset(raw)
+	d.dec.Reset(&d.rd)
+	v, err := d.value(0)
+	if err != nil {
+		return nil
+	}
+	if _, err := d.dec.ReadToken(); err != io.EOF {
+		return nil // trailing data
 	}
 	return v
+}
+
+// maxDepth bounds nesting (the decoder's own limit is higher): claims are at most 4 KiB, and
+// a condition has no use for deeper arguments.
+const maxDepth = 64
+
+type decoder struct {
+	rd  bytes.Reader
+	dec *jsontext.Decoder
+}
+
+var decoders = sync.Pool{New: func() any {
+	d := new(decoder)
+	d.dec = jsontext.NewDecoder(&d.rd)
+	return d
+}}
+
+var errDepth = errors.New("nested too deeply")
+
+func (d *decoder) value(depth int) (any, error) {
+	if depth >= maxDepth {
+		return nil, errDepth
+	}
+	tok, err := d.dec.ReadToken()
+	if err != nil {
+		return nil, err
+	}
+	switch tok.Kind() {
+	case 'n':
+		return nil, nil
+	case 't', 'f':
+		return tok.Bool(), nil
+	case '"':
+		return tok.String(), nil
+	case '0':
+		f, err := tok.Float()
+		if err != nil {
+			return nil, err // out of range: 1e400
+		}
+		if f == math.Trunc(f) && math.Abs(f) <= 1<<53 {
+			return int64(f), nil
+		}
+		return f, nil
+	case '[':
+		l := []any{}
+		for d.dec.PeekKind() != ']' {
+			v, err := d.value(depth + 1)
+			if err != nil {
+				return nil, err
+			}
+			l = append(l, v)
+		}
+		_, err := d.dec.ReadToken()
+		return l, err
+	case '{':
+		m := map[string]any{}
+		for d.dec.PeekKind() != '}' {
+			k, err := d.dec.ReadToken()
+			if err != nil {
+				return nil, err
+			}
+			name := k.String() // before the next read voids k
+			v, err := d.value(depth + 1)
+			if err != nil {
+				return nil, err
+			}
+			m[name] = v
+		}
+		_, err := d.dec.ReadToken()
+		return m, err
+	}
+	return nil, fmt.Errorf("unexpected %v", tok.Kind())
 }
 
 // Glob reports whether s matches pattern, where "*" matches any run of characters (also "/")

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -156,5 +157,24 @@ func TestHeadersAndMCPNamed(t *testing.T) {
 	q, _ := Compile(`request.headers.exists(h, h.startsWith("x-")) && mcp.name != "refund"`)
 	if !q.AllHeaders || !q.UsesMCP {
 		t.Errorf("AllHeaders %v UsesMCP %v", q.AllHeaders, q.UsesMCP)
+	}
+}
+
+func TestDecodeJSON(t *testing.T) {
+	for raw, want := range map[string]string{
+		`"a\u0041"`:                 "aA",
+		`["x",1,1.5,true,null,{}]`:  "[x 1 1.5 true <nil> map[]]",
+		`{"a":{"b":[1,2]},"c":"d"}`: "map[a:map[b:[1 2]] c:d]",
+		`9007199254740993`:          "9007199254740992",
+		`1e400`:                     "<nil>",
+		`[1,2`:                      "<nil>",
+		`1 2`:                       "<nil>",
+		``:                          "<nil>",
+		strings.Repeat("[", 65) + strings.Repeat("]", 65): "<nil>",
+		strings.Repeat("[", 60) + strings.Repeat("]", 60): strings.Repeat("[", 60) + strings.Repeat("]", 60),
+	} {
+		if got := fmt.Sprint(decodeJSON([]byte(raw))); got != want {
+			t.Errorf("decodeJSON(%.40q) = %.70s, want %.70s", raw, got, want)
+		}
 	}
 }
