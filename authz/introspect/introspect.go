@@ -64,7 +64,9 @@ type Config struct {
 	Endpoint     string
 	ClientID     string
 	ClientSecret string // never logged or put in errors
-	// AuthMethod is "client_secret_basic" (default) or "client_secret_post".
+	// AuthMethod is "client_secret_basic" (default), "client_secret_post", or "none" for an
+	// endpoint protected by network placement (Ory Hydra's admin API); none takes no
+	// ClientID or ClientSecret.
 	AuthMethod string
 	// Timeout bounds one introspection call (and a caller's wait for discovery); default 2 s.
 	Timeout time.Duration
@@ -155,16 +157,23 @@ func New(cfg Config) (*Verifier, error) {
 			errs = append(errs, fmt.Errorf("introspect: endpoint: %v", err))
 		}
 	}
-	if cfg.ClientID == "" || cfg.ClientSecret == "" {
+	post, none := false, cfg.AuthMethod == "none"
+	switch {
+	case none:
+		// RFC 7662 §2.1 still holds: the endpoint is protected, by network placement (Ory
+		// Hydra's admin port), so credentials would be ignored there.
+		if cfg.ClientID != "" || cfg.ClientSecret != "" {
+			errs = append(errs, errors.New("introspect: auth method none takes no client_id or client_secret"))
+		}
+	case cfg.ClientID == "" || cfg.ClientSecret == "":
 		errs = append(errs, errors.New("introspect: client_id and client_secret are required (RFC 7662 §2.1)"))
 	}
-	post := false
 	switch cfg.AuthMethod {
-	case "", "client_secret_basic":
+	case "", "client_secret_basic", "none":
 	case "client_secret_post":
 		post = true
 	default:
-		errs = append(errs, fmt.Errorf("introspect: auth method %q: use client_secret_basic or client_secret_post", cfg.AuthMethod))
+		errs = append(errs, fmt.Errorf("introspect: auth method %q: use client_secret_basic, client_secret_post or none", cfg.AuthMethod))
 	}
 	for _, d := range []struct {
 		name string
@@ -198,9 +207,11 @@ func New(cfg Config) (*Verifier, error) {
 	}
 	n := orDefault(cfg.MaxConcurrent, defaultMaxConcurrent)
 	v.adm = newAdmission(n)
-	if post {
+	switch {
+	case none: // neither header nor form fields
+	case post:
 		v.cred.formSuffix = "&client_id=" + url.QueryEscape(cfg.ClientID) + "&client_secret=" + url.QueryEscape(cfg.ClientSecret)
-	} else {
+	default:
 		// RFC 6749 §2.3.1: each part is form-urlencoded first, then "id:secret" is Base64'd.
 		pair := url.QueryEscape(cfg.ClientID) + ":" + url.QueryEscape(cfg.ClientSecret)
 		v.cred.authorization = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte(pair))}
