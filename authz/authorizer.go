@@ -94,6 +94,12 @@ type Options struct {
 	// denies the next Check). 0: at once; positive: after waiting that long for the IdP;
 	// negative: never (the earlier verification is used only when the IdP is unavailable).
 	StaleWait time.Duration
+	// RevalidateAfter, by issuer: an introspected token's cache entry lasts at most this long,
+	// so that once it is due the stale-while-revalidate path above answers from it while the
+	// token is introspected again; a revocation at the issuer then reaches this replica within
+	// about this long rather than CacheMaxTTL. JWTs verified locally are not affected: nothing
+	// would be learnt by verifying their signature again.
+	RevalidateAfter map[string]time.Duration
 	// ClaimWait: with a cache that coordinates replicas (cache.Tiered.Claim), a token headed
 	// for introspection is verified by one replica while the others wait up to this long for
 	// its result; it should exceed the slowest introspection. 0: no coordination.
@@ -119,6 +125,8 @@ type Authorizer struct {
 	skew    time.Duration
 	implies map[string][]string
 	claim   time.Duration
+	// revalidate: see Options.RevalidateAfter.
+	revalidate map[string]time.Duration
 	// staleWait: see Options.StaleWait.
 	staleWait time.Duration
 	// keyScheme is the API-key scheme when it is not Bearer, lower-case; "" otherwise.
@@ -150,6 +158,7 @@ func New(o Options) (*Authorizer, error) {
 		a.negTTL = 10 * time.Second
 	}
 	a.staleWait = o.StaleWait
+	a.revalidate = o.RevalidateAfter
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -562,6 +571,9 @@ func (a *Authorizer) jwtVerifier(token string) (string, Verifier, bool) {
 // ttl: never past the token's own expiry (RFC 7662 §4), never longer than configured.
 func (a *Authorizer) ttl(id *identity.Identity) time.Duration {
 	ttl := a.maxTTL
+	if r, ok := a.revalidate[id.Issuer]; ok && id.Source == identity.SourceIntrospection && r < ttl {
+		ttl = r
+	}
 	if !id.Expiry.IsZero() {
 		if left := id.Expiry.Sub(a.now()); left < ttl {
 			ttl = left

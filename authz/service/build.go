@@ -155,11 +155,27 @@ func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authoriz
 		ScopeImplies: cfg.ScopeImplies,
 		ClaimWait:    claimWait(cfg),
 
+		RevalidateAfter: revalidateAfter(cfg),
+
 		CORSAllowedOrigins: cfg.CORS.AllowedOrigins,
 		Now:                o.Now,
 		Logger:             o.Logger,
 	})
 	return core, jwts, intros, err
+}
+
+// revalidateAfter is issuers[].revalidate_after by issuer, where set.
+func revalidateAfter(cfg *config.Config) map[string]time.Duration {
+	var m map[string]time.Duration
+	for _, is := range cfg.Issuers {
+		if d := is.RevalidateAfter.D(); d > 0 {
+			if m == nil {
+				m = map[string]time.Duration{}
+			}
+			m[is.Issuer] = d
+		}
+	}
+	return m
 }
 
 // claimWait is how long a replica waits for another's introspection of a new token: the
