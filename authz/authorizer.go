@@ -324,7 +324,10 @@ func (a *Authorizer) checkAPIKey(ctx context.Context, rt *route, req *Request, k
 	return a.authorize(rt, req, &id)
 }
 
-var errMalformed = errors.New("malformed bearer credential")
+var (
+	errMalformed       = &resourceError{identity.ClassMalformed, "malformed bearer credential"}
+	errUntrustedIssuer = errors.New("issuer not trusted for this resource")
+)
 
 // withErr attaches private detail to a shared denial without mutating it.
 func withErr(d *Decision, err error) *Decision {
@@ -409,7 +412,7 @@ func (a *Authorizer) verify(ctx context.Context, token string) (identity.Identit
 	// the key is still configured is known only to the API-key verifier above.
 	if hit && !(id.Source == identity.SourceAPIKey && !neg) {
 		if neg {
-			return identity.Identity{}, tier, fmt.Errorf("%w: cached as invalid", identity.ErrInvalid)
+			return identity.Identity{}, tier, errCachedInvalid
 		}
 		return id, tier, nil
 	}
@@ -442,7 +445,7 @@ func (a *Authorizer) verify(ctx context.Context, token string) (identity.Identit
 				if id, neg, ok := cc.Await(vctx, key, a.claim); ok {
 					awaited = true
 					if neg {
-						return identity.Identity{}, fmt.Errorf("%w: cached as invalid", identity.ErrInvalid)
+						return identity.Identity{}, errCachedInvalid
 					}
 					return id, nil
 				}
@@ -584,19 +587,52 @@ func (a *Authorizer) ttl(id *identity.Identity) time.Duration {
 
 // chain runs the verifiers for a token that is not a Bearer-scheme API key (verify checked).
 func (a *Authorizer) chain(ctx context.Context, token string) (identity.Identity, error) {
-	if iss, v, ok := a.jwtVerifier(token); ok {
+	iss, v, ok := a.jwtVerifier(token)
+	if ok {
 		id, err := v.Verify(ctx, token)
 		fb := a.v.Fallback[iss]
 		if err == nil || !errors.Is(err, identity.ErrUnavailable) || errors.Is(err, identity.ErrKeyNotYetKnown) || fb == nil {
-			return id, err
+			return id, withIssuer(iss, err)
 		}
 		a.log.Debug("jwt verifier unavailable; trying the issuer's introspection", "issuer", iss, "error", err)
-		return fb.Verify(ctx, token)
+		id, err = fb.Verify(ctx, token)
+		return id, withIssuer(iss, err)
+	}
+	if iss != "" {
+		// A JWT naming no configured issuer: a near miss is worth saying so (only the denial's
+		// log line pays for this comparison, and only when the token goes no further).
+		if conf, how := a.nearIssuer(iss); conf != "" && a.v.Opaque == nil {
+			return identity.Identity{}, &issuerError{issuer: conf, cls: identity.ClassIssuer, err: errNoVerifier,
+				fix: "the token's iss differs from issuers[].issuer " + conf + " " + how + ": copy the issuer from the AS metadata byte for byte"}
+		}
 	}
 	if a.v.Opaque == nil {
-		return identity.Identity{}, fmt.Errorf("%w: no verifier accepts this token", identity.ErrInvalid)
+		if iss != "" {
+			return identity.Identity{}, errUnknownIssuer
+		}
+		return identity.Identity{}, errNoVerifier
 	}
-	return a.v.Opaque.Verify(ctx, token)
+	id, err := a.v.Opaque.Verify(ctx, token)
+	if err != nil {
+		if o, ok := a.v.Opaque.(interface{ Issuer() string }); ok {
+			return id, withIssuer(o.Issuer(), err)
+		}
+	}
+	return id, err
+}
+
+var (
+	errNoVerifier    = fmt.Errorf("%w: no verifier accepts this token", identity.ErrInvalid)
+	errUnknownIssuer = &issuerError{cls: identity.ClassUnknownIssuer, err: errNoVerifier,
+		fix: "a JWT whose iss is no configured issuer: add the issuer under issuers (mcp-authz doctor --token shows its iss)"}
+)
+
+// withIssuer ties a verifier's error to its issuer for Explain. Only the failure path pays.
+func withIssuer(iss string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &issuerError{issuer: iss, err: err}
 }
 
 // fitsResource applies the per-resource checks to an identity that may have come from a cache
@@ -607,10 +643,11 @@ func (a *Authorizer) fitsResource(rt *route, id *identity.Identity) error {
 		return errors.New("API keys are not accepted for this resource")
 	}
 	if id.Source != identity.SourceAPIKey && !rt.issuers[id.Issuer] {
-		return errors.New("issuer not trusted for this resource")
+		return &issuerError{issuer: id.Issuer, err: errUntrustedIssuer, cls: identity.ClassIssuer,
+			fix: "this issuer is not in the resource's issuers: add it to resources[].issuers"}
 	}
 	if id.Source != identity.SourceAPIKey && !rt.audienceOK(id.Audience) {
-		return errors.New("audience does not name this resource")
+		return audienceError(rt, id)
 	}
 	now := a.now()
 	if !id.Expiry.IsZero() && !now.Before(id.Expiry.Add(a.skew)) {

@@ -387,7 +387,7 @@ func (v *Verifier) call(ctx context.Context, ep, token string) ([]byte, error) {
 		// Drain a little so the connection can be reused; the body is not logged.
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
-			return nil, unavailable("introspect: our client credentials were refused", statusError(resp.StatusCode))
+			return nil, classed(identity.ClassCredentials, unavailable("introspect: our client credentials were refused", statusError(resp.StatusCode)))
 		}
 		return nil, unavailable("introspect: unexpected answer", statusError(resp.StatusCode))
 	}
@@ -641,8 +641,8 @@ func (a *answer) notAccess() error {
 
 // Answer-reading reasons (the rest are with the other errors below).
 var (
-	errAmbiguous = invalid("introspect: ambiguous answer (a duplicate or case-variant member name, or not UTF-8)")
-	errNotAccess = invalid("introspect: the token is not an access token (a refresh or ID token)")
+	errAmbiguous = classed(identity.ClassMalformed, invalid("introspect: ambiguous answer (a duplicate or case-variant member name, or not UTF-8)"))
+	errNotAccess = classed(identity.ClassNotAccess, invalid("introspect: the token is not an access token (a refresh or ID token)"))
 )
 
 // extraClaims stringifies the configured members: strings as they are, numbers as written,
@@ -697,7 +697,20 @@ type verifyError struct {
 	reason string
 	class  error
 	cause  error
-	also   error // an internal marker, for errors.Is
+	also   error          // an internal marker, for errors.Is
+	cls    identity.Class // for operators' logs and metrics
+}
+
+func (e *verifyError) DenialClass() identity.Class {
+	if e.cls == "" && e.class == identity.ErrUnavailable {
+		return identity.ClassUnavailable
+	}
+	return e.cls
+}
+
+func classed(cls identity.Class, err error) error {
+	err.(*verifyError).cls = cls
+	return err
 }
 
 func (e *verifyError) Error() string {
@@ -730,16 +743,16 @@ var errLogged = errors.New("already logged")
 
 // Fixed reasons allocate once: the deny path is as hot as the allow path under attack.
 var (
-	errEmpty       = invalid("introspect: empty token")
-	errTooLong     = invalid("introspect: token too long")
-	errInactive    = invalid("introspect: not active")
-	errIssuer      = invalid("introspect: iss is another issuer")
-	errTokenType   = invalid("introspect: token_type is not Bearer")
-	errExpired     = invalid("introspect: expired")
-	errNotYet      = invalid("introspect: not yet valid (nbf)")
+	errEmpty       = classed(identity.ClassMalformed, invalid("introspect: empty token"))
+	errTooLong     = classed(identity.ClassMalformed, invalid("introspect: token too long"))
+	errInactive    = classed(identity.ClassInactive, invalid("introspect: not active"))
+	errIssuer      = classed(identity.ClassIssuer, invalid("introspect: iss is another issuer"))
+	errTokenType   = classed(identity.ClassNotAccess, invalid("introspect: token_type is not Bearer"))
+	errExpired     = classed(identity.ClassExpired, invalid("introspect: expired"))
+	errNotYet      = classed(identity.ClassNotYetValid, invalid("introspect: not yet valid (nbf)"))
 	errBusy        = unavailable("introspect: too many calls in flight", nil)
 	errBreakerOpen = unavailable("introspect: breaker open after repeated failures; not called", nil)
-	errShape       = invalid("introspect: not shaped like this server's tokens; not called")
+	errShape       = classed(identity.ClassMalformed, invalid("introspect: not shaped like this server's tokens; not called"))
 	errBadEndpoint = unavailable("introspect: cannot build a request for the endpoint", nil)
 	errTooLarge    = unavailable("introspect: answer too large", nil)
 	errNotJSONType = unavailable("introspect: answer is not application/json", nil)

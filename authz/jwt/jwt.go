@@ -292,6 +292,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (identity.Identity,
 	}
 	if v.requireTyp {
 		if !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") && !v.typAllowed(typ) {
+			if strings.EqualFold(typ, "JWT") { // what most products send: worth its own log line
+				return identity.Identity{}, errTypJWT
+			}
 			return identity.Identity{}, errTyp
 		}
 	}
@@ -754,6 +757,19 @@ type verifyError struct {
 	reason string
 	class  error
 	cause  error
+	cls    identity.Class // for operators' logs and metrics
+}
+
+func (e *verifyError) DenialClass() identity.Class {
+	if e.cls == "" && e.class == identity.ErrUnavailable {
+		return identity.ClassUnavailable
+	}
+	return e.cls
+}
+
+func classed(cls identity.Class, err error) error {
+	err.(*verifyError).cls = cls
+	return err
 }
 
 func (e *verifyError) Error() string {
@@ -778,24 +794,25 @@ func unavailable(reason string, cause error) error {
 
 // Fixed reasons allocate once; the deny path is as hot as the allow path under attack.
 var (
-	errTooLong      = invalid("jwt: token too long")
-	errMalformed    = invalid("jwt: malformed")
-	errJWE          = invalid("jwt: encrypted tokens (JWE) not supported")
-	errAlg          = invalid("jwt: alg not allowed")
-	errCrit         = invalid("jwt: crit header not supported")
-	errTyp          = invalid("jwt: typ is not at+jwt")
-	errIssuer       = invalid("jwt: wrong issuer")
-	errClaims       = invalid("jwt: malformed claims")
-	errAmbiguous    = invalid("jwt: ambiguous JSON (a duplicate or case-variant name, or not UTF-8)")
-	errIDToken      = invalid("jwt: an ID token, not an access token")
-	errNotAccess    = invalid("jwt: not an access token")
+	errTooLong      = classed(identity.ClassMalformed, invalid("jwt: token too long"))
+	errMalformed    = classed(identity.ClassMalformed, invalid("jwt: malformed"))
+	errJWE          = classed(identity.ClassMalformed, invalid("jwt: encrypted tokens (JWE) not supported"))
+	errAlg          = classed(identity.ClassSignature, invalid("jwt: alg not allowed"))
+	errCrit         = classed(identity.ClassMalformed, invalid("jwt: crit header not supported"))
+	errTyp          = classed(identity.ClassTyp, invalid("jwt: typ is not at+jwt"))
+	errTypJWT       = classed(identity.ClassTyp, invalid("jwt: typ is JWT, not at+jwt"))
+	errIssuer       = classed(identity.ClassIssuer, invalid("jwt: wrong issuer"))
+	errClaims       = classed(identity.ClassMalformed, invalid("jwt: malformed claims"))
+	errAmbiguous    = classed(identity.ClassMalformed, invalid("jwt: ambiguous JSON (a duplicate or case-variant name, or not UTF-8)"))
+	errIDToken      = classed(identity.ClassNotAccess, invalid("jwt: an ID token, not an access token"))
+	errNotAccess    = classed(identity.ClassNotAccess, invalid("jwt: not an access token"))
 	errKidNotYet    = &verifyError{reason: "jwt: unknown kid (or no key for alg) since the last fetch; keys are refetched once the refresh interval allows", class: identity.ErrKeyNotYetKnown}
-	errNoExp        = invalid("jwt: exp missing")
-	errExpired      = invalid("jwt: expired")
-	errNotYet       = invalid("jwt: not yet valid (nbf)")
-	errIssuedFuture = invalid("jwt: issued in the future (iat)")
-	errUnknownKid   = invalid("jwt: unknown kid")
-	errNoKey        = invalid("jwt: no key for alg")
-	errKeyAlg       = invalid("jwt: alg does not match key")
-	errSignature    = invalid("jwt: bad signature")
+	errNoExp        = classed(identity.ClassMalformed, invalid("jwt: exp missing"))
+	errExpired      = classed(identity.ClassExpired, invalid("jwt: expired"))
+	errNotYet       = classed(identity.ClassNotYetValid, invalid("jwt: not yet valid (nbf)"))
+	errIssuedFuture = classed(identity.ClassNotYetValid, invalid("jwt: issued in the future (iat)"))
+	errUnknownKid   = classed(identity.ClassSignature, invalid("jwt: unknown kid"))
+	errNoKey        = classed(identity.ClassSignature, invalid("jwt: no key for alg"))
+	errKeyAlg       = classed(identity.ClassSignature, invalid("jwt: alg does not match key"))
+	errSignature    = classed(identity.ClassSignature, invalid("jwt: bad signature"))
 )
