@@ -19,6 +19,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/authz/introspect"
 	"github.com/mcp-authz/mcp-authz/authz/jwt"
 	"github.com/mcp-authz/mcp-authz/cache"
+	"github.com/mcp-authz/mcp-authz/telemetry"
 )
 
 // parts is everything built from a configuration.
@@ -290,4 +291,25 @@ func idpClient(o Options, kind, issuer string) *http.Client {
 	}
 	c.Transport = rt
 	return &c
+}
+
+// Verifiers builds each issuer's verifiers exactly as serve does, for `mcp-authz doctor` to
+// try a sample token with: JWT verifiers and introspection verifiers by issuer.
+func Verifiers(cfg *config.Config, getenv func(string) string, client *http.Client) (map[string]authz.Verifier, map[string]authz.Verifier, error) {
+	if client == nil {
+		client = &http.Client{Timeout: 10 * time.Second}
+	}
+	// A metrics sink of its own: the verifiers take it as their observer, and nothing reads it.
+	_, jwts, intros, err := buildCore(cfg, Options{Getenv: getenv, HTTPClient: client, metrics: telemetry.New(nil)}, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, is := map[string]authz.Verifier{}, map[string]authz.Verifier{}
+	for _, v := range jwts {
+		js[v.Issuer()] = v
+	}
+	for _, v := range intros {
+		is[v.Issuer()] = v
+	}
+	return js, is, nil
 }
