@@ -202,7 +202,10 @@ type Issuer struct {
 	Algorithms []string `yaml:"algorithms"`  // default RS256, ES256, PS256, EdDSA
 	RequireTyp *bool    `yaml:"require_typ"` // RFC 9068 typ at+jwt; default true
 	// AllowTyp: further typ values accepted beside at+jwt, for issuers that send "JWT".
-	AllowTyp        []string `yaml:"allow_typ"`
+	AllowTyp []string `yaml:"allow_typ"`
+	// RolesAsScopes also reads a JWT's roles claim as granted scopes (Entra ID's app-only
+	// tokens carry their permissions there). Default false; profile entra sets it.
+	RolesAsScopes   *bool    `yaml:"roles_as_scopes,omitempty"`
 	RefreshInterval Duration `yaml:"jwks_refresh_interval"`
 	// JWKSMaxStale: how long keys past their Cache-Control lifetime keep verifying while the
 	// issuer is unreachable; default 24h.

@@ -68,7 +68,15 @@ var Profiles = map[string]Profile{
 		Introspection:  "none: Entra ID has no RFC 7662 endpoint; its access tokens are always JWTs",
 		IssuerForm:     "https://login.microsoftonline.com/TENANT_ID/v2.0 for v2 tokens, https://sts.windows.net/TENANT_ID/ for v1 (accessTokenAcceptedVersion)",
 		Docs:           "https://learn.microsoft.com/en-us/entra/identity-platform/access-token-claims-reference",
-		apply:          typJWT,
+		apply: func(is *Issuer) []string {
+			set := typJWT(is)
+			if is.RolesAsScopes == nil {
+				t := true
+				is.RolesAsScopes = &t
+				set = append(set, "roles_as_scopes: true (app-only tokens carry roles, not scp)")
+			}
+			return set
+		},
 	},
 	"auth0": {
 		Name:           "auth0",

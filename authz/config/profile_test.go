@@ -27,7 +27,7 @@ func TestProfileFillsUnsetKeys(t *testing.T) {
 		{"generic", "", true, "", ""},
 		{"hydra", "    profile: hydra", true, "JWT", "allow_typ: [JWT]"},
 		{"keycloak", "    profile: keycloak", true, "JWT", "allow_typ: [JWT]"},
-		{"entra", "    profile: entra", true, "JWT", "allow_typ: [JWT]"},
+		{"entra", "    profile: entra", true, "JWT", "allow_typ: [JWT]; roles_as_scopes: true (app-only tokens carry roles, not scp)"},
 		{"auth0", "    profile: auth0", true, "JWT", "allow_typ: [JWT]"},
 		{"okta", "    profile: okta", false, "", "require_typ: false"},
 		{"cognito", "    profile: cognito", false, "", "require_typ: false"},

@@ -74,6 +74,9 @@ type Config struct {
 	// typ that names another kind of token (id_token, refresh_token, logout+jwt …) is
 	// refused by New.
 	AllowTyp []string
+	// RolesAsScopes also reads the roles claim (an array of strings) as granted scopes: Entra
+	// ID puts an app-only token's application permissions there, and no scp.
+	RolesAsScopes bool
 	// RefreshInterval is the minimum time between JWKS fetches caused by an unknown kid or a
 	// due refresh; default 30 s, minimum 1 s.
 	RefreshInterval time.Duration
@@ -105,11 +108,13 @@ type Verifier struct {
 	parseAlgs  []jose.SignatureAlgorithm
 	requireTyp bool
 	allowTyp   []string
-	skew       time.Duration
-	claims     []string
-	now        func() time.Time
-	keys       *keySet
-	oidc       *oidc.IDTokenVerifier
+	// rolesAsScopes: see Config.RolesAsScopes.
+	rolesAsScopes bool
+	skew          time.Duration
+	claims        []string
+	now           func() time.Time
+	keys          *keySet
+	oidc          *oidc.IDTokenVerifier
 }
 
 // maxTokenLen bounds what we parse. Real access tokens are 1–4 KiB; past this a token is an
@@ -206,9 +211,11 @@ func New(cfg Config) (*Verifier, error) {
 		requireTyp: cfg.RequireTyp,
 		allowTyp:   cfg.AllowTyp,
 		skew:       cfg.ClockSkew,
-		claims:     claims,
-		now:        now,
-		keys:       ks,
+
+		rolesAsScopes: cfg.RolesAsScopes,
+		claims:        claims,
+		now:           now,
+		keys:          ks,
 	}
 	v.oidc = oidc.NewVerifier(cfg.Issuer, ks, &oidc.Config{
 		// go-oidc verifies ID tokens; for access tokens the audience is the resource, which
@@ -378,6 +385,13 @@ func (v *Verifier) identity(payload []byte) (identity.Identity, error) {
 	if id.ClientID == "" {
 		id.ClientID = cl.Azp
 	}
+	if v.rolesAsScopes && cl.Roles != nil {
+		var roles stringList
+		if json.Unmarshal(cl.Roles, &roles) != nil {
+			return identity.Identity{}, errClaims
+		}
+		id.Scopes = scopes(stringList(id.Scopes), roles)
+	}
 	if len(v.claims) > 0 {
 		if id.Claims, ok = extraClaims(payload, v.claims); !ok {
 			return identity.Identity{}, errClaims
@@ -396,9 +410,12 @@ type claims struct {
 	Aud      stringList `json:"aud"`
 	Scope    stringList `json:"scope"` // RFC 9068 §2.2.3 / RFC 8693 §4.2: space-separated string
 	Scp      stringList `json:"scp"`   // Entra ID, Okta: an array (or a string)
-	Exp      *float64   `json:"exp"`
-	Nbf      *float64   `json:"nbf"`
-	Iat      *float64   `json:"iat"`
+	// Roles is read as scopes only with Config.RolesAsScopes; until then any JSON type is
+	// let through, as other issuers use the name for other things.
+	Roles jsontext.Value `json:"roles"`
+	Exp   *float64       `json:"exp"`
+	Nbf   *float64       `json:"nbf"`
+	Iat   *float64       `json:"iat"`
 
 	// Read only to tell ID tokens and other JWTs from access tokens (notAccess); their
 	// presence counts, whatever their JSON type.

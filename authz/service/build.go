@@ -75,6 +75,7 @@ func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authoriz
 				Algorithms:      is.Algorithms,
 				RequireTyp:      is.RequireTyp == nil || *is.RequireTyp,
 				AllowTyp:        is.AllowTyp,
+				RolesAsScopes:   is.RolesAsScopes != nil && *is.RolesAsScopes,
 				MaxStale:        is.JWKSMaxStale.D(),
 				ClockSkew:       cfg.ClockSkew.D(),
 				Claims:          claims,
