@@ -148,7 +148,11 @@ func (is *Issuer) applyProfile() {
 	if !ok {
 		return
 	}
-	is.profileSet = p.apply(is)
+	// Applied again (ApplyDefaults twice), it finds its keys set and sets nothing: the first
+	// record stands.
+	if set := p.apply(is); len(set) > 0 {
+		is.profileSet = set
+	}
 }
 
 func (is *Issuer) profileName() string {

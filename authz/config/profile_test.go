@@ -49,6 +49,10 @@ func TestProfileFillsUnsetKeys(t *testing.T) {
 			if got := strings.Join(is.ProfileSet(), "; "); got != tc.set {
 				t.Errorf("ProfileSet = %q, want %q", got, tc.set)
 			}
+			c.ApplyDefaults() // again, as a caller building on a parsed config may
+			if got := strings.Join(c.Issuers[0].ProfileSet(), "; "); got != tc.set {
+				t.Errorf("after ApplyDefaults again, ProfileSet = %q, want %q", got, tc.set)
+			}
 			if r := is.ProfileReport("issuers[0]"); !strings.Contains(r, "access token typ: ") || !strings.Contains(r, "issuer form: ") {
 				t.Errorf("report lacks the profile's shapes:\n%s", r)
 			}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,14 +39,16 @@ func (s *syncBuffer) String() string {
 func TestDenialsAnOperatorCanRead(t *testing.T) {
 	a, srv := as(t)
 	var logs syncBuffer
+	var skip atomic.Int64 // how far the service's clock is ahead of the real one
+	clock := func() time.Time { return time.Now().Add(time.Duration(skip.Load())) }
 	r := replicaWith(t, srv.URL, nil, func(c *config.Config) {
 		c.Log.Decisions = "off" // the denial line must not depend on the decision log
-	}, Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	}, Options{Now: clock, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	now := time.Now()
 	claims := map[string]any{"iss": srv.URL, "sub": "erin", "client_id": "c", "aud": resource, "scope": "mcp:tools",
 		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
 	var toks []string
-	for i := range 3 {
+	for i := range 4 {
 		claims["jti"] = i // three tokens, so the negative cache does not answer the repeats
 		tok, err := a.Mint(claims, demoas.MintOptions{Typ: "JWT"})
 		if err != nil {
@@ -53,7 +56,7 @@ func TestDenialsAnOperatorCanRead(t *testing.T) {
 		}
 		toks = append(toks, tok)
 	}
-	for _, tok := range toks {
+	for _, tok := range toks[:3] {
 		resp := checkToken(t, r, tok)
 		if allowed(resp) {
 			t.Fatal("typ JWT allowed without profile or allow_typ")
@@ -92,6 +95,14 @@ func TestDenialsAnOperatorCanRead(t *testing.T) {
 		t.Errorf("the audience line does not say what to do:\n%s", out)
 	}
 
+	// A minute on, the next one is logged again, saying how many were held back.
+	skip.Store(int64(denialEvery + time.Second))
+	checkToken(t, r, toks[3])
+	typLines = grepLines(logs.String(), "class=typ")
+	if n := strings.Count(typLines, "\n") + 1; n != 2 || !strings.Contains(typLines, "similar_not_logged=2") {
+		t.Errorf("a minute later: want a second typ line with similar_not_logged=2, got:\n%s", typLines)
+	}
+
 	resp, err := http.Get("http://" + r.HTTPAddr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +110,7 @@ func TestDenialsAnOperatorCanRead(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{
-		`mcp_authz_denials_total{class="typ",issuer="` + srv.URL + `"} 3`,
+		`mcp_authz_denials_total{class="typ",issuer="` + srv.URL + `"} 4`,
 		`mcp_authz_denials_total{class="audience",issuer="` + srv.URL + `"} 1`,
 	} {
 		if !strings.Contains(string(body), want) {
