@@ -197,6 +197,21 @@ func TestDoctorHydra(t *testing.T) {
 	}
 }
 
+// Hydra's issuer is URLS_SELF_ISSUER as written: one configured with a trailing slash and
+// an mcp-authz configured without it is the mistake behind a day of generic 401s.
+func TestDoctorHydraIssuerSlash(t *testing.T) {
+	h := hydratest.Start(t, "/")
+	out, code := runDoctor(t, doctorYAML(strings.TrimSuffix(h.Issuer, "/"), "    profile: hydra\n"))
+	for _, w := range []string{"FAIL  issuers[0].issuer", "differ by a trailing slash", "set issuer: " + h.Issuer} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	if code != exitDoctorMismatch {
+		t.Errorf("exit %d, want %d", code, exitDoctorMismatch)
+	}
+}
+
 // check-config prints what a profile set, as comments.
 func TestCheckConfigPrintsProfile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c.yaml")
