@@ -213,6 +213,17 @@ func TestHydraInterop(t *testing.T) {
 		took := untilDenied(t, e, tok)
 		t.Logf("opaque token: revoked at Hydra, refused by mcp-authz %s later (revalidate_after %s, cache.max_ttl 5m)", took.Round(10*time.Millisecond), revalidateAfter)
 	})
+	t.Run("admin revocation (DELETE /admin/oauth2/tokens) reaches a cached opaque token", func(t *testing.T) {
+		c := hydratest.Client{ID: "agent-admin-revoked", Secret: "agent-admin-revoked-secret", Strategy: "opaque", Scope: "mcp:tools", Audience: []string{resource}}
+		h.Register(c)
+		tok := cc(c, "mcp:tools")
+		if code, _ := e.check(t, tok); code != 200 {
+			t.Fatalf("before revocation: %d", code)
+		}
+		h.RevokeClientTokens(c.ID)
+		took := untilDenied(t, e, tok)
+		t.Logf("opaque token: its client's tokens deleted at Hydra's admin API, refused %s later", took.Round(10*time.Millisecond))
+	})
 	t.Run("a locally verified JWT outlives its revocation (documented trade-off)", func(t *testing.T) {
 		tok := cc(jwtC, "mcp:tools")
 		e.check(t, tok)

@@ -275,6 +275,16 @@ func (h *Hydra) Revoke(c Client, token string) {
 	}
 }
 
+// RevokeClientTokens is the admin side's revocation: DELETE /admin/oauth2/tokens deletes
+// every access and refresh token of the client.
+func (h *Hydra) RevokeClientTokens(clientID string) {
+	h.t.Helper()
+	var out map[string]any
+	if code := h.call(http.MethodDelete, h.Admin+"/admin/oauth2/tokens?client_id="+url.QueryEscape(clientID), nil, &out); code != http.StatusNoContent {
+		h.t.Fatalf("delete tokens of %s: status %d %v", clientID, code, out)
+	}
+}
+
 // Introspect asks Hydra's admin endpoint about token.
 func (h *Hydra) Introspect(token string) map[string]any {
 	h.t.Helper()
