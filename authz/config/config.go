@@ -221,6 +221,8 @@ type Issuer struct {
 	// RevalidateAfter: an introspected token's cache entry is re-introspected in the
 	// background once it is this old, the cached answer serving meanwhile, so a revocation at
 	// the AS reaches the edge within about this long instead of cache.max_ttl. 0: max_ttl.
+	// (With cache.stale_grace: 0s there is no cached answer to serve meanwhile, and that
+	// Check waits for the re-introspection.)
 	RevalidateAfter Duration `yaml:"revalidate_after,omitempty"`
 
 	profileSet []string // what Profile filled in (ProfileSet)
