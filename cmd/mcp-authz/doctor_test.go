@@ -155,6 +155,9 @@ func TestDoctorHydra(t *testing.T) {
 	h.Register(c)
 	good := h.ClientCredentials(c, url.Values{"scope": {"mcp:tools"}, "audience": {doctorResource}}).AccessToken
 	noAud := h.ClientCredentials(c, url.Values{"scope": {"mcp:tools"}, "resource": {doctorResource}}).AccessToken
+	other := hydratest.Client{ID: "other", Secret: "other-secret", Strategy: "opaque", Scope: "mcp:tools", Audience: []string{"http://other.test/mcp"}}
+	h.Register(other)
+	otherAud := h.ClientCredentials(other, url.Values{"scope": {"mcp:tools"}, "audience": {"http://other.test/mcp"}}).AccessToken
 	tokenFile := func(tok string) string {
 		p := filepath.Join(t.TempDir(), "token")
 		os.WriteFile(p, []byte(tok+"\n"), 0o600)
@@ -172,6 +175,8 @@ func TestDoctorHydra(t *testing.T) {
 			[]string{`a JWT: typ "JWT"`, "FAIL  -token: refused (typ)", "set issuers[].profile"}},
 		{"no aud: the client sent resource= only", hydraGood, noAud, 2,
 			[]string{"FAIL  resources[0].audiences", "no aud", "audience= for Hydra"}},
+		{"an opaque token for another resource", hydraGood, otherAud, 2,
+			[]string{"introspected: iss", "FAIL  resources[0].audiences", `the token has aud ["http://other.test/mcp"]`}},
 		{"good", hydraGood, good, 0,
 			[]string{"issuers[0]: profile hydra", "introspection.auth_method: none", "ok    issuers[0].introspection", "ok    resources[0]", "all checks passed"}},
 	}
@@ -190,7 +195,7 @@ func TestDoctorHydra(t *testing.T) {
 					t.Errorf("output lacks %q:\n%s", w, out)
 				}
 			}
-			if tc.token != "" && strings.Contains(out, tc.token[strings.LastIndexByte(tc.token, '.')+1:]) {
+			if tc.token != "" && strings.Contains(out, tc.token[strings.LastIndexByte(tc.token, '.')+1:]) { // the signature, or the whole opaque token
 				t.Error("the doctor printed the token")
 			}
 		})
