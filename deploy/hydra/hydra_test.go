@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -29,29 +31,6 @@ const (
 	revalidateAfter = 2 * time.Second
 )
 
-// The configuration an operator would write for Hydra: the profile, the admin introspection
-// endpoint (not in Hydra's discovery), no introspection credentials (the admin API takes
-// none), and revalidate_after so a revocation reaches cached opaque tokens in seconds.
-const configYAML = `
-listen: {grpc: "127.0.0.1:0", http: "127.0.0.1:0"}
-dev: {allow_http: true}
-log: {decisions: info}
-cache:
-  secret: {env: CACHE_SECRET}
-  redis: {addrs: ["@REDIS@"]}
-issuers:
-  - issuer: @ISSUER@
-    profile: hydra
-    verify_jwt: @VERIFY_JWT@
-    revalidate_after: @REVALIDATE@
-    introspection:
-      endpoint: @ADMIN@/admin/oauth2/introspect
-resources:
-  - name: mcp
-    resource: ` + resource + `
-    scopes: {required: [mcp:tools]}
-`
-
 type logBuf struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -68,8 +47,17 @@ type edge struct {
 
 func startEdge(t *testing.T, h *hydratest.Hydra, redisAddr string, verifyJWT bool) *edge {
 	t.Helper()
-	yml := strings.NewReplacer("@REDIS@", redisAddr, "@ISSUER@", h.Issuer, "@ADMIN@", h.Admin,
-		"@VERIFY_JWT@", fmt.Sprint(verifyJWT), "@REVALIDATE@", revalidateAfter.String()).Replace(configYAML)
+	// The configuration an operator would write for Hydra, from the template run.sh uses.
+	tmpl, err := os.ReadFile("mcp-authz.yaml.in")
+	if err != nil {
+		t.Fatal(err)
+	}
+	yml := strings.NewReplacer("@GRPC@", "127.0.0.1:0", "@HTTP@", "127.0.0.1:0", "@REDIS@", redisAddr,
+		"@ISSUER@", h.Issuer, "@ADMIN@", h.Admin, "@VERIFY_JWT@", fmt.Sprint(verifyJWT),
+		"@REVALIDATE@", revalidateAfter.String()).Replace(string(tmpl))
+	if regexp.MustCompile(`@[A-Z_]+@`).MatchString(yml) {
+		t.Fatalf("a placeholder of mcp-authz.yaml.in was not filled in:\n%s", yml)
+	}
 	cfg, err := config.Parse([]byte(yml))
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, yml)
