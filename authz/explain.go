@@ -59,6 +59,8 @@ func fixFor(c identity.Class, issuer string, err error) string {
 		return fmt.Sprintf("the introspection endpoint of %s refused our client credentials: check issuers[].introspection.client_id and client_secret (or auth_method)", issuer)
 	case identity.ClassInactive:
 		return "the AS says the token is not active (revoked, expired, or not its token)"
+	case identity.ClassKeyNotYetSeen:
+		return fmt.Sprintf("the token's kid is not among the keys of %s fetched within jwks_refresh_interval: a key just rotated in is picked up at the next allowed refetch (a fresh Ory Hydra may do this once); a made-up kid never is", issuer)
 	case identity.ClassUnavailable:
 		return "the AS could not be reached or answered badly: see the preceding warnings and /readyz"
 	}

@@ -55,7 +55,8 @@ const (
 	ClassAudience      Class = "audience"         // aud does not name the resource
 	ClassExpired       Class = "expired"
 	ClassNotYetValid   Class = "not_yet_valid"
-	ClassSignature     Class = "signature" // bad signature, unknown key, alg not allowed
+	ClassSignature     Class = "signature"   // bad signature, alg not allowed, a key the JWKS does not have
+	ClassKeyNotYetSeen Class = "unknown_key" // a kid not in keys fetched within jwks_refresh_interval
 	ClassMalformed     Class = "malformed"
 	ClassInactive      Class = "inactive"    // introspection said active: false (revoked, expired, unknown)
 	ClassScope         Class = "scope"       // valid, but lacks a scope the operation needs

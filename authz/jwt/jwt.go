@@ -823,7 +823,7 @@ var (
 	errAmbiguous    = classed(identity.ClassMalformed, invalid("jwt: ambiguous JSON (a duplicate or case-variant name, or not UTF-8)"))
 	errIDToken      = classed(identity.ClassNotAccess, invalid("jwt: an ID token, not an access token"))
 	errNotAccess    = classed(identity.ClassNotAccess, invalid("jwt: not an access token"))
-	errKidNotYet    = &verifyError{reason: "jwt: unknown kid (or no key for alg) since the last fetch; keys are refetched once the refresh interval allows", class: identity.ErrKeyNotYetKnown}
+	errKidNotYet    = &verifyError{reason: "jwt: unknown kid (or no key for alg) since the last fetch; keys are refetched once the refresh interval allows", class: identity.ErrKeyNotYetKnown, cls: identity.ClassKeyNotYetSeen}
 	errNoExp        = classed(identity.ClassMalformed, invalid("jwt: exp missing"))
 	errExpired      = classed(identity.ClassExpired, invalid("jwt: expired"))
 	errNotYet       = classed(identity.ClassNotYetValid, invalid("jwt: not yet valid (nbf)"))

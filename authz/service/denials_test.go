@@ -74,9 +74,18 @@ func TestDenialsAnOperatorCanRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkToken(t, r, tokNoAud)
+	// The keys are loaded by now: a kid they lack is not an outage, whatever it falls back to.
+	tokKid, err := a.Mint(claims, demoas.MintOptions{KID: "made-up"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkToken(t, r, tokKid)
+	if kidLine := grepLines(logs.String(), "class=unknown_key"); !strings.Contains(kidLine, "jwks_refresh_interval") {
+		t.Errorf("the unknown kid line does not say what happens:\n%s", logs.String())
+	}
 
 	out := logs.String()
-	for _, tok := range append(toks, tokNoAud) {
+	for _, tok := range append(toks, tokNoAud, tokKid) {
 		if strings.Contains(out, tok) || strings.Contains(out, tok[strings.LastIndexByte(tok, '.')+1:]) {
 			t.Fatal("a token reached the log")
 		}
@@ -112,6 +121,7 @@ func TestDenialsAnOperatorCanRead(t *testing.T) {
 	for _, want := range []string{
 		`mcp_authz_denials_total{class="typ",issuer="` + srv.URL + `"} 4`,
 		`mcp_authz_denials_total{class="audience",issuer="` + srv.URL + `"} 1`,
+		`mcp_authz_denials_total{class="unknown_key",issuer="` + srv.URL + `"} 1`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s:\n%s", want, grepLines(string(body), "denials"))
