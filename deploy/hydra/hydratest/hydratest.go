@@ -94,6 +94,7 @@ func Start(t testing.TB, issuerSuffix string) *Hydra {
 		"LOG_LEVEL=warn", "SQA_OPT_OUT=true",
 	)
 	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.SysProcAttr = procAttr()
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
