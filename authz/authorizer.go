@@ -94,6 +94,12 @@ type Options struct {
 	// denies the next Check). 0: at once; positive: after waiting that long for the IdP;
 	// negative: never (the earlier verification is used only when the IdP is unavailable).
 	StaleWait time.Duration
+	// RevalidateAfter, by issuer: an introspected token's cache entry lasts at most this long,
+	// so that once it is due the stale-while-revalidate path above answers from it while the
+	// token is introspected again; a revocation at the issuer then reaches this replica within
+	// about this long rather than CacheMaxTTL. JWTs verified locally are not affected: nothing
+	// would be learnt by verifying their signature again.
+	RevalidateAfter map[string]time.Duration
 	// ClaimWait: with a cache that coordinates replicas (cache.Tiered.Claim), a token headed
 	// for introspection is verified by one replica while the others wait up to this long for
 	// its result; it should exceed the slowest introspection. 0: no coordination.
@@ -119,6 +125,8 @@ type Authorizer struct {
 	skew    time.Duration
 	implies map[string][]string
 	claim   time.Duration
+	// revalidate: see Options.RevalidateAfter.
+	revalidate map[string]time.Duration
 	// staleWait: see Options.StaleWait.
 	staleWait time.Duration
 	// keyScheme is the API-key scheme when it is not Bearer, lower-case; "" otherwise.
@@ -150,6 +158,7 @@ func New(o Options) (*Authorizer, error) {
 		a.negTTL = 10 * time.Second
 	}
 	a.staleWait = o.StaleWait
+	a.revalidate = o.RevalidateAfter
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -385,7 +394,10 @@ func (a *Authorizer) checkAPIKey(ctx context.Context, rt *route, req *Request, p
 	return a.authorize(rt, req, path, &id)
 }
 
-var errMalformed = errors.New("malformed bearer credential")
+var (
+	errMalformed       = &resourceError{identity.ClassMalformed, "malformed bearer credential"}
+	errUntrustedIssuer = errors.New("issuer not trusted for this resource")
+)
 
 // withErr attaches private detail to a shared denial without mutating it.
 func withErr(d *Decision, err error) *Decision {
@@ -470,7 +482,7 @@ func (a *Authorizer) verify(ctx context.Context, token string) (identity.Identit
 	// the key is still configured is known only to the API-key verifier above.
 	if hit && !(id.Source == identity.SourceAPIKey && !neg) {
 		if neg {
-			return identity.Identity{}, tier, fmt.Errorf("%w: cached as invalid", identity.ErrInvalid)
+			return identity.Identity{}, tier, errCachedInvalid
 		}
 		return id, tier, nil
 	}
@@ -503,7 +515,7 @@ func (a *Authorizer) verify(ctx context.Context, token string) (identity.Identit
 				if id, neg, ok := cc.Await(vctx, key, a.claim); ok {
 					awaited = true
 					if neg {
-						return identity.Identity{}, fmt.Errorf("%w: cached as invalid", identity.ErrInvalid)
+						return identity.Identity{}, errCachedInvalid
 					}
 					return id, nil
 				}
@@ -632,6 +644,9 @@ func (a *Authorizer) jwtVerifier(token string) (string, Verifier, bool) {
 // ttl: never past the token's own expiry (RFC 7662 §4), never longer than configured.
 func (a *Authorizer) ttl(id *identity.Identity) time.Duration {
 	ttl := a.maxTTL
+	if r, ok := a.revalidate[id.Issuer]; ok && id.Source == identity.SourceIntrospection && r < ttl {
+		ttl = r
+	}
 	if !id.Expiry.IsZero() {
 		if left := id.Expiry.Sub(a.now()); left < ttl {
 			ttl = left
@@ -642,19 +657,52 @@ func (a *Authorizer) ttl(id *identity.Identity) time.Duration {
 
 // chain runs the verifiers for a token that is not a Bearer-scheme API key (verify checked).
 func (a *Authorizer) chain(ctx context.Context, token string) (identity.Identity, error) {
-	if iss, v, ok := a.jwtVerifier(token); ok {
+	iss, v, ok := a.jwtVerifier(token)
+	if ok {
 		id, err := v.Verify(ctx, token)
 		fb := a.v.Fallback[iss]
 		if err == nil || !errors.Is(err, identity.ErrUnavailable) || errors.Is(err, identity.ErrKeyNotYetKnown) || fb == nil {
-			return id, err
+			return id, withIssuer(iss, err)
 		}
 		a.log.Debug("jwt verifier unavailable; trying the issuer's introspection", "issuer", iss, "error", err)
-		return fb.Verify(ctx, token)
+		id, err = fb.Verify(ctx, token)
+		return id, withIssuer(iss, err)
+	}
+	if iss != "" {
+		// A JWT naming no configured issuer: a near miss is worth saying so (only the denial's
+		// log line pays for this comparison, and only when the token goes no further).
+		if conf, how := a.nearIssuer(iss); conf != "" && a.v.Opaque == nil {
+			return identity.Identity{}, &issuerError{issuer: conf, cls: identity.ClassIssuer, err: errNoVerifier,
+				fix: "the token's iss differs from issuers[].issuer " + conf + " " + how + ": copy the issuer from the AS metadata byte for byte"}
+		}
 	}
 	if a.v.Opaque == nil {
-		return identity.Identity{}, fmt.Errorf("%w: no verifier accepts this token", identity.ErrInvalid)
+		if iss != "" {
+			return identity.Identity{}, errUnknownIssuer
+		}
+		return identity.Identity{}, errNoVerifier
 	}
-	return a.v.Opaque.Verify(ctx, token)
+	id, err := a.v.Opaque.Verify(ctx, token)
+	if err != nil {
+		if o, ok := a.v.Opaque.(interface{ Issuer() string }); ok {
+			return id, withIssuer(o.Issuer(), err)
+		}
+	}
+	return id, err
+}
+
+var (
+	errNoVerifier    = fmt.Errorf("%w: no verifier accepts this token", identity.ErrInvalid)
+	errUnknownIssuer = &issuerError{cls: identity.ClassUnknownIssuer, err: errNoVerifier,
+		fix: "a JWT whose iss is no configured issuer: add the issuer under issuers (mcp-authz doctor --token shows its iss)"}
+)
+
+// withIssuer ties a verifier's error to its issuer for Explain. Only the failure path pays.
+func withIssuer(iss string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &issuerError{issuer: iss, err: err}
 }
 
 // fitsResource applies the per-resource checks to an identity that may have come from a cache
@@ -665,10 +713,11 @@ func (a *Authorizer) fitsResource(rt *route, id *identity.Identity) error {
 		return errors.New("API keys are not accepted for this resource")
 	}
 	if id.Source != identity.SourceAPIKey && !rt.issuers[id.Issuer] {
-		return errors.New("issuer not trusted for this resource")
+		return &issuerError{issuer: id.Issuer, err: errUntrustedIssuer, cls: identity.ClassIssuer,
+			fix: "this issuer is not in the resource's issuers: add it to resources[].issuers"}
 	}
 	if id.Source != identity.SourceAPIKey && !rt.audienceOK(id.Audience) {
-		return errors.New("audience does not name this resource")
+		return audienceError(rt, id)
 	}
 	now := a.now()
 	if !id.Expiry.IsZero() && !now.Before(id.Expiry.Add(a.skew)) {

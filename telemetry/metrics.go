@@ -26,6 +26,7 @@ type Metrics struct {
 	idpLatency *prometheus.HistogramVec
 	jwksLoads  *prometheus.CounterVec
 	staleKeys  *prometheus.CounterVec
+	denials    *prometheus.CounterVec
 	metadata   prometheus.Counter
 	cacheStats func() CacheStats
 	// idpHealth holds the last outcome per kind of call and issuer, for /readyz.
@@ -101,6 +102,11 @@ func New(cacheStats func() CacheStats) *Metrics {
 		Help: "Protected Resource Metadata documents served (through Check or the HTTP listener); not counted in mcp_authz_decisions_total.",
 	})
 	m.reg.MustRegister(m.metadata)
+	m.denials = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mcp_authz_denials_total",
+		Help: "Refused tokens by configured issuer (\"\" when none applies) and class (typ, audience, issuer, expired, inactive, scope, unavailable …): why, for operators.",
+	}, []string{"issuer", "class"})
+	m.reg.MustRegister(m.denials)
 	m.reg.MustRegister(m.decisions, m.latency, m.idpCalls, m.idpLatency, m.jwksLoads, m.staleKeys,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.cacheStats = cacheStats
@@ -188,6 +194,10 @@ func (t *idpTransport) record(resp *http.Response, err error) {
 	}
 	t.health.Store(&IdPHealth{OK: why == "", Error: why, Since: time.Now()})
 }
+
+// Denial counts one refused token by issuer and class. Both come from configuration and a
+// fixed set (authz.Explain), never from a token's unverified text.
+func (m *Metrics) Denial(issuer, class string) { m.denials.WithLabelValues(issuer, class).Inc() }
 
 // MetadataServed counts one Protected Resource Metadata answer.
 func (m *Metrics) MetadataServed() { m.metadata.Inc() }

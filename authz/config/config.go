@@ -71,11 +71,13 @@ type Redis struct {
 
 // Introspection is an issuer's RFC 7662 endpoint, for opaque tokens.
 type Introspection struct {
-	Endpoint      string   `yaml:"endpoint"` // default: introspection_endpoint from the AS metadata
-	ClientID      string   `yaml:"client_id"`
-	ClientSecret  Secret   `yaml:"client_secret"`
-	AuthMethod    string   `yaml:"auth_method"` // client_secret_basic (default) or client_secret_post
-	Timeout       Duration `yaml:"timeout"`     // default 2s
+	Endpoint     string `yaml:"endpoint"` // default: introspection_endpoint from the AS metadata
+	ClientID     string `yaml:"client_id"`
+	ClientSecret Secret `yaml:"client_secret"`
+	// AuthMethod: client_secret_basic (default), client_secret_post, or none for an endpoint
+	// protected by network placement instead (Ory Hydra's admin port).
+	AuthMethod    string   `yaml:"auth_method"`
+	Timeout       Duration `yaml:"timeout"` // default 2s
 	MaxConcurrent int      `yaml:"max_concurrent"`
 	// The shape of this issuer's opaque tokens: a token that does not fit is refused without
 	// an introspection call. Unset: any token may be sent.
@@ -192,12 +194,18 @@ type Cache struct {
 
 // Issuer is an authorization server whose JWT access tokens are verified locally.
 type Issuer struct {
-	Issuer     string   `yaml:"issuer"`
+	Issuer string `yaml:"issuer"`
+	// Profile names the product (hydra, keycloak, entra, auth0, okta, cognito, generic), whose
+	// known quirks then fill in the keys left unset (see Profiles); default generic.
+	Profile    string   `yaml:"profile,omitempty"`
 	JWKSURI    string   `yaml:"jwks_uri"`    // default: from RFC 8414 or OIDC discovery
 	Algorithms []string `yaml:"algorithms"`  // default RS256, ES256, PS256, EdDSA
 	RequireTyp *bool    `yaml:"require_typ"` // RFC 9068 typ at+jwt; default true
 	// AllowTyp: further typ values accepted beside at+jwt, for issuers that send "JWT".
-	AllowTyp        []string `yaml:"allow_typ"`
+	AllowTyp []string `yaml:"allow_typ"`
+	// RolesAsScopes also reads a JWT's roles claim as granted scopes (Entra ID's app-only
+	// tokens carry their permissions there). Default false; profile entra sets it.
+	RolesAsScopes   *bool    `yaml:"roles_as_scopes,omitempty"`
 	RefreshInterval Duration `yaml:"jwks_refresh_interval"`
 	// JWKSMaxStale: how long keys past their Cache-Control lifetime keep verifying while the
 	// issuer is unreachable; default 24h.
@@ -210,6 +218,14 @@ type Issuer struct {
 	// through this issuer's own introspection endpoint instead of failing. Never another
 	// issuer's: per issuer, not global.
 	FallbackToIntrospection bool `yaml:"fallback_to_introspection"`
+	// RevalidateAfter: an introspected token's cache entry is re-introspected in the
+	// background once it is this old, the cached answer serving meanwhile, so a revocation at
+	// the AS reaches the edge within about this long instead of cache.max_ttl. 0: max_ttl.
+	// (With cache.stale_grace: 0s there is no cached answer to serve meanwhile, and that
+	// Check waits for the re-introspection.)
+	RevalidateAfter Duration `yaml:"revalidate_after,omitempty"`
+
+	profileSet []string // what Profile filled in (ProfileSet)
 }
 
 // Resource is one protected resource.

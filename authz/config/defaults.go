@@ -96,6 +96,7 @@ func (c *Config) ApplyDefaults() {
 	}
 	for i := range c.Issuers {
 		is := &c.Issuers[i]
+		is.applyProfile() // first: it fills in only what is unset
 		if len(is.Algorithms) == 0 {
 			is.Algorithms = append([]string(nil), DefaultAlgorithms...)
 		}

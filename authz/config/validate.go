@@ -193,15 +193,23 @@ func (c *Config) Validate() error {
 					bad(key+".introspection.endpoint", "%q %v", in.Endpoint, err)
 				}
 			}
-			if in.ClientID == "" {
-				bad(key+".introspection.client_id", "required: RFC 7662 §2.1 makes the endpoint require client authentication")
-			}
-			if !in.ClientSecret.set() {
-				bad(key+".introspection.client_secret", "required: {env: NAME} or {file: PATH}")
+			if in.AuthMethod == "none" {
+				// RFC 7662 §2.1 requires the endpoint to be protected; for Hydra's admin API
+				// that is done by network placement, and credentials would only be ignored.
+				if in.ClientID != "" || in.ClientSecret.set() {
+					bad(key+".introspection.auth_method", "none sends no credentials: remove client_id and client_secret, or use client_secret_basic")
+				}
+			} else {
+				if in.ClientID == "" {
+					bad(key+".introspection.client_id", "required: RFC 7662 §2.1 makes the endpoint require client authentication (auth_method: none only for an endpoint protected by network placement, such as Hydra's admin port)")
+				}
+				if !in.ClientSecret.set() {
+					bad(key+".introspection.client_secret", "required: {env: NAME} or {file: PATH}")
+				}
 			}
 			checkSecretRef(bad, key+".introspection.client_secret", in.ClientSecret)
-			if in.AuthMethod != "client_secret_basic" && in.AuthMethod != "client_secret_post" {
-				bad(key+".introspection.auth_method", "%q: use client_secret_basic or client_secret_post", in.AuthMethod)
+			if in.AuthMethod != "client_secret_basic" && in.AuthMethod != "client_secret_post" && in.AuthMethod != "none" {
+				bad(key+".introspection.auth_method", "%q: use client_secret_basic, client_secret_post, or none (an endpoint protected by network placement)", in.AuthMethod)
 			}
 			if in.MaxConcurrent < 1 {
 				bad(key+".introspection.max_concurrent", "must be at least 1")
@@ -225,6 +233,17 @@ func (c *Config) Validate() error {
 				bad(fmt.Sprintf("%s.allow_typ[%d]", key, j), "is empty; to accept tokens without typ, set require_typ: false")
 			case is.RequireTyp != nil && !*is.RequireTyp:
 				bad(fmt.Sprintf("%s.allow_typ[%d]", key, j), "has no effect with require_typ: false; remove one of them")
+			}
+		}
+		c.validateProfile(bad, key, &c.Issuers[i])
+		if ra := is.RevalidateAfter.D(); ra != 0 {
+			switch {
+			case is.Introspection == nil:
+				bad(key+".revalidate_after", "applies to introspected tokens and this issuer has no introspection: add introspection (with verify_jwt: false its JWTs are introspected too), or remove it")
+			case ra < time.Second:
+				bad(key+".revalidate_after", "%s is under 1s: every Check would re-introspect; use seconds to minutes", ra)
+			case ra >= c.Cache.MaxTTL.D():
+				bad(key+".revalidate_after", "%s is not below cache.max_ttl %s, so it changes nothing: lower it, or remove it", ra, c.Cache.MaxTTL.D())
 			}
 		}
 		if is.JWKSMaxStale.D() < 0 {

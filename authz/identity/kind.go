@@ -40,3 +40,31 @@ func KindOf(s string) TokenKind {
 	}
 	return KindUnknown
 }
+
+// Class is why a token was refused, for operators only (logs, the denials metric): a small
+// fixed set, so it can label a metric, never shown to clients, who get the generic challenge.
+type Class string
+
+// Denial classes. A verifier's error says its class through DenialClass; an error without one
+// is ClassUnavailable when it wraps ErrUnavailable, else ClassOther.
+const (
+	ClassTyp           Class = "typ"              // JWT typ not accepted for the issuer
+	ClassNotAccess     Class = "not_access_token" // a refresh, ID or other token, not an access token
+	ClassIssuer        Class = "issuer"           // iss differs from the configured issuer
+	ClassUnknownIssuer Class = "unknown_issuer"   // iss names no configured issuer
+	ClassAudience      Class = "audience"         // aud does not name the resource
+	ClassExpired       Class = "expired"
+	ClassNotYetValid   Class = "not_yet_valid"
+	ClassSignature     Class = "signature"   // bad signature, alg not allowed, a key the JWKS does not have
+	ClassKeyNotYetSeen Class = "unknown_key" // a kid not in keys fetched within jwks_refresh_interval
+	ClassMalformed     Class = "malformed"
+	ClassInactive      Class = "inactive"    // introspection said active: false (revoked, expired, unknown)
+	ClassScope         Class = "scope"       // valid, but lacks a scope the operation needs
+	ClassCredentials   Class = "credentials" // the introspection endpoint refused our credentials
+	ClassCached        Class = "cached"      // refused earlier; the class was logged then
+	ClassUnavailable   Class = "unavailable"
+	ClassOther         Class = "other"
+)
+
+// Classed is an error that knows its Class.
+type Classed interface{ DenialClass() Class }

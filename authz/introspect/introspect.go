@@ -64,7 +64,9 @@ type Config struct {
 	Endpoint     string
 	ClientID     string
 	ClientSecret string // never logged or put in errors
-	// AuthMethod is "client_secret_basic" (default) or "client_secret_post".
+	// AuthMethod is "client_secret_basic" (default), "client_secret_post", or "none" for an
+	// endpoint protected by network placement (Ory Hydra's admin API); none takes no
+	// ClientID or ClientSecret.
 	AuthMethod string
 	// Timeout bounds one introspection call (and a caller's wait for discovery); default 2 s.
 	Timeout time.Duration
@@ -155,16 +157,23 @@ func New(cfg Config) (*Verifier, error) {
 			errs = append(errs, fmt.Errorf("introspect: endpoint: %v", err))
 		}
 	}
-	if cfg.ClientID == "" || cfg.ClientSecret == "" {
+	post, none := false, cfg.AuthMethod == "none"
+	switch {
+	case none:
+		// RFC 7662 §2.1 still holds: the endpoint is protected, by network placement (Ory
+		// Hydra's admin port), so credentials would be ignored there.
+		if cfg.ClientID != "" || cfg.ClientSecret != "" {
+			errs = append(errs, errors.New("introspect: auth method none takes no client_id or client_secret"))
+		}
+	case cfg.ClientID == "" || cfg.ClientSecret == "":
 		errs = append(errs, errors.New("introspect: client_id and client_secret are required (RFC 7662 §2.1)"))
 	}
-	post := false
 	switch cfg.AuthMethod {
-	case "", "client_secret_basic":
+	case "", "client_secret_basic", "none":
 	case "client_secret_post":
 		post = true
 	default:
-		errs = append(errs, fmt.Errorf("introspect: auth method %q: use client_secret_basic or client_secret_post", cfg.AuthMethod))
+		errs = append(errs, fmt.Errorf("introspect: auth method %q: use client_secret_basic, client_secret_post or none", cfg.AuthMethod))
 	}
 	for _, d := range []struct {
 		name string
@@ -198,9 +207,11 @@ func New(cfg Config) (*Verifier, error) {
 	}
 	n := orDefault(cfg.MaxConcurrent, defaultMaxConcurrent)
 	v.adm = newAdmission(n)
-	if post {
+	switch {
+	case none: // neither header nor form fields
+	case post:
 		v.cred.formSuffix = "&client_id=" + url.QueryEscape(cfg.ClientID) + "&client_secret=" + url.QueryEscape(cfg.ClientSecret)
-	} else {
+	default:
 		// RFC 6749 §2.3.1: each part is form-urlencoded first, then "id:secret" is Base64'd.
 		pair := url.QueryEscape(cfg.ClientID) + ":" + url.QueryEscape(cfg.ClientSecret)
 		v.cred.authorization = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte(pair))}
@@ -376,7 +387,7 @@ func (v *Verifier) call(ctx context.Context, ep, token string) ([]byte, error) {
 		// Drain a little so the connection can be reused; the body is not logged.
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
-			return nil, unavailable("introspect: our client credentials were refused", statusError(resp.StatusCode))
+			return nil, classed(identity.ClassCredentials, unavailable("introspect: our client credentials were refused", statusError(resp.StatusCode)))
 		}
 		return nil, unavailable("introspect: unexpected answer", statusError(resp.StatusCode))
 	}
@@ -630,8 +641,8 @@ func (a *answer) notAccess() error {
 
 // Answer-reading reasons (the rest are with the other errors below).
 var (
-	errAmbiguous = invalid("introspect: ambiguous answer (a duplicate or case-variant member name, or not UTF-8)")
-	errNotAccess = invalid("introspect: the token is not an access token (a refresh or ID token)")
+	errAmbiguous = classed(identity.ClassMalformed, invalid("introspect: ambiguous answer (a duplicate or case-variant member name, or not UTF-8)"))
+	errNotAccess = classed(identity.ClassNotAccess, invalid("introspect: the token is not an access token (a refresh or ID token)"))
 )
 
 // extraClaims keeps the configured members as their JSON text (identity.Identity.Claims), each
@@ -669,7 +680,20 @@ type verifyError struct {
 	reason string
 	class  error
 	cause  error
-	also   error // an internal marker, for errors.Is
+	also   error          // an internal marker, for errors.Is
+	cls    identity.Class // for operators' logs and metrics
+}
+
+func (e *verifyError) DenialClass() identity.Class {
+	if e.cls == "" && e.class == identity.ErrUnavailable {
+		return identity.ClassUnavailable
+	}
+	return e.cls
+}
+
+func classed(cls identity.Class, err error) error {
+	err.(*verifyError).cls = cls
+	return err
 }
 
 func (e *verifyError) Error() string {
@@ -702,16 +726,16 @@ var errLogged = errors.New("already logged")
 
 // Fixed reasons allocate once: the deny path is as hot as the allow path under attack.
 var (
-	errEmpty       = invalid("introspect: empty token")
-	errTooLong     = invalid("introspect: token too long")
-	errInactive    = invalid("introspect: not active")
-	errIssuer      = invalid("introspect: iss is another issuer")
-	errTokenType   = invalid("introspect: token_type is not Bearer")
-	errExpired     = invalid("introspect: expired")
-	errNotYet      = invalid("introspect: not yet valid (nbf)")
+	errEmpty       = classed(identity.ClassMalformed, invalid("introspect: empty token"))
+	errTooLong     = classed(identity.ClassMalformed, invalid("introspect: token too long"))
+	errInactive    = classed(identity.ClassInactive, invalid("introspect: not active"))
+	errIssuer      = classed(identity.ClassIssuer, invalid("introspect: iss is another issuer"))
+	errTokenType   = classed(identity.ClassNotAccess, invalid("introspect: token_type is not Bearer"))
+	errExpired     = classed(identity.ClassExpired, invalid("introspect: expired"))
+	errNotYet      = classed(identity.ClassNotYetValid, invalid("introspect: not yet valid (nbf)"))
 	errBusy        = unavailable("introspect: too many calls in flight", nil)
 	errBreakerOpen = unavailable("introspect: breaker open after repeated failures; not called", nil)
-	errShape       = invalid("introspect: not shaped like this server's tokens; not called")
+	errShape       = classed(identity.ClassMalformed, invalid("introspect: not shaped like this server's tokens; not called"))
 	errBadEndpoint = unavailable("introspect: cannot build a request for the endpoint", nil)
 	errTooLarge    = unavailable("introspect: answer too large", nil)
 	errNotJSONType = unavailable("introspect: answer is not application/json", nil)

@@ -51,6 +51,8 @@ type as struct {
 	method  atomic.Value      // "basic" or "post": how the last call authenticated
 	// metadata is the document served at the RFC 8414 URL; "" means 404.
 	metadata atomic.Value
+	// open: calls without client authentication are answered too (Ory Hydra's admin API).
+	open atomic.Bool
 }
 
 func newAS(t *testing.T) *as {
@@ -141,7 +143,9 @@ func (a *as) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		id, pw, method = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret"), "post"
 	}
-	if id != clientID || pw != secret {
+	if a.open.Load() && method == "" {
+		method = "none"
+	} else if id != clientID || pw != secret {
 		http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
 		return
 	}
@@ -363,6 +367,31 @@ func TestClientSecretPost(t *testing.T) {
 	}
 	if m := a.method.Load(); m != "post" {
 		t.Errorf("authenticated by %v", m)
+	}
+}
+
+// auth_method none sends neither a Basic header nor client_id/client_secret (Hydra's admin
+// endpoint takes none); an endpoint that wants credentials then refuses with the class that
+// says so; and none with credentials configured is refused at New.
+func TestAuthMethodNone(t *testing.T) {
+	a := newAS(t)
+	a.open.Store(true)
+	a.answers["tok-good"] = `{"active":true,"sub":"s"}`
+	v, _ := newV(t, a, func(c *Config) { c.AuthMethod, c.ClientID, c.ClientSecret = "none", "", "" })
+	if id, err := v.Verify(context.Background(), "tok-good"); err != nil || id.Subject != "s" {
+		t.Fatalf("%+v %v", id, err)
+	}
+	if m := a.method.Load(); m != "none" {
+		t.Errorf("authenticated by %v, want no client authentication", m)
+	}
+	a.open.Store(false)
+	_, err := v.Verify(context.Background(), "tok-other")
+	var c identity.Classed
+	if !errors.As(err, &c) || c.DenialClass() != identity.ClassCredentials {
+		t.Errorf("an endpoint refusing us: %v, want class credentials", err)
+	}
+	if _, err := New(Config{Issuer: a.URL, AuthMethod: "none", ClientID: "rs", ClientSecret: "x"}); err == nil {
+		t.Error("none with client credentials accepted")
 	}
 }
 

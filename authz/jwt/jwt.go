@@ -75,6 +75,9 @@ type Config struct {
 	// typ that names another kind of token (id_token, refresh_token, logout+jwt …) is
 	// refused by New.
 	AllowTyp []string
+	// RolesAsScopes also reads the roles claim (an array of strings) as granted scopes: Entra
+	// ID puts an app-only token's application permissions there, and no scp.
+	RolesAsScopes bool
 	// RefreshInterval is the minimum time between JWKS fetches caused by an unknown kid or a
 	// due refresh; default 30 s, minimum 1 s.
 	RefreshInterval time.Duration
@@ -106,11 +109,13 @@ type Verifier struct {
 	parseAlgs  []jose.SignatureAlgorithm
 	requireTyp bool
 	allowTyp   []string
-	skew       time.Duration
-	claims     []string
-	now        func() time.Time
-	keys       *keySet
-	oidc       *oidc.IDTokenVerifier
+	// rolesAsScopes: see Config.RolesAsScopes.
+	rolesAsScopes bool
+	skew          time.Duration
+	claims        []string
+	now           func() time.Time
+	keys          *keySet
+	oidc          *oidc.IDTokenVerifier
 }
 
 // maxTokenLen bounds what we parse. Real access tokens are 1–4 KiB; past this a token is an
@@ -207,9 +212,11 @@ func New(cfg Config) (*Verifier, error) {
 		requireTyp: cfg.RequireTyp,
 		allowTyp:   cfg.AllowTyp,
 		skew:       cfg.ClockSkew,
-		claims:     claims,
-		now:        now,
-		keys:       ks,
+
+		rolesAsScopes: cfg.RolesAsScopes,
+		claims:        claims,
+		now:           now,
+		keys:          ks,
 	}
 	v.oidc = oidc.NewVerifier(cfg.Issuer, ks, &oidc.Config{
 		// go-oidc verifies ID tokens; for access tokens the audience is the resource, which
@@ -293,6 +300,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (identity.Identity,
 	}
 	if v.requireTyp {
 		if !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") && !v.typAllowed(typ) {
+			if strings.EqualFold(typ, "JWT") { // what most products send: worth its own log line
+				return identity.Identity{}, errTypJWT
+			}
 			return identity.Identity{}, errTyp
 		}
 	}
@@ -376,6 +386,13 @@ func (v *Verifier) identity(payload []byte) (identity.Identity, error) {
 	if id.ClientID == "" {
 		id.ClientID = cl.Azp
 	}
+	if v.rolesAsScopes && cl.Roles != nil {
+		var roles stringList
+		if json.Unmarshal(cl.Roles, &roles) != nil {
+			return identity.Identity{}, errClaims
+		}
+		id.Scopes = scopes(stringList(id.Scopes), roles)
+	}
 	if len(v.claims) > 0 {
 		if id.Claims, ok = extraClaims(payload, v.claims); !ok {
 			return identity.Identity{}, errClaims
@@ -394,9 +411,12 @@ type claims struct {
 	Aud      stringList `json:"aud"`
 	Scope    stringList `json:"scope"` // RFC 9068 §2.2.3 / RFC 8693 §4.2: space-separated string
 	Scp      stringList `json:"scp"`   // Entra ID, Okta: an array (or a string)
-	Exp      *float64   `json:"exp"`
-	Nbf      *float64   `json:"nbf"`
-	Iat      *float64   `json:"iat"`
+	// Roles is read as scopes only with Config.RolesAsScopes; until then any JSON type is
+	// let through, as other issuers use the name for other things.
+	Roles jsontext.Value `json:"roles"`
+	Exp   *float64       `json:"exp"`
+	Nbf   *float64       `json:"nbf"`
+	Iat   *float64       `json:"iat"`
 
 	// Read only to tell ID tokens and other JWTs from access tokens (notAccess); their
 	// presence counts, whatever their JSON type.
@@ -730,6 +750,19 @@ type verifyError struct {
 	reason string
 	class  error
 	cause  error
+	cls    identity.Class // for operators' logs and metrics
+}
+
+func (e *verifyError) DenialClass() identity.Class {
+	if e.cls == "" && e.class == identity.ErrUnavailable {
+		return identity.ClassUnavailable
+	}
+	return e.cls
+}
+
+func classed(cls identity.Class, err error) error {
+	err.(*verifyError).cls = cls
+	return err
 }
 
 func (e *verifyError) Error() string {
@@ -754,24 +787,25 @@ func unavailable(reason string, cause error) error {
 
 // Fixed reasons allocate once; the deny path is as hot as the allow path under attack.
 var (
-	errTooLong      = invalid("jwt: token too long")
-	errMalformed    = invalid("jwt: malformed")
-	errJWE          = invalid("jwt: encrypted tokens (JWE) not supported")
-	errAlg          = invalid("jwt: alg not allowed")
-	errCrit         = invalid("jwt: crit header not supported")
-	errTyp          = invalid("jwt: typ is not at+jwt")
-	errIssuer       = invalid("jwt: wrong issuer")
-	errClaims       = invalid("jwt: malformed claims")
-	errAmbiguous    = invalid("jwt: ambiguous JSON (a duplicate or case-variant name, or not UTF-8)")
-	errIDToken      = invalid("jwt: an ID token, not an access token")
-	errNotAccess    = invalid("jwt: not an access token")
-	errKidNotYet    = &verifyError{reason: "jwt: unknown kid (or no key for alg) since the last fetch; keys are refetched once the refresh interval allows", class: identity.ErrKeyNotYetKnown}
-	errNoExp        = invalid("jwt: exp missing")
-	errExpired      = invalid("jwt: expired")
-	errNotYet       = invalid("jwt: not yet valid (nbf)")
-	errIssuedFuture = invalid("jwt: issued in the future (iat)")
-	errUnknownKid   = invalid("jwt: unknown kid")
-	errNoKey        = invalid("jwt: no key for alg")
-	errKeyAlg       = invalid("jwt: alg does not match key")
-	errSignature    = invalid("jwt: bad signature")
+	errTooLong      = classed(identity.ClassMalformed, invalid("jwt: token too long"))
+	errMalformed    = classed(identity.ClassMalformed, invalid("jwt: malformed"))
+	errJWE          = classed(identity.ClassMalformed, invalid("jwt: encrypted tokens (JWE) not supported"))
+	errAlg          = classed(identity.ClassSignature, invalid("jwt: alg not allowed"))
+	errCrit         = classed(identity.ClassMalformed, invalid("jwt: crit header not supported"))
+	errTyp          = classed(identity.ClassTyp, invalid("jwt: typ is not at+jwt"))
+	errTypJWT       = classed(identity.ClassTyp, invalid("jwt: typ is JWT, not at+jwt"))
+	errIssuer       = classed(identity.ClassIssuer, invalid("jwt: wrong issuer"))
+	errClaims       = classed(identity.ClassMalformed, invalid("jwt: malformed claims"))
+	errAmbiguous    = classed(identity.ClassMalformed, invalid("jwt: ambiguous JSON (a duplicate or case-variant name, or not UTF-8)"))
+	errIDToken      = classed(identity.ClassNotAccess, invalid("jwt: an ID token, not an access token"))
+	errNotAccess    = classed(identity.ClassNotAccess, invalid("jwt: not an access token"))
+	errKidNotYet    = &verifyError{reason: "jwt: unknown kid (or no key for alg) since the last fetch; keys are refetched once the refresh interval allows", class: identity.ErrKeyNotYetKnown, cls: identity.ClassKeyNotYetSeen}
+	errNoExp        = classed(identity.ClassMalformed, invalid("jwt: exp missing"))
+	errExpired      = classed(identity.ClassExpired, invalid("jwt: expired"))
+	errNotYet       = classed(identity.ClassNotYetValid, invalid("jwt: not yet valid (nbf)"))
+	errIssuedFuture = classed(identity.ClassNotYetValid, invalid("jwt: issued in the future (iat)"))
+	errUnknownKid   = classed(identity.ClassSignature, invalid("jwt: unknown kid"))
+	errNoKey        = classed(identity.ClassSignature, invalid("jwt: no key for alg"))
+	errKeyAlg       = classed(identity.ClassSignature, invalid("jwt: alg does not match key"))
+	errSignature    = classed(identity.ClassSignature, invalid("jwt: bad signature"))
 )

@@ -19,6 +19,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/authz/introspect"
 	"github.com/mcp-authz/mcp-authz/authz/jwt"
 	"github.com/mcp-authz/mcp-authz/cache"
+	"github.com/mcp-authz/mcp-authz/telemetry"
 )
 
 // parts is everything built from a configuration.
@@ -74,6 +75,7 @@ func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authoriz
 				Algorithms:      is.Algorithms,
 				RequireTyp:      is.RequireTyp == nil || *is.RequireTyp,
 				AllowTyp:        is.AllowTyp,
+				RolesAsScopes:   is.RolesAsScopes != nil && *is.RolesAsScopes,
 				MaxStale:        is.JWKSMaxStale.D(),
 				ClockSkew:       cfg.ClockSkew.D(),
 				Claims:          claims,
@@ -155,11 +157,27 @@ func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authoriz
 		ScopeImplies: cfg.ScopeImplies,
 		ClaimWait:    claimWait(cfg),
 
+		RevalidateAfter: revalidateAfter(cfg),
+
 		CORSAllowedOrigins: cfg.CORS.AllowedOrigins,
 		Now:                o.Now,
 		Logger:             o.Logger,
 	})
 	return core, jwts, intros, err
+}
+
+// revalidateAfter is issuers[].revalidate_after by issuer, where set.
+func revalidateAfter(cfg *config.Config) map[string]time.Duration {
+	var m map[string]time.Duration
+	for _, is := range cfg.Issuers {
+		if d := is.RevalidateAfter.D(); d > 0 {
+			if m == nil {
+				m = map[string]time.Duration{}
+			}
+			m[is.Issuer] = d
+		}
+	}
+	return m
 }
 
 // claimWait is how long a replica waits for another's introspection of a new token: the
@@ -274,4 +292,25 @@ func idpClient(o Options, kind, issuer string) *http.Client {
 	}
 	c.Transport = rt
 	return &c
+}
+
+// Verifiers builds each issuer's verifiers exactly as serve does, for `mcp-authz doctor` to
+// try a sample token with: JWT verifiers and introspection verifiers by issuer.
+func Verifiers(cfg *config.Config, getenv func(string) string, client *http.Client) (map[string]authz.Verifier, map[string]authz.Verifier, error) {
+	if client == nil {
+		client = &http.Client{Timeout: 10 * time.Second}
+	}
+	// A metrics sink of its own: the verifiers take it as their observer, and nothing reads it.
+	_, jwts, intros, err := buildCore(cfg, Options{Getenv: getenv, HTTPClient: client, metrics: telemetry.New(nil)}, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, is := map[string]authz.Verifier{}, map[string]authz.Verifier{}
+	for _, v := range jwts {
+		js[v.Issuer()] = v
+	}
+	for _, v := range intros {
+		is[v.Issuer()] = v
+	}
+	return js, is, nil
 }

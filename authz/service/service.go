@@ -50,6 +50,7 @@ type Service struct {
 	redis       redis.UniversalClient
 	adminToken  string
 	metrics     *telemetry.Metrics
+	denials     denialLog // the rate-limited "token refused" lines
 	stopTracing func(context.Context) error
 
 	ext    *extauthz.Server
@@ -299,6 +300,10 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 	// Metrics and tracing come first: the verifiers' HTTP clients and Redis are instrumented
 	// as they are built.
 	s.metrics = telemetry.New(nil)
+	s.denials.now = o.Now
+	if s.denials.now == nil {
+		s.denials.now = time.Now
+	}
 	tp := o.TracerProvider
 	if tp == nil {
 		var shutdown func(context.Context) error
@@ -540,6 +545,9 @@ func (s *Service) onDecision(ctx context.Context, r *authz.Request, d *authz.Dec
 		s.metrics.MetadataServed() // discovery, not a denial
 	} else {
 		s.metrics.Decision(d.Resource, d.Allow, d.Reason.String(), took)
+		if !d.Allow {
+			s.explainDenial(ctx, r, d)
+		}
 	}
 	level := slog.LevelDebug
 	switch s.live.Load().cfg.Log.Decisions {

@@ -3,12 +3,14 @@
 //
 //	mcp-authz serve --config FILE     run the service
 //	mcp-authz check-config FILE       validate a configuration and print it resolved
+//	mcp-authz doctor FILE             also ask the authorization servers whether it fits them
 //	mcp-authz demo                    run with an embedded demo authorization server
 //	mcp-authz check [flags]           send one Check to a running service and print the answer
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -21,6 +23,11 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mcp-authz:", err)
+		// doctor tells "fix the configuration" from "the authorization server is down".
+		var coded interface{ ExitCode() int }
+		if errors.As(err, &coded) {
+			os.Exit(coded.ExitCode())
+		}
 		os.Exit(1)
 	}
 }

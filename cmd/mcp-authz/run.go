@@ -41,6 +41,11 @@ const usage = `usage:
                                    validate a configuration and print it resolved; with
                                    -envoy, also check that Envoy sends what per-operation
                                    rules read
+  mcp-authz doctor [-token-file F] FILE
+                                   (or check-config --online) also ask every issuer for its
+                                   metadata, keys and introspection, try a sample token, and
+                                   report each mismatch with its fix; exit 2: fix the config,
+                                   3: an authorization server could not be asked
   mcp-authz demo [flags]            run with an embedded demo authorization server (no IdP, no Redis)
   mcp-authz check [flags]           send one ext_authz Check to a running service and print the answer
 Run "mcp-authz COMMAND -h" for a command's flags.`
@@ -59,7 +64,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "serve":
 		return serve(ctx, args[1:], getenv, stderr)
 	case "check-config":
+		if rest, online := onlineFlag(args[1:]); online {
+			return doctor(ctx, rest, getenv, stdout, stderr)
+		}
 		return checkConfig(args[1:], getenv, stdout, stderr)
+	case "doctor":
+		return doctor(ctx, args[1:], getenv, stdout, stderr)
 	case "demo":
 		return demo(ctx, args[1:], stdout, stderr)
 	case "check":
@@ -178,6 +188,7 @@ func checkConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 		}
 	}
 	fmt.Fprintf(stdout, "# %s: valid. Resolved configuration, defaults included:\n", fs.Arg(0))
+	fmt.Fprint(stdout, profileComments(cfg))
 	if len(perOp) > 0 {
 		// Refused requests are the safe failure, but a proxy that sends no body makes every
 		// POST to these resources a 400 for clients that do not send Mcp-Method.
