@@ -5,6 +5,7 @@
 //	mcp-authz check-config FILE       validate a configuration and print it resolved
 //	mcp-authz demo                    run with an embedded demo authorization server
 //	mcp-authz check [flags]           send one Check to a running service and print the answer
+//	mcp-authz version                 print the build: version, commit, date, Go version
 package main
 
 import (

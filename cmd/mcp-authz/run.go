@@ -18,6 +18,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/authz/config"
 	"github.com/mcp-authz/mcp-authz/authz/extauthz"
 	"github.com/mcp-authz/mcp-authz/authz/service"
+	"github.com/mcp-authz/mcp-authz/buildinfo"
 	"github.com/mcp-authz/mcp-authz/cmd/mcp-authz/internal/heapfloor"
 	"github.com/mcp-authz/mcp-authz/envoy"
 )
@@ -43,6 +44,7 @@ const usage = `usage:
                                    rules read
   mcp-authz demo [flags]            run with an embedded demo authorization server (no IdP, no Redis)
   mcp-authz check [flags]           send one ext_authz Check to a running service and print the answer
+  mcp-authz version                 print the version, commit, build date and Go version (also --version)
 Run "mcp-authz COMMAND -h" for a command's flags.`
 
 // run is main without the process: every path through it is testable.
@@ -64,6 +66,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return demo(ctx, args[1:], stdout, stderr)
 	case "check":
 		return check(ctx, args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprint(stdout, buildinfo.Read())
+		return nil
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil
