@@ -62,7 +62,11 @@ func TestREADMEDemoIsTheDemosPrintout(t *testing.T) {
 // included.
 func TestDemoWalkthroughRuns(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("curl is not on PATH (step 5 uses it): apt-get install curl")
+		msg := "curl is not on PATH (step 5 uses it): apt-get install -y curl"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
 	}
 	bin := buildStamped(t, "v0.0.0-test", "test", "test")
 	printout, _, _, _ := startDemo(t)
