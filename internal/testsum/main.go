@@ -61,6 +61,8 @@ func summarize(in io.Reader, out io.Writer) bool {
 			}
 		case e.Test == "" && e.Action == "fail":
 			failed = true
+		case e.Test == "" && e.Action == "skip":
+			// A package without test files: go test's "?" line already said so.
 		case e.Action == "output":
 			buf[k] = append(buf[k], e.Output)
 		case e.Action == "fail":

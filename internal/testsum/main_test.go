@@ -15,7 +15,10 @@ func runGoTest(t *testing.T, src string) []byte {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module scratch\n\ngo 1.26\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "x_test.go"), []byte(src), 0o644)
-	cmd := exec.Command("go", "test", "-count=1", "-json", ".")
+	// A package without tests beside it, which go test reports as skipped.
+	os.MkdirAll(filepath.Join(dir, "notests"), 0o755)
+	os.WriteFile(filepath.Join(dir, "notests", "n.go"), []byte("package notests\n"), 0o644)
+	cmd := exec.Command("go", "test", "-count=1", "-json", "./...")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOFLAGS=", "CI=")
 	out, _ := cmd.Output() // a failing test exits 1: the events are what matters
@@ -46,6 +49,9 @@ func TestTable(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("summary lacks %q:\n%s", want, got)
 		}
+	}
+	if strings.Contains(got, "(no reason given)") {
+		t.Errorf("a skip without a reason listed:\n%s", got)
 	}
 	if strings.Contains(got, "=== RUN") {
 		t.Errorf("passing tests' output shown:\n%s", got)
