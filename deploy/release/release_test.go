@@ -6,6 +6,7 @@ import (
 	"debug/elf"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -31,6 +32,13 @@ var (
 func sharedRelease(t *testing.T) (*made, options) {
 	t.Helper()
 	once.Do(func() {
+		// .ci/run builds the release before the test run, so that two architectures do not
+		// compile while timing-sensitive tests run beside this one; these tests then read it.
+		if dir := os.Getenv("MCP_AUTHZ_RELEASE"); dir != "" {
+			shared, buildErr = readRelease(dir, "../..")
+			sharedO = options{Root: "../..", Out: dir, Image: defaultImage}
+			return
+		}
 		dir, err := os.MkdirTemp("", "mcp-authz-release-")
 		if err != nil {
 			buildErr = err
@@ -52,9 +60,43 @@ func sharedRelease(t *testing.T) (*made, options) {
 	return shared, sharedO
 }
 
+// readRelease describes a release folder made by `go run ./deploy/release` from this
+// checkout (the version, commit and digest it must carry are recomputed here).
+func readRelease(dir, root string) (*made, error) {
+	version, err := chartVersion(filepath.Join(root, "deploy/helm/mcp-authz/Chart.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	commit, _, err := vcsStamp(root)
+	if err != nil {
+		return nil, err
+	}
+	m := &made{Version: version, Commit: commit, Ref: defaultImage + ":" + version}
+	sums, err := os.ReadFile(filepath.Join(dir, "SHA256SUMS"))
+	if err != nil {
+		return nil, fmt.Errorf("MCP_AUTHZ_RELEASE=%s is not a release folder: %w", dir, err)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(sums)), "\n") {
+		if _, name, ok := strings.Cut(l, "  "); ok {
+			m.Files = append(m.Files, name)
+		}
+	}
+	m.Files = append(m.Files, "SHA256SUMS")
+	top, err := layout.ImageIndexFromPath(filepath.Join(dir, "oci"))
+	if err != nil {
+		return nil, err
+	}
+	tm, err := top.IndexManifest()
+	if err != nil || len(tm.Manifests) != 1 {
+		return nil, fmt.Errorf("%s/oci: want one image index: %v", dir, err)
+	}
+	m.IndexDigest = tm.Manifests[0].Digest.String()
+	return m, nil
+}
+
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if sharedO.Out != "" {
+	if sharedO.Out != "" && os.Getenv("MCP_AUTHZ_RELEASE") == "" {
 		os.RemoveAll(sharedO.Out)
 	}
 	os.Exit(code)
@@ -73,7 +115,7 @@ func TestImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(tm.Manifests) != 1 || tm.Manifests[0].Annotations["org.opencontainers.image.ref.name"] != "registry.example.test/mcp-authz:"+m.Version {
+	if len(tm.Manifests) != 1 || tm.Manifests[0].Annotations["org.opencontainers.image.ref.name"] != sharedO.Image+":"+m.Version {
 		t.Fatalf("layout index: %+v", tm.Manifests)
 	}
 	idx, err := top.ImageIndex(tm.Manifests[0].Digest)
