@@ -68,7 +68,7 @@ func TestDemoWalkthroughRuns(t *testing.T) {
 		}
 		t.Skip(msg)
 	}
-	bin := buildStamped(t, "v0.0.0-test", "test", "test")
+	bin := stamped(t)
 	printout, _, _, _ := startDemo(t)
 	steps := map[string]string{}
 	var cur string

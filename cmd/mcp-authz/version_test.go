@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -10,29 +11,67 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
-// buildStamped builds the command as a release would, with the version, commit and date
-// stamped through -ldflags, and returns the binary's path.
-func buildStamped(t *testing.T, version, commit, date string) string {
+// stampedBin is one stamped build shared by the tests that run the binary: a build costs
+// seconds of CPU that timing-sensitive tests elsewhere in the suite would feel.
+var (
+	stampedOnce sync.Once
+	stampedPath string
+	stampedErr  string
+)
+
+const (
+	stampVersion = "v9.8.7"
+	stampCommit  = "0123abcd"
+	stampDate    = "2026-12-02T06:00:00Z"
+)
+
+func stamped(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "mcp-authz")
+	stampedOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "mcp-authz-stamped-")
+		if err != nil {
+			stampedErr = err.Error()
+			return
+		}
+		stampedPath, stampedErr = buildStamped(dir, stampVersion, stampCommit, stampDate)
+	})
+	if stampedErr != "" {
+		t.Fatal(stampedErr)
+	}
+	return stampedPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if stampedPath != "" {
+		os.RemoveAll(filepath.Dir(stampedPath))
+	}
+	os.Exit(code)
+}
+
+// buildStamped builds the command into dir as a release would, with the version, commit and
+// date stamped through -ldflags, and returns the binary's path or why it failed.
+func buildStamped(dir, version, commit, date string) (string, string) {
+	bin := filepath.Join(dir, "mcp-authz")
 	const pkg = "github.com/mcp-authz/mcp-authz/buildinfo"
 	ld := "-X " + pkg + ".version=" + version + " -X " + pkg + ".commit=" + commit + " -X " + pkg + ".date=" + date
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", ld, "-o", bin, ".")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		return "", fmt.Sprintf("go build: %v\n%s", err, out)
 	}
-	return bin
+	return bin, ""
 }
 
 // A stamped binary reports its stamps from `version` and `--version`, and serves them as
 // mcp_authz_build_info on /metrics.
 func TestVersionStamped(t *testing.T) {
-	bin := buildStamped(t, "v9.8.7", "0123abcd", "2026-12-02T06:00:00Z")
+	bin := stamped(t)
 	var outs []string
 	for _, arg := range []string{"version", "--version"} {
 		out, err := exec.Command(bin, arg).CombinedOutput()
