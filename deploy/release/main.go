@@ -280,7 +280,9 @@ func report(w io.Writer, o options, m *made) error {
 	}
 	if m.IndexDigest != "" {
 		fmt.Fprintf(w, "image index %s (linux/amd64, linux/arm64), OCI layout in %s/oci\n", m.IndexDigest, o.Out)
-		fmt.Fprintf(w, "push it: go run github.com/google/go-containerregistry/cmd/crane@v0.22.1 push --index %s/oci %s\n", o.Out, m.Ref)
+		// Without --index: the layout's one entry (this index) is pushed as is, keeping the
+		// digest above; --index would wrap it in another index.
+		fmt.Fprintf(w, "push it: go run github.com/google/go-containerregistry/cmd/crane@v0.22.1 push %s/oci %s\n", o.Out, m.Ref)
 	}
 	return nil
 }

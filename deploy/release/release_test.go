@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,9 +18,12 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 // One release for every test here: building two architectures takes minutes on 2 cores.
@@ -411,5 +416,49 @@ func TestChartPackaged(t *testing.T) {
 	out, err = exec.Command(helm, "show", "values", tgz).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "repository: "+defaultImage) {
 		t.Errorf("packaged chart's default image is not %s: %v\n%s", defaultImage, err, out)
+	}
+}
+
+// The layout pushes as `crane push DIR REF` pushes it (its one entry, this index) to a real
+// registry (go-containerregistry's registry on loopback), and the registry then serves the
+// index under the digest the release printed, for both platforms.
+func TestImagePushes(t *testing.T) {
+	m, o := sharedRelease(t)
+	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer reg.Close()
+	top, err := layout.ImageIndexFromPath(filepath.Join(o.Out, "oci"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm, err := top.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := top.ImageIndex(tm.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.ParseReference(strings.TrimPrefix(reg.URL, "http://") + "/mcp-authz:" + m.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(ref, idx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := remote.Index(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := got.Digest(); d.String() != m.IndexDigest {
+		t.Errorf("the registry serves %s, the release printed %s", d, m.IndexDigest)
+	}
+	for _, arch := range []string{"amd64", "arm64"} {
+		img, err := remote.Image(ref, remote.WithPlatform(v1.Platform{OS: "linux", Architecture: arch}))
+		if err != nil {
+			t.Fatalf("%s: %v", arch, err)
+		}
+		if cf, err := img.ConfigFile(); err != nil || cf.Architecture != arch {
+			t.Errorf("%s: pulled %v, %v", arch, cf, err)
+		}
 	}
 }
