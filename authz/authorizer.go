@@ -438,6 +438,22 @@ func (a *Authorizer) metadataRoute(host, port, pathAndQuery string) *route {
 	return nil
 }
 
+// Route names the resource (its identifier) a request to host and path would be checked
+// against, as Check routes it; ok is false when none matches (the no-route denial) or the
+// path is one Check refuses before routing.
+func (a *Authorizer) Route(host, path string) (resource string, ok bool) {
+	rawPath, _ := splitPath(path)
+	clean, err := cleanPath(rawPath)
+	if err != nil {
+		return "", false
+	}
+	h, port := splitHostPort(host)
+	if rt := a.match(h, port, clean); rt != nil {
+		return rt.ID, true
+	}
+	return "", false
+}
+
 // match picks the route with the longest path prefix among those serving the host.
 func (a *Authorizer) match(host, port, path string) *route {
 	var best *route

@@ -5,22 +5,26 @@
 # bench/README.md.
 #
 #   bench/run.sh [-d 10s] [-c 50] [-r 3] [-p pinned|unpinned] [-l 20ms] [-n 100000] [-q 6000]
-#                [-s main,rate,memory,scale,cores] [-o noop,jwt-cached,...]
+#                [-s main,rate,memory,scale,cores] [-o noop,jwt-cached,...] [-P 9191]
 #
 #   -d  duration of each measured ghz run        -c  ghz concurrency (one HTTP/2 connection)
 #   -r  interleaved rounds (medians are shown)   -p  pinned: servers on CPU 0, ghz on CPU 1
 #   -l  the slow authorization server's latency  -n  distinct tokens for the real-server fill
 #   -s  sections to run (default all)           -o  only these main scenarios (baselines always run)
 #   -q  the fixed request rate of the rate section (equal load for every server)
+#   -P  the port base (default $BENCH_PORT_BASE, else 9191): every listener is on 127.0.0.1
+#       at base-910 … base+188; e.g. -P 19191 beside a running `mcp-authz demo` (9191–9193)
 #
 # Server CPU µs per Check comes from the server's /proc/PID/stat, which does not depend on how
 # busy the load generator is. Needs: go, curl, python3, taskset, redis-server, redis-cli.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=10s; CONC=50; ROUNDS=3; MODE=pinned; LAT=20ms; FILL=100000; SECTIONS=main,rate,memory,scale,cores; ONLY=; RATE=6000
-while getopts d:c:r:p:l:n:s:o:q: o; do case $o in
+PB=${BENCH_PORT_BASE:-9191}
+while getopts d:c:r:p:l:n:s:o:q:P: o; do case $o in
   d) DUR=$OPTARG;; c) CONC=$OPTARG;; r) ROUNDS=$OPTARG;; p) MODE=$OPTARG;; l) LAT=$OPTARG;;
-  n) FILL=$OPTARG;; s) SECTIONS=$OPTARG;; o) ONLY=$OPTARG;; q) RATE=$OPTARG;; *) exit 2;; esac; done
+  n) FILL=$OPTARG;; s) SECTIONS=$OPTARG;; o) ONLY=$OPTARG;; q) RATE=$OPTARG;; P) PB=$OPTARG;; *) exit 2;; esac; done
+[[ "$PB" =~ ^[0-9]+$ ]] && [ "$PB" -ge 1934 ] && [ "$PB" -le 65347 ] || { echo "-P $PB: a port base from 1934 to 65347 (listeners use base-910 … base+188)" >&2; exit 2; }
 case $MODE in pinned|unpinned) ;; *) echo "-p pinned or -p unpinned" >&2; exit 2;; esac
 want() { [[ ",$SECTIONS," == *",$1,"* ]]; }
 for b in redis-server redis-cli curl python3 taskset; do
@@ -53,7 +57,7 @@ export BENCH_CACHE_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export BENCH_INTROSPECTION_SECRET=bench-secret
 RUNID=$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
 RES=http://localhost:8080/mcp
-REDIS=127.0.0.1:9379; FAST=127.0.0.1:9280; SLOW=127.0.0.1:9281
+REDIS=127.0.0.1:$((PB+188)); FAST=127.0.0.1:$((PB+89)); SLOW=127.0.0.1:$((PB+90))
 
 waitport() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0; sleep 0.1; done
   echo "nothing listens on $1; logs in $WORK" >&2; tail -n 5 "$WORK"/*.log >&2; exit 1; }
@@ -90,62 +94,63 @@ mkdir -p "$WORK/redis"
 # The stand-in authorization servers are the outside world: they run beside ghz.
 "${GEN[@]}" "$WORK/slowas" -addr $FAST -latency 0 >"$WORK/slowas-fast.log" 2>&1 & pids+=($!)
 "${GEN[@]}" "$WORK/slowas" -addr $SLOW -latency "$LAT" >"$WORK/slowas-slow.log" 2>&1 & SLOWAS_PID=$!; pids+=($!)
-"${SRV[@]}" "$WORK/noop" -addr 127.0.0.1:9291 >/dev/null & pids+=($!); NOOP_PID=$!
-"${SRV[@]}" "$WORK/mcp-authz" demo -grpc 127.0.0.1:9191 -http 127.0.0.1:9192 -as 127.0.0.1:9193 >"$WORK/demo.log" 2>&1 & pids+=($!); DEMO_PID=$!
-waitport $REDIS; waitport $FAST; waitport $SLOW; waitport 127.0.0.1:9291; waitport 127.0.0.1:9192; waitport 127.0.0.1:9193
-for _ in $(seq 50); do curl -sf 127.0.0.1:9193/jwks >/dev/null && break; sleep 0.1; done
+"${SRV[@]}" "$WORK/noop" -addr 127.0.0.1:$((PB+100)) >/dev/null & pids+=($!); NOOP_PID=$!
+"${SRV[@]}" "$WORK/mcp-authz" demo -grpc 127.0.0.1:$((PB+0)) -http 127.0.0.1:$((PB+1)) -as 127.0.0.1:$((PB+2)) >"$WORK/demo.log" 2>&1 & pids+=($!); DEMO_PID=$!
+waitport $REDIS; waitport $FAST; waitport $SLOW; waitport 127.0.0.1:$((PB+100)); waitport 127.0.0.1:$((PB+1)); waitport 127.0.0.1:$((PB+2))
+for _ in $(seq 50); do curl -sf 127.0.0.1:$((PB+2))/jwks >/dev/null && break; sleep 0.1; done
 # The cache off: every JWT is signature-verified (the crypto bound).
-cfg nocache 127.0.0.1:9194 127.0.0.1:9294 http://127.0.0.1:9193 '{ l1_size: -1 }'
-serve nocache 127.0.0.1:9194 127.0.0.1:9294; NOCACHE_PID=$SPID
+cfg nocache 127.0.0.1:$((PB+3)) 127.0.0.1:$((PB+103)) http://127.0.0.1:$((PB+2)) '{ l1_size: -1 }'
+serve nocache 127.0.0.1:$((PB+3)) 127.0.0.1:$((PB+103)); NOCACHE_PID=$SPID
 # Per-tool scopes: every Check reads the JSON-RPC body with the strict reader (L1 on).
-cfg tools 127.0.0.1:9197 127.0.0.1:9297 http://127.0.0.1:9193 '{ l1_size: 100000 }'
+cfg tools 127.0.0.1:$((PB+6)) 127.0.0.1:$((PB+106)) http://127.0.0.1:$((PB+2)) '{ l1_size: 100000 }'
 echo '    mcp: { tools: { delete_file: [files:write], "*": [mcp:tools] } }' >>"$WORK/tools.yaml"
-serve tools 127.0.0.1:9197 127.0.0.1:9297; TOOLS_PID=$SPID
+serve tools 127.0.0.1:$((PB+6)) 127.0.0.1:$((PB+106)); TOOLS_PID=$SPID
 # The same tool call on a resource with ten rules (issue 17): nine name other tools, one
 # matches and evaluates a CEL condition over a claim and a tool argument.
-cfg rules 127.0.0.1:9199 127.0.0.1:9299 http://127.0.0.1:9193 '{ l1_size: 100000 }'
+cfg rules 127.0.0.1:$((PB+8)) 127.0.0.1:$((PB+108)) http://127.0.0.1:$((PB+2)) '{ l1_size: 100000 }'
 { echo '    mcp: { tools: { delete_file: [files:write], "*": [mcp:tools] } }'
   echo '    rules:'
   for i in 0 1 2 3 4 5 6 7 8; do echo "      - { name: other-$i, match: { tools: [\"admin_${i}_*\"] }, when: 'claims.role == \"admin\"' }"; done
   echo "      - { name: search, match: { tools: [\"search_*\"] }, when: '\"staff\" in claims.groups && mcp.arguments.limit <= 50' }"
 } >>"$WORK/rules.yaml"
-serve rules 127.0.0.1:9199 127.0.0.1:9299; RULES_PID=$SPID
+serve rules 127.0.0.1:$((PB+8)) 127.0.0.1:$((PB+108)); RULES_PID=$SPID
 # Opaque tokens answered from Redis: L1 off, Redis on (one GET per Check: the value carries its own deadline).
-cfg redis 127.0.0.1:9195 127.0.0.1:9295 "http://$FAST" "{ l1_size: -1, secret: { env: BENCH_CACHE_SECRET }, redis: { addrs: [\"$REDIS\"] } }" introspection
-serve redis 127.0.0.1:9195 127.0.0.1:9295; REDISSRV_PID=$SPID
+cfg redis 127.0.0.1:$((PB+4)) 127.0.0.1:$((PB+104)) "http://$FAST" "{ l1_size: -1, secret: { env: BENCH_CACHE_SECRET }, redis: { addrs: [\"$REDIS\"] } }" introspection
+serve redis 127.0.0.1:$((PB+4)) 127.0.0.1:$((PB+104)); REDISSRV_PID=$SPID
 # No cache at all: every Check introspects at the slow authorization server.
-cfg slow 127.0.0.1:9196 127.0.0.1:9296 "http://$SLOW" '{ l1_size: -1 }' introspection
-serve slow 127.0.0.1:9196 127.0.0.1:9296; SLOWSRV_PID=$SPID
+cfg slow 127.0.0.1:$((PB+5)) 127.0.0.1:$((PB+105)) "http://$SLOW" '{ l1_size: -1 }' introspection
+serve slow 127.0.0.1:$((PB+5)) 127.0.0.1:$((PB+105)); SLOWSRV_PID=$SPID
 # OPA-Envoy with the demo authorization server's JWKS as data.
-python3 - "$(curl -sf 127.0.0.1:9193/jwks)" "$RES" >"$WORK/opa-data.json" <<'PY'
+python3 - "$(curl -sf 127.0.0.1:$((PB+2))/jwks)" "$RES" "http://127.0.0.1:$((PB+2))" >"$WORK/opa-data.json" <<'PY'
 import json,sys
-jwks,res=sys.argv[1:3]
-print(json.dumps({"bench":{"jwks":jwks,"issuer":"http://127.0.0.1:9193","resource":res,"scope":"mcp:tools",
+jwks,res,iss=sys.argv[1:4]
+print(json.dumps({"bench":{"jwks":jwks,"issuer":iss,"resource":res,"scope":"mcp:tools",
   "host":"localhost:8080","path":"/mcp","metadata":"http://localhost:8080/.well-known/oauth-protected-resource/mcp"}}))
 PY
-"${SRV[@]}" "$OPA" run --server --addr 127.0.0.1:8281 --skip-version-check --log-level error \
-  --config-file bench/opa/config.yaml bench/opa/policy.rego "$WORK/opa-data.json" >"$WORK/opa.log" 2>&1 & OPA_PID=$!; pids+=($OPA_PID)
-waitport 127.0.0.1:9198
+sed "s/127.0.0.1:9198/127.0.0.1:$((PB+7))/" bench/opa/config.yaml >"$WORK/opa-config.yaml"
+"${SRV[@]}" "$OPA" run --server --addr 127.0.0.1:$((PB-910)) --skip-version-check --log-level error \
+  --config-file "$WORK/opa-config.yaml" bench/opa/policy.rego "$WORK/opa-data.json" >"$WORK/opa.log" 2>&1 & OPA_PID=$!; pids+=($OPA_PID)
+waitport 127.0.0.1:$((PB+7))
 sleep 1
 declare -A IDLE
 for n in noop:$NOOP_PID demo:$DEMO_PID nocache:$NOCACHE_PID redis:$REDISSRV_PID slow:$SLOWSRV_PID opa:$OPA_PID; do
   IDLE[${n%%:*}]=$(rss "${n#*:}"); done
 
 tok() { curl -s -u "$1:demo-secret" -d grant_type=client_credentials -d scope=mcp:tools \
-  --data-urlencode resource=$RES http://127.0.0.1:9193/token | sed -E 's/.*"access_token":"([^"]+)".*/\1/'; }
+  --data-urlencode resource=$RES http://127.0.0.1:$((PB+2))/token | sed -E 's/.*"access_token":"([^"]+)".*/\1/'; }
 JWT=$(tok demo); OPAQUE=$(tok demo-opaque)
 case "$OPAQUE" in *'{'*|"") echo "no opaque token from the demo AS" >&2; exit 1;; esac
 # Replay baselines: the no-op server answering with mcp-authz's own allow (identity headers,
 # authorization removed) and its own no-token 401, captured from the demo, without deciding
 # anything. Against them, what remains is the cost of the decision; between them and the
 # empty no-op, the cost of the response's bytes (mostly in the load generator, see README).
-"$WORK/mcp-authz" check -addr 127.0.0.1:9191 -token "$JWT" >"$WORK/allow-response.json"
-"$WORK/mcp-authz" check -addr 127.0.0.1:9191 >"$WORK/401-response.json"
+"$WORK/mcp-authz" check -addr 127.0.0.1:$((PB+0)) -token "$JWT" >"$WORK/allow-response.json"
+"$WORK/mcp-authz" check -addr 127.0.0.1:$((PB+0)) >"$WORK/401-response.json" || [ $? = 2 ]  # check exits 2 on a 401
 grep -q okResponse "$WORK/allow-response.json" && grep -q Unauthorized "$WORK/401-response.json" ||
   { echo "could not capture the demo's allow and 401 responses" >&2; exit 1; }
-"${SRV[@]}" "$WORK/noop" -addr 127.0.0.1:9292 -response "$WORK/allow-response.json" >/dev/null & pids+=($!); NOOPA_PID=$!
-"${SRV[@]}" "$WORK/noop" -addr 127.0.0.1:9293 -response "$WORK/401-response.json" >/dev/null & pids+=($!); NOOPD_PID=$!
-waitport 127.0.0.1:9292; waitport 127.0.0.1:9293
+"${SRV[@]}" "$WORK/noop" -addr 127.0.0.1:$((PB+101)) -response "$WORK/allow-response.json" >/dev/null & pids+=($!); NOOPA_PID=$!
+"${SRV[@]}" "$WORK/noop" -addr 127.0.0.1:$((PB+102)) -response "$WORK/401-response.json" >/dev/null & pids+=($!); NOOPD_PID=$!
+waitport 127.0.0.1:$((PB+101)); waitport 127.0.0.1:$((PB+102))
 # Request payloads, one file per scenario (ghz -D). The mix is a JSON array, which ghz v0.120.0
 # sends round-robin by request number for unary calls: 16 JWT (80%), 2 opaque (10%), 1 without
 # a token (5%), 1 invalid (5%) in every 20 requests. The slow-AS payload is a ghz template: every
@@ -213,20 +218,20 @@ echo "# two vCPUs busy at once do $(cpuscale): bench/cpuscale"
 # --- Main: interleaved rounds -----------------------------------------------------------------
 if want main; then
 # The baseline receives the same request bytes as the JWT scenarios (a 700-byte token).
-SCEN=("noop 127.0.0.1:9291 $NOOP_PID - jwt"
-      "noop-allow 127.0.0.1:9292 $NOOPA_PID - jwt"
-      "noop-401 127.0.0.1:9293 $NOOPD_PID - none"
-      "no-token-401 127.0.0.1:9191 $DEMO_PID 127.0.0.1:9192 none"
-      "jwt-cached 127.0.0.1:9191 $DEMO_PID 127.0.0.1:9192 jwt"
-      "jwt-cached-tool 127.0.0.1:9197 $TOOLS_PID 127.0.0.1:9297 toolcall"
-      "jwt-cached-rules 127.0.0.1:9199 $RULES_PID 127.0.0.1:9299 toolcall"
-      "opaque-L1 127.0.0.1:9191 $DEMO_PID 127.0.0.1:9192 opaque"
-      "invalid-token 127.0.0.1:9191 $DEMO_PID 127.0.0.1:9192 bad"
-      "mix 127.0.0.1:9191 $DEMO_PID 127.0.0.1:9192 mix"
-      "opaque-redis 127.0.0.1:9195 $REDISSRV_PID 127.0.0.1:9295 redis"
-      "jwt-uncached 127.0.0.1:9194 $NOCACHE_PID 127.0.0.1:9294 jwt"
-      "opaque-miss-slowAS 127.0.0.1:9196 $SLOWSRV_PID 127.0.0.1:9296 unique"
-      "opa-jwt 127.0.0.1:9198 $OPA_PID - jwt")
+SCEN=("noop 127.0.0.1:$((PB+100)) $NOOP_PID - jwt"
+      "noop-allow 127.0.0.1:$((PB+101)) $NOOPA_PID - jwt"
+      "noop-401 127.0.0.1:$((PB+102)) $NOOPD_PID - none"
+      "no-token-401 127.0.0.1:$((PB+0)) $DEMO_PID 127.0.0.1:$((PB+1)) none"
+      "jwt-cached 127.0.0.1:$((PB+0)) $DEMO_PID 127.0.0.1:$((PB+1)) jwt"
+      "jwt-cached-tool 127.0.0.1:$((PB+6)) $TOOLS_PID 127.0.0.1:$((PB+106)) toolcall"
+      "jwt-cached-rules 127.0.0.1:$((PB+8)) $RULES_PID 127.0.0.1:$((PB+108)) toolcall"
+      "opaque-L1 127.0.0.1:$((PB+0)) $DEMO_PID 127.0.0.1:$((PB+1)) opaque"
+      "invalid-token 127.0.0.1:$((PB+0)) $DEMO_PID 127.0.0.1:$((PB+1)) bad"
+      "mix 127.0.0.1:$((PB+0)) $DEMO_PID 127.0.0.1:$((PB+1)) mix"
+      "opaque-redis 127.0.0.1:$((PB+4)) $REDISSRV_PID 127.0.0.1:$((PB+104)) redis"
+      "jwt-uncached 127.0.0.1:$((PB+3)) $NOCACHE_PID 127.0.0.1:$((PB+103)) jwt"
+      "opaque-miss-slowAS 127.0.0.1:$((PB+5)) $SLOWSRV_PID 127.0.0.1:$((PB+105)) unique"
+      "opa-jwt 127.0.0.1:$((PB+7)) $OPA_PID - jwt")
 if [ -n "$ONLY" ]; then
   keep=(); for s in "${SCEN[@]}"; do [[ ",noop,noop-allow,noop-401,$ONLY," == *",${s%% *},"* ]] && keep+=("$s"); done; SCEN=("${keep[@]}")
 fi
@@ -286,10 +291,10 @@ fi
 # one fixed rate that every server sustains, CPU per Check and latency compare like for like.
 if want rate; then
 printf '\nRate: every server offered the same %s Checks/s (ghz --rps, -c %s, -z %s), %s rounds, medians\n' "$RATE" "$CONC" "$DUR" "$ROUNDS"
-RS=("rate-noop 127.0.0.1:9291 $NOOP_PID - jwt" "rate-noop-allow 127.0.0.1:9292 $NOOPA_PID - jwt"
-    "rate-noop-401 127.0.0.1:9293 $NOOPD_PID - none" "rate-jwt-cached 127.0.0.1:9191 $DEMO_PID 127.0.0.1:9192 jwt"
-    "rate-opaque-L1 127.0.0.1:9191 $DEMO_PID 127.0.0.1:9192 opaque" "rate-no-token-401 127.0.0.1:9191 $DEMO_PID 127.0.0.1:9192 none"
-    "rate-mix 127.0.0.1:9191 $DEMO_PID 127.0.0.1:9192 mix" "rate-opaque-redis 127.0.0.1:9195 $REDISSRV_PID 127.0.0.1:9295 redis")
+RS=("rate-noop 127.0.0.1:$((PB+100)) $NOOP_PID - jwt" "rate-noop-allow 127.0.0.1:$((PB+101)) $NOOPA_PID - jwt"
+    "rate-noop-401 127.0.0.1:$((PB+102)) $NOOPD_PID - none" "rate-jwt-cached 127.0.0.1:$((PB+0)) $DEMO_PID 127.0.0.1:$((PB+1)) jwt"
+    "rate-opaque-L1 127.0.0.1:$((PB+0)) $DEMO_PID 127.0.0.1:$((PB+1)) opaque" "rate-no-token-401 127.0.0.1:$((PB+0)) $DEMO_PID 127.0.0.1:$((PB+1)) none"
+    "rate-mix 127.0.0.1:$((PB+0)) $DEMO_PID 127.0.0.1:$((PB+1)) mix" "rate-opaque-redis 127.0.0.1:$((PB+4)) $REDISSRV_PID 127.0.0.1:$((PB+104)) redis")
 RATEARGS="--rps $RATE"
 for r in $(seq "$ROUNDS"); do for x in "${RS[@]}"; do set -- $x; run "$1" "$2" "$3" "$4" "$5"; done; done
 RATEARGS=
@@ -315,15 +320,15 @@ if want memory; then
 printf '\nL1 cache memory (bench/memory: the real cache package, L1 only, typical introspection identities):\n'
 "$WORK/memory"
 # A real server: L1 large enough to keep every token, Redis on, a fast AS; FILL distinct tokens.
-cfg fill 127.0.0.1:9204 127.0.0.1:9304 "http://$FAST" "{ l1_size: $((FILL * 2)), secret: { env: BENCH_CACHE_SECRET }, redis: { addrs: [\"$REDIS\"] } }" introspection
-serve fill 127.0.0.1:9204 127.0.0.1:9304; FILL_PID=$SPID
+cfg fill 127.0.0.1:$((PB+13)) 127.0.0.1:$((PB+113)) "http://$FAST" "{ l1_size: $((FILL * 2)), secret: { env: BENCH_CACHE_SECRET }, redis: { addrs: [\"$REDIS\"] } }" introspection
+serve fill 127.0.0.1:$((PB+13)) 127.0.0.1:$((PB+113)); FILL_PID=$SPID
 sleep 1
 python3 -c "import json; print(json.dumps({'attributes':{'request':{'http':{'method':'POST','host':'localhost:8080','path':'/mcp','headers':{'authorization':'Bearer bench-fill-$RUNID-{{.RequestNumber}}-abcdefghijklmnopqrstuvwxyz0123456789'}}}}}))" >"$WORK/fill.data"
 heap() { curl -sf "http://$1/metrics" | awk '$1=="go_memstats_heap_inuse_bytes" {printf "%.1f", $2/1048576}'; }
-rm0=$(rss $FILL_PID); h0=$(heap 127.0.0.1:9304); m0=$(rcli info memory | awk -F: '/^used_memory:/ {print $2+0}'); k0=$(rcli dbsize)
-ghzc -D "$WORK/fill.data" -c "$CONC" -n "$FILL" 127.0.0.1:9204 -O json >"$WORK/fill.json" 2>/dev/null
+rm0=$(rss $FILL_PID); h0=$(heap 127.0.0.1:$((PB+113))); m0=$(rcli info memory | awk -F: '/^used_memory:/ {print $2+0}'); k0=$(rcli dbsize)
+ghzc -D "$WORK/fill.data" -c "$CONC" -n "$FILL" 127.0.0.1:$((PB+13)) -O json >"$WORK/fill.json" 2>/dev/null
 sleep 1
-rm1=$(rss $FILL_PID); h1=$(heap 127.0.0.1:9304); m1=$(rcli info memory | awk -F: '/^used_memory:/ {print $2+0}'); k1=$(rcli dbsize)
+rm1=$(rss $FILL_PID); h1=$(heap 127.0.0.1:$((PB+113))); m1=$(rcli info memory | awk -F: '/^used_memory:/ {print $2+0}'); k1=$(rcli dbsize)
 printf '\nReal server, %d distinct opaque tokens (L1 %d entries + Redis): RSS %s -> %s MB (%.0f B/token), Go heap in use %s -> %s MB;\n' \
   "$FILL" $((FILL * 2)) "$rm0" "$rm1" "$(python3 -c "print(($rm1-$rm0)*1048576/$FILL)")" "$h0" "$h1"
 printf '  Redis: %d keys added, used_memory +%.1f MB = %.0f B/entry; fill ran at %s Checks/s\n' $((k1-k0)) \
@@ -336,26 +341,26 @@ fi
 if want scale; then
 SCALE=()
 for i in 1 2 3; do
-  cfg "replica$i" 127.0.0.1:920$i 127.0.0.1:930$i "http://$SLOW" "{ secret: { env: BENCH_CACHE_SECRET }, redis: { addrs: [\"$REDIS\"] } }" introspection
-  serve "replica$i" 127.0.0.1:920$i 127.0.0.1:930$i; SCALE+=($SPID)
+  cfg "replica$i" 127.0.0.1:$((PB+9+i)) 127.0.0.1:$((PB+109+i)) "http://$SLOW" "{ secret: { env: BENCH_CACHE_SECRET }, redis: { addrs: [\"$REDIS\"] } }" introspection
+  serve "replica$i" 127.0.0.1:$((PB+9+i)) 127.0.0.1:$((PB+109+i)); SCALE+=($SPID)
 done
 sleep 1
 chk() { "$WORK/mcp-authz" check -addr "$1" -token "$2" | grep -q okResponse || echo "WARN: $1 did not allow" >&2; }
 printf '\nScale: 3 replicas (L1 on) sharing one Redis and cache secret; the AS answers in %s\n' "$LAT"
 T1=bench-scale-seq-$RUNID; a0=$(counts $SLOW | cut -d' ' -f1)
-chk 127.0.0.1:9201 $T1; chk 127.0.0.1:9202 $T1; chk 127.0.0.1:9203 $T1
-chk 127.0.0.1:9201 $T1; chk 127.0.0.1:9202 $T1; chk 127.0.0.1:9203 $T1
+chk 127.0.0.1:$((PB+10)) $T1; chk 127.0.0.1:$((PB+11)) $T1; chk 127.0.0.1:$((PB+12)) $T1
+chk 127.0.0.1:$((PB+10)) $T1; chk 127.0.0.1:$((PB+11)) $T1; chk 127.0.0.1:$((PB+12)) $T1
 a1=$(counts $SLOW | cut -d' ' -f1)
 echo "  one token, one Check on each replica in turn, twice: $((a1-a0)) introspection call(s) at the AS (expected 1)"
 T2=bench-scale-burst-$RUNID
 python3 -c "import json; print(json.dumps({'attributes':{'request':{'http':{'method':'POST','host':'localhost:8080','path':'/mcp','headers':{'authorization':'Bearer $T2'}}}}}))" >"$WORK/burst.data"
 a0=$(counts $SLOW | cut -d' ' -f1); c0=$(redis_calls); bp=()
-for i in 1 2 3; do ghzc -D "$WORK/burst.data" -c "$CONC" -n 3000 127.0.0.1:920$i >/dev/null 2>&1 & bp+=($!); done
+for i in 1 2 3; do ghzc -D "$WORK/burst.data" -c "$CONC" -n 3000 127.0.0.1:$((PB+9+i)) >/dev/null 2>&1 & bp+=($!); done
 wait "${bp[@]}"
 a1=$(counts $SLOW | cut -d' ' -f1); c1=$(redis_calls)
 echo "  one new token, 3 x 3000 Checks at once (c=$CONC each): $((a1-a0)) introspection call(s) (expected 1: the first replica"
 echo "    to miss claims the token in Redis, the others wait for its entry), $(python3 -c "print(f'{($c1-$c0)/9000:.4f}')") Redis commands per Check"
-c0=$(redis_calls); ghzc -D "$WORK/burst.data" -c "$CONC" -z "$DUR" -O json 127.0.0.1:9202 >"$WORK/steady.json" 2>/dev/null; c1=$(redis_calls)
+c0=$(redis_calls); ghzc -D "$WORK/burst.data" -c "$CONC" -z "$DUR" -O json 127.0.0.1:$((PB+11)) >"$WORK/steady.json" 2>/dev/null; c1=$(redis_calls)
 n=$(python3 -c "import json; print(json.load(open('$WORK/steady.json'))['count'])")
 echo "  steady state, that token on one replica for $DUR ($n Checks, L1 hits): $(python3 -c "print(f'{($c1-$c0)/$n:.5f}')") Redis commands per Check"
 echo "  (with L1 off every Check is one GET: see redis_cmd of opaque-redis above)"
@@ -365,15 +370,15 @@ fi
 # --- Cores: the same server on 1 and on 2 CPUs, ghz unpinned (it competes for the same cores) -----
 if want cores; then
 printf '\nCores: servers under taskset -c 0 (GOMAXPROCS 1) vs -c 0,1 (GOMAXPROCS 2); ghz unpinned, -c %s -z %s, %s rounds, medians\n' "$CONC" "$DUR" "$ROUNDS"
-cfg corecached 127.0.0.1:9211 127.0.0.1:9311 http://127.0.0.1:9193 '{ l1_size: 100000 }'
-cfg coreuncached 127.0.0.1:9212 127.0.0.1:9312 http://127.0.0.1:9193 '{ l1_size: -1 }'
+cfg corecached 127.0.0.1:$((PB+20)) 127.0.0.1:$((PB+120)) http://127.0.0.1:$((PB+2)) '{ l1_size: 100000 }'
+cfg coreuncached 127.0.0.1:$((PB+21)) 127.0.0.1:$((PB+121)) http://127.0.0.1:$((PB+2)) '{ l1_size: -1 }'
 GEN=()
 for cpus in 0 0,1; do
-  taskset -c $cpus "$WORK/noop" -addr 127.0.0.1:9210 >/dev/null & P0=$!; pids+=($P0); waitport 127.0.0.1:9210
-  serve corecached 127.0.0.1:9211 127.0.0.1:9311 $cpus; P1=$SPID
-  serve coreuncached 127.0.0.1:9212 127.0.0.1:9312 $cpus; P2=$SPID
-  CS=("cores$cpus-noop 127.0.0.1:9210 $P0 - jwt" "cores$cpus-jwt-cached 127.0.0.1:9211 $P1 127.0.0.1:9311 jwt"
-      "cores$cpus-jwt-uncached 127.0.0.1:9212 $P2 127.0.0.1:9312 jwt")
+  taskset -c $cpus "$WORK/noop" -addr 127.0.0.1:$((PB+19)) >/dev/null & P0=$!; pids+=($P0); waitport 127.0.0.1:$((PB+19))
+  serve corecached 127.0.0.1:$((PB+20)) 127.0.0.1:$((PB+120)) $cpus; P1=$SPID
+  serve coreuncached 127.0.0.1:$((PB+21)) 127.0.0.1:$((PB+121)) $cpus; P2=$SPID
+  CS=("cores$cpus-noop 127.0.0.1:$((PB+19)) $P0 - jwt" "cores$cpus-jwt-cached 127.0.0.1:$((PB+20)) $P1 127.0.0.1:$((PB+120)) jwt"
+      "cores$cpus-jwt-uncached 127.0.0.1:$((PB+21)) $P2 127.0.0.1:$((PB+121)) jwt")
   for s in "${CS[@]}"; do set -- $s; ghzc -D "$WORK/$5.data" -c "$CONC" -n 2000 "$2" >/dev/null 2>&1; done
   for r in $(seq "$ROUNDS"); do for s in "${CS[@]}"; do set -- $s; run "$1" "$2" "$3" "$4" "$5"; done; done
   for p in $P0 $P1 $P2; do kill $p; wait $p 2>/dev/null || true; done

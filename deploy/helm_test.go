@@ -123,6 +123,14 @@ func decodeRendered(out []byte) ([]any, error) {
 			objs = append(objs, sm)
 			continue
 		}
+		if tm.APIVersion == "monitoring.coreos.com/v1" && tm.Kind == "PrometheusRule" {
+			pr := &prometheusRule{}
+			if err := yaml.UnmarshalStrict(doc, pr); err != nil {
+				return nil, fmt.Errorf("document %d (PrometheusRule): %w", i, err)
+			}
+			objs = append(objs, pr)
+			continue
+		}
 		o, err := decode(doc)
 		if err != nil {
 			return nil, fmt.Errorf("document %d: %w", i, err)
@@ -143,6 +151,7 @@ type chart struct {
 	hpa   *autoscalingv2.HorizontalPodAutoscaler
 	pdb   *policyv1.PodDisruptionBudget
 	sm    *serviceMonitor
+	pr    *prometheusRule
 }
 
 func render(t *testing.T, helm string, args ...string) *chart {
@@ -173,6 +182,8 @@ func render(t *testing.T, helm string, args ...string) *chart {
 			kind, c.pdb = "PodDisruptionBudget", v
 		case *serviceMonitor:
 			kind, c.sm = "ServiceMonitor", v
+		case *prometheusRule:
+			kind, c.pr = "PrometheusRule", v
 		default:
 			t.Fatalf("the chart rendered a %T", o)
 		}
@@ -231,7 +242,7 @@ extraVolumeMounts: [ { name: redis, mountPath: /run/secrets/redis, readOnly: tru
 	}{
 		{"defaults", nil, "ConfigMap,Deployment,HorizontalPodAutoscaler,PodDisruptionBudget,Service,ServiceAccount", nil},
 		{"ci-values", []string{"-f", chartDir + "/ci-values.yaml"},
-			"ConfigMap,Deployment,HorizontalPodAutoscaler,PodDisruptionBudget,Service,ServiceAccount,ServiceMonitor",
+			"ConfigMap,Deployment,HorizontalPodAutoscaler,PodDisruptionBudget,PrometheusRule,Service,ServiceAccount,ServiceMonitor",
 			func(t *testing.T, c *chart, cfg *config.Config) {
 				if c.dep.Name != "edge-authz" || c.sa.Name != "authz-sa" || c.dep.Spec.Template.Spec.ServiceAccountName != "authz-sa" {
 					t.Errorf("names: deployment %s, service account %s", c.dep.Name, c.sa.Name)

@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mcp-authz/mcp-authz/buildinfo"
 )
 
 // Metrics are the service's instruments.
@@ -107,6 +109,14 @@ func New(cacheStats func() CacheStats) *Metrics {
 		Help: "Refused tokens by configured issuer (\"\" when none applies) and class (typ, audience, issuer, expired, inactive, scope, unavailable …): why, for operators.",
 	}, []string{"issuer", "class"})
 	m.reg.MustRegister(m.denials)
+	// The build as a constant 1 with its identity in labels (the Prometheus *_info idiom): a
+	// rollout shows as two versions side by side, and alerts can join on it.
+	bi := buildinfo.Read()
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "mcp_authz_build_info",
+		Help:        "Always 1; labels name the running build: version, commit, build date and Go version.",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "commit": bi.Commit, "date": bi.Date, "goversion": bi.GoVersion},
+	}, func() float64 { return 1 }))
 	m.reg.MustRegister(m.decisions, m.latency, m.idpCalls, m.idpLatency, m.jwksLoads, m.staleKeys,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.cacheStats = cacheStats

@@ -277,13 +277,14 @@ type IdentityHeaders struct {
 type Duration time.Duration
 
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	// A *yaml.TypeError lets the decoder go on, so the rest of the file is still checked.
 	var s string
 	if err := n.Decode(&s); err != nil {
-		return fmt.Errorf("line %d: want a duration such as 30s or 5m", n.Line)
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: want a duration such as 30s or 5m", n.Line)}}
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil || v < 0 {
-		return fmt.Errorf("line %d: %q is not a duration such as 30s or 5m", n.Line, s)
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q is not a duration such as 30s or 5m", n.Line, s)}}
 	}
 	*d = Duration(v)
 	return nil
@@ -313,19 +314,36 @@ func Load(path string) (*Config, error) {
 
 // Parse decodes strictly (an unknown or misspelled key is an error), applies defaults and
 // validates.
+//
+// Every problem is reported in one pass: unknown keys and values of the wrong type (yaml.v3
+// decodes the rest of the file past them) together with what validation finds in the rest.
 func Parse(b []byte) (*Config, error) {
 	var c Config
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
+	var root yaml.Node
+	var errs []error
 	if err := dec.Decode(&c); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("config is empty: it needs at least issuers and resources")
 		}
-		return nil, nameKeys(b, err)
+		var te *yaml.TypeError
+		if !errors.As(err, &te) || yaml.Unmarshal(b, &root) != nil {
+			return nil, nameKeys(b, nil, err) // a syntax error: nothing was decoded
+		}
+		errs = describeTypeErrors(&root, te)
+	} else if err := yaml.Unmarshal(b, &root); err != nil {
+		return nil, nameKeys(b, nil, err)
+	}
+	if !hasKey(&root, "listen", "http") {
+		c.Listen.HTTP = DefaultHTTPListen
 	}
 	c.ApplyDefaults()
 	if err := c.Validate(); err != nil {
-		return nil, err
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return &c, nil
 }

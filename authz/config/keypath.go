@@ -13,14 +13,17 @@ var lineRE = regexp.MustCompile(`line (\d+)`)
 
 // nameKeys rewrites yaml.v3's decode errors, which give only line numbers, so each names the
 // key path at that line (e.g. "resources[0].scopes.required"), as every other config error does.
-func nameKeys(src []byte, err error) error {
-	var root yaml.Node
-	if yaml.Unmarshal(src, &root) != nil {
-		return fmt.Errorf("config: %w", err)
+// The document is src, or root when src is nil.
+func nameKeys(src []byte, root *yaml.Node, err error) error {
+	if root == nil {
+		root = new(yaml.Node)
+		if yaml.Unmarshal(src, root) != nil {
+			return fmt.Errorf("config: %w", err)
+		}
 	}
 	msg := lineRE.ReplaceAllStringFunc(err.Error(), func(m string) string {
 		n, _ := strconv.Atoi(m[len("line "):])
-		if p := pathAtLine(&root, n, ""); p != "" {
+		if p := pathAtLine(root, n, ""); p != "" {
 			return m + " (" + p + ")"
 		}
 		return m

@@ -28,16 +28,22 @@ func NewCheckRequest(method, host, path string, headers map[string]string) *auth
 }
 
 // CheckJSON sends one Check over plaintext gRPC and returns the CheckResponse as indented JSON
-// (the `mcp-authz check` command).
-func CheckJSON(ctx context.Context, addr, method, host, path string, headers map[string]string) ([]byte, error) {
+// (the `mcp-authz check` command), with whether the request was allowed and, for a denial, the
+// HTTP status the client would get (0 when the response has none).
+func CheckJSON(ctx context.Context, addr, method, host, path string, headers map[string]string) (out []byte, allowed bool, status int, err error) {
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		return nil, err
+		return nil, false, 0, err
 	}
 	defer conn.Close()
 	resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, NewCheckRequest(method, host, path, headers))
 	if err != nil {
-		return nil, fmt.Errorf("check %s: %w", addr, err)
+		return nil, false, 0, fmt.Errorf("check %s: %w", addr, err)
 	}
-	return protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(resp)
+	out, err = protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(resp)
+	if d := resp.GetDeniedResponse(); d != nil {
+		return out, false, int(d.GetStatus().GetCode()), err
+	}
+	// Envoy decides by the gRPC status alone; an OK status is an allow.
+	return out, resp.GetStatus().GetCode() == 0, 0, err
 }

@@ -166,12 +166,17 @@ func (d *Demo) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// PrintGuide writes ready-to-paste commands that show a 401 challenge, an allow and a 403
-// step-up against this demo.
+// PrintGuide writes ready-to-paste commands that show a 401 challenge, an allow, a 403
+// step-up and an introspected opaque token against this demo.
 func (d *Demo) PrintGuide(w io.Writer) {
-	host, path := hostPath(d.Resource)
-	fmt.Fprintf(w, `
-mcp-authz demo is running.
+	WriteGuide(w, d.GRPCAddr(), d.HTTPAddr(), d.ASURL, d.Resource)
+}
+
+// WriteGuide is PrintGuide for a demo at these addresses. The README's walk-through is its
+// output for the default addresses, and a test keeps the two equal.
+func WriteGuide(w io.Writer, grpcAddr, httpAddr, asURL, resource string) {
+	host, path := hostPath(resource)
+	fmt.Fprintf(w, `mcp-authz demo is running.
   ext_authz gRPC       %[1]s
   HTTP (metadata)      http://%[2]s/.well-known/oauth-protected-resource%[5]s
   demo authorization   %[3]s   (clients "demo" and "demo-finance" (JWT, groups staff and
@@ -181,49 +186,52 @@ mcp-authz demo is running.
                        %[7]s   (also: its refund tool needs payments:write
                        and the finance group)
 
+Nothing listens on %[6]s: the demo has no Envoy and no MCP server.
+"mcp-authz check" stands in for Envoy: it sends the Check that Envoy would send
+for a request to %[4]s and prints the answer. Its exit status is the
+outcome: 0 allowed, 2 denied 401, 3 denied 403, 4 another denial, 1 no answer.
+A challenge's resource_metadata URL is the public one, which Envoy would answer;
+here the same document is on the HTTP listener (step 5).
+
 Try it from another terminal, in this repository:
 
   # 1. No token: 401 with a Bearer challenge pointing at the resource metadata
   go run ./cmd/mcp-authz check -addr %[1]s -host %[6]s -path %[5]s
 
   # 2. A token with scope mcp:tools: allowed, with identity headers for the upstream
-  TOKEN=$(curl -s -u demo:demo-secret -d grant_type=client_credentials -d scope=mcp:tools \
-      --data-urlencode resource=%[4]s %[3]s/token | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+  TOKEN=$(go run ./cmd/mcp-authz token -token-url %[3]s/token -client demo -scope mcp:tools -resource %[4]s)
   go run ./cmd/mcp-authz check -addr %[1]s -host %[6]s -path %[5]s -token "$TOKEN"
 
   # 3. A token with only mcp:read: 403 insufficient_scope, scope="mcp:tools" (step-up)
-  READ=$(curl -s -u demo:demo-secret -d grant_type=client_credentials -d scope=mcp:read \
-      --data-urlencode resource=%[4]s %[3]s/token | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+  READ=$(go run ./cmd/mcp-authz token -token-url %[3]s/token -client demo -scope mcp:read -resource %[4]s)
   go run ./cmd/mcp-authz check -addr %[1]s -host %[6]s -path %[5]s -token "$READ"
 
   # 4. An opaque token (client demo-opaque): allowed through RFC 7662 introspection, then cached
-  OPAQUE=$(curl -s -u demo-opaque:demo-secret -d grant_type=client_credentials -d scope=mcp:tools \
-      --data-urlencode resource=%[4]s %[3]s/token | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+  OPAQUE=$(go run ./cmd/mcp-authz token -token-url %[3]s/token -client demo-opaque -scope mcp:tools -resource %[4]s)
   go run ./cmd/mcp-authz check -addr %[1]s -host %[6]s -path %[5]s -token "$OPAQUE"
 
-  # 5. Rules (README "Policies") on %[7]s: the refund tool needs payments:write and the
-  #    finance group. A token with mcp:tools only: 403 insufficient_scope, scope="mcp:tools payments:write"
-  PAY=$(curl -s -u demo:demo-secret -d grant_type=client_credentials -d scope=mcp:tools \
-      --data-urlencode resource=%[7]s %[3]s/token | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+  # 5. Protected Resource Metadata (RFC 9728)
+  curl -s http://%[2]s/.well-known/oauth-protected-resource%[5]s
+
+  # 6. Rules (README "Policies") on %[7]s, refund without payments:write: 403 insufficient_scope, scope="mcp:tools payments:write" (step-up)
+  PAY=$(go run ./cmd/mcp-authz token -token-url %[3]s/token -client demo -scope mcp:tools -resource %[7]s)
   go run ./cmd/mcp-authz check -addr %[1]s -host %[6]s -path %[5]s/payments -token "$PAY" -H "Mcp-Method: tools/call" -H "Mcp-Name: refund"
-  #    Client demo (group staff) with payments:write: 403 without a challenge (no scope would help)
-  STAFF=$(curl -s -u demo:demo-secret -d grant_type=client_credentials -d scope="mcp:tools payments:write" \
-      --data-urlencode resource=%[7]s %[3]s/token | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+
+  # 7. Refund by client demo (group staff) with payments:write: 403 access_denied, no challenge (no scope would help)
+  STAFF=$(go run ./cmd/mcp-authz token -token-url %[3]s/token -client demo -scope "mcp:tools payments:write" -resource %[7]s)
   go run ./cmd/mcp-authz check -addr %[1]s -host %[6]s -path %[5]s/payments -token "$STAFF" -H "Mcp-Method: tools/call" -H "Mcp-Name: refund"
-  #    Client demo-finance (group finance) with payments:write: allowed
-  FINANCE=$(curl -s -u demo-finance:demo-secret -d grant_type=client_credentials -d scope="mcp:tools payments:write" \
-      --data-urlencode resource=%[7]s %[3]s/token | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+
+  # 8. Refund by client demo-finance (group finance) with payments:write: allowed
+  FINANCE=$(go run ./cmd/mcp-authz token -token-url %[3]s/token -client demo-finance -scope "mcp:tools payments:write" -resource %[7]s)
   go run ./cmd/mcp-authz check -addr %[1]s -host %[6]s -path %[5]s/payments -token "$FINANCE" -H "Mcp-Method: tools/call" -H "Mcp-Name: refund"
 
-  # The same Check with grpcurl or ghz, through the committed protoset:
+  # The same Check with grpcurl or ghz, through the committed protoset
+  # (go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4; go install github.com/bojand/ghz/cmd/ghz@v0.120.0):
   grpcurl -plaintext -protoset proto/authz.protoset -d '{"attributes":{"request":{"http":{"method":"POST","host":"%[6]s","path":"%[5]s","headers":{"authorization":"Bearer '"$TOKEN"'"}}}}}' %[1]s envoy.service.auth.v3.Authorization/Check
   ghz --insecure --protoset proto/authz.protoset --call envoy.service.auth.v3.Authorization.Check -d '{"attributes":{"request":{"http":{"method":"POST","host":"%[6]s","path":"%[5]s","headers":{"authorization":"Bearer '"$TOKEN"'"}}}}}' -c 10 -n 2000 %[1]s
 
-  # Protected Resource Metadata (RFC 9728)
-  curl -s http://%[2]s/.well-known/oauth-protected-resource%[5]s
-
 Ctrl-C stops it.
-`, d.GRPCAddr(), d.HTTPAddr(), d.ASURL, d.Resource, path, host, PaymentsResource(d.Resource))
+`, grpcAddr, httpAddr, asURL, resource, path, host, PaymentsResource(resource))
 }
 
 func hostPath(resource string) (host, path string) {

@@ -430,6 +430,12 @@ func (s *Service) Start() error {
 	return nil
 }
 
+// Route names the configured resource a request to host and path is checked against (see
+// authz.Authorizer.Route).
+func (s *Service) Route(host, path string) (resource string, ok bool) {
+	return s.live.Load().core.Route(host, path)
+}
+
 // GRPCAddr is the bound ext_authz address (useful with port 0).
 func (s *Service) GRPCAddr() string {
 	if s.grpcLn == nil {

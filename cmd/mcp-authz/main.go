@@ -6,6 +6,7 @@
 //	mcp-authz doctor FILE             also ask the authorization servers whether it fits them
 //	mcp-authz demo                    run with an embedded demo authorization server
 //	mcp-authz check [flags]           send one Check to a running service and print the answer
+//	mcp-authz version                 print the build: version, commit, date, Go version
 package main
 
 import (
@@ -21,6 +22,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
+	var exit exitCode
+	if errors.As(err, &exit) {
+		fmt.Fprintln(os.Stderr, "mcp-authz:", err)
+		os.Exit(exit.code)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mcp-authz:", err)
 		// doctor tells "fix the configuration" from "the authorization server is down".

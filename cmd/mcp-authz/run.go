@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -18,6 +20,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/authz/config"
 	"github.com/mcp-authz/mcp-authz/authz/extauthz"
 	"github.com/mcp-authz/mcp-authz/authz/service"
+	"github.com/mcp-authz/mcp-authz/buildinfo"
 	"github.com/mcp-authz/mcp-authz/cmd/mcp-authz/internal/heapfloor"
 	"github.com/mcp-authz/mcp-authz/envoy"
 )
@@ -36,8 +39,8 @@ func startHeapFloor(getenv func(string) string) (stop func()) {
 }
 
 const usage = `usage:
-  mcp-authz serve --config FILE     run the service
-  mcp-authz check-config [-envoy ENVOY.yaml] FILE
+  mcp-authz serve --config FILE     run the service (FILE alone works too, in every command)
+  mcp-authz check-config [-envoy ENVOY.yaml] --config FILE
                                    validate a configuration and print it resolved; with
                                    -envoy, also check that Envoy sends what per-operation
                                    rules read
@@ -47,7 +50,11 @@ const usage = `usage:
                                    report each mismatch with its fix; exit 2: fix the config,
                                    3: an authorization server could not be asked
   mcp-authz demo [flags]            run with an embedded demo authorization server (no IdP, no Redis)
-  mcp-authz check [flags]           send one ext_authz Check to a running service and print the answer
+  mcp-authz check [--config FILE] [flags]
+                                   send one ext_authz Check to a running service and print the
+                                   answer; exit 0 allowed, 2 denied 401, 3 denied 403, 4 other denial
+  mcp-authz token [flags]           get an access token (client_credentials; defaults: the demo's) and print it
+  mcp-authz version                 print the version, commit, build date and Go version (also --version)
 Run "mcp-authz COMMAND -h" for a command's flags.`
 
 // run is main without the process: every path through it is testable.
@@ -73,7 +80,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "demo":
 		return demo(ctx, args[1:], stdout, stderr)
 	case "check":
-		return check(ctx, args[1:], stdout, stderr)
+		return check(ctx, args[1:], getenv, stdout, stderr)
+	case "token":
+		return token(ctx, args[1:], getenv, stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprint(stdout, buildinfo.Read())
+		return nil
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -85,13 +97,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("config", "", "configuration file (YAML)")
+	flagPath := fs.String("config", "", "configuration file (YAML); or give it as the argument")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *path == "" {
-		return errors.New("serve: --config FILE is required")
+	file, err := configFile("serve", *flagPath, fs.Args())
+	if err != nil {
+		return err
 	}
+	path := &file
 	cfg, err := config.Load(*path)
 	if err != nil {
 		return err
@@ -143,13 +157,15 @@ func checkConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	envoyFile := fs.String("envoy", "", "also check that this Envoy bootstrap sends what per-operation rules read")
+	flagPath := fs.String("config", "", "configuration file (YAML); or give it as the argument")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return errors.New("check-config: give exactly one configuration file")
+	file, err := configFile("check-config", *flagPath, fs.Args())
+	if err != nil {
+		return err
 	}
-	cfg, err := config.Load(fs.Arg(0))
+	cfg, err := config.Load(file)
 	if err != nil {
 		return err
 	}
@@ -187,7 +203,7 @@ func checkConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 			return fmt.Errorf("-envoy %s: %s has per-operation rules, but:\n  %s", *envoyFile, strings.Join(perOp, ", "), strings.Join(problems, "\n  "))
 		}
 	}
-	fmt.Fprintf(stdout, "# %s: valid. Resolved configuration, defaults included:\n", fs.Arg(0))
+	fmt.Fprintf(stdout, "# %s: valid. Resolved configuration, defaults included:\n", file)
 	fmt.Fprint(stdout, profileComments(cfg))
 	if len(perOp) > 0 {
 		// Refused requests are the safe failure, but a proxy that sends no body makes every
@@ -227,9 +243,27 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return d.Shutdown(sctx)
 }
 
-func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// Exit statuses of `check`, one per outcome, so a script can branch on the answer; 1 stays
+// "no answer" (a usage or connection error), as for every other command.
+const (
+	exitAllowed   = 0
+	exitDenied401 = 2
+	exitDenied403 = 3
+	exitDenied    = 4 // any other denial: 400, 503, …
+)
+
+// exitCode is an error that main turns into a particular exit status.
+type exitCode struct {
+	code int
+	msg  string
+}
+
+func (e exitCode) Error() string { return e.msg }
+
+func check(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "configuration file: the address, host and path default to its listen.grpc and first resource, and the answer names the resource that matched")
 	addr := fs.String("addr", "127.0.0.1:9191", "ext_authz gRPC address")
 	method := fs.String("method", "POST", "HTTP method of the request to check")
 	host := fs.String("host", "localhost:8080", "host (:authority) of the request")
@@ -240,6 +274,42 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Var(&headers, "H", `extra request header "name: value" (repeatable)`)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cfgPath != "" || fs.NArg() > 0 {
+		f, err := configFile("check", *cfgPath, fs.Args())
+		if err != nil {
+			return err
+		}
+		*cfgPath = f
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var route func(host, path string) (string, bool)
+	if *cfgPath != "" {
+		cfg, err := config.Load(*cfgPath)
+		if err != nil {
+			return err
+		}
+		probe := *cfg
+		probe.Cache.Redis = nil // routing needs no Redis, and check must not touch it
+		s, err := service.New(&probe, service.Options{Getenv: getenv})
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		route = s.Route
+		if !set["addr"] {
+			*addr = dialable(cfg.Listen.GRPC)
+		}
+		if r := cfg.Resources[0]; !set["host"] || !set["path"] {
+			h, p := resourceHostPath(r.Resource)
+			if !set["host"] {
+				*host = h
+			}
+			if !set["path"] {
+				*path = p
+			}
+		}
 	}
 	h := map[string]string{}
 	for _, kv := range headers {
@@ -259,14 +329,71 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		h["traceparent"] = "00-" + traceID + "-" + spanID + "-01"
 		fmt.Fprintln(stderr, "trace id:", traceID)
 	}
+	if route != nil {
+		if res, ok := route(*host, *path); ok {
+			fmt.Fprintf(stderr, "%s %s%s matches resource %s in %s\n", *method, *host, *path, res, *cfgPath)
+		} else {
+			fmt.Fprintf(stderr, "%s %s%s matches no resource in %s: expect 403 access_denied (set -host and -path to a resource's)\n", *method, *host, *path, *cfgPath)
+		}
+	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	out, err := extauthz.CheckJSON(cctx, *addr, *method, *host, *path, h)
+	out, allowed, status, err := extauthz.CheckJSON(cctx, *addr, *method, *host, *path, h)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, string(out))
-	return nil
+	switch {
+	case allowed:
+		return nil
+	case status == 401:
+		return exitCode{exitDenied401, "denied: 401"}
+	case status == 403:
+		return exitCode{exitDenied403, "denied: 403"}
+	default:
+		return exitCode{exitDenied, fmt.Sprintf("denied: %d", status)}
+	}
+}
+
+// dialable turns a listen address into one to dial: an unspecified host is this machine.
+func dialable(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// resourceHostPath is the host and path a client calling resource sends.
+func resourceHostPath(resource string) (host, path string) {
+	u, err := url.Parse(resource)
+	if err != nil || u.Host == "" {
+		return "localhost:8080", "/mcp"
+	}
+	path = u.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	return u.Host, path
+}
+
+// configFile takes the configuration file from --config FILE or a lone FILE argument, so that
+// every command accepts both forms.
+func configFile(cmd, flagPath string, args []string) (string, error) {
+	switch {
+	case len(args) > 1:
+		return "", fmt.Errorf("%s: give one configuration file, not %d arguments", cmd, len(args))
+	case len(args) == 1 && flagPath != "" && args[0] != flagPath:
+		return "", fmt.Errorf("%s: two configuration files (--config %s and %s): give one", cmd, flagPath, args[0])
+	case len(args) == 1:
+		return args[0], nil
+	case flagPath != "":
+		return flagPath, nil
+	}
+	return "", fmt.Errorf("%s: a configuration file is required: %s --config FILE (or %s FILE)", cmd, cmd, cmd)
 }
 
 // fileStamp identifies a version of a file well enough to notice an edit.
@@ -295,6 +422,14 @@ func newLeveledLogger(format string, level slog.Leveler, w io.Writer) *slog.Logg
 	opts := &slog.HandlerOptions{Level: level}
 	if format == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	// slog's JSON handler writes a duration as integer nanoseconds ("retry_in":1000000000),
+	// which a reader has to count digits to understand; the text handler already writes "1s".
+	opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+		if a.Value.Kind() == slog.KindDuration {
+			a.Value = slog.StringValue(a.Value.Duration().String())
+		}
+		return a
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
