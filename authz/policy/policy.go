@@ -75,8 +75,11 @@ type Program struct {
 	// Claims are the claim names the expression reads.
 	Claims []string
 	// UsesArguments: the expression reads mcp.arguments, so the body's tool arguments must be
-	// read for it.
+	// read for it. ArgKeys are the arguments it reads by constant names (only those are
+	// decoded); AllArgs: it reads the arguments some other way (all are decoded).
 	UsesArguments bool
+	ArgKeys       []string
+	AllArgs       bool
 	// UsesScopes: the expression reads scopes (check-config suggests declaring them instead,
 	// so that clients can step up).
 	UsesScopes bool
@@ -125,7 +128,21 @@ func Compile(src string) (*Program, error) {
 // inspect finds the claims an expression reads, and refuses reads it cannot name: with
 // claims[x] for a computed x, mcp-authz could not know which claims to keep.
 func (p *Program) inspect(a *ast.AST) error {
-	var uses, named, hdrUses, hdrNamed int
+	var uses, named, hdrUses, hdrNamed, argUses, argNamed int
+	isArgs := func(e ast.Expr) bool {
+		if e.Kind() != ast.SelectKind {
+			return false
+		}
+		s := e.AsSelect()
+		op := s.Operand()
+		return s.FieldName() == "arguments" && op.Kind() == ast.IdentKind && op.AsIdent() == "mcp"
+	}
+	addArg := func(n string) {
+		argNamed++
+		if !slices.Contains(p.ArgKeys, n) {
+			p.ArgKeys = append(p.ArgKeys, n)
+		}
+	}
 	isHeaders := func(e ast.Expr) bool {
 		if e.Kind() != ast.SelectKind {
 			return false
@@ -179,6 +196,12 @@ func (p *Program) inspect(a *ast.AST) error {
 			if isHeaders(s.Operand()) {
 				addHeader(s.FieldName())
 			}
+			if isArgs(e) {
+				argUses++
+			}
+			if isArgs(s.Operand()) {
+				addArg(s.FieldName())
+			}
 			if op := s.Operand(); op.Kind() == ast.IdentKind && op.AsIdent() == "mcp" && s.FieldName() == "arguments" {
 				p.UsesArguments = true
 			}
@@ -197,9 +220,15 @@ func (p *Program) inspect(a *ast.AST) error {
 						addHeader(n)
 					}
 				}
+				if len(args) == 2 && isArgs(args[0]) {
+					if n, ok := constName(args[1]); ok {
+						addArg(n)
+					}
+				}
 				if len(args) == 2 && args[0].Kind() == ast.IdentKind && args[0].AsIdent() == "mcp" {
 					if n, ok := constName(args[1]); !ok || n == "arguments" {
 						p.UsesArguments = true
+						p.AllArgs = true // mcp["arguments"]: not followed member by member
 					}
 				}
 			case operators.In:
@@ -213,6 +242,11 @@ func (p *Program) inspect(a *ast.AST) error {
 						addHeader(n)
 					}
 				}
+				if len(args) == 2 && isArgs(args[1]) {
+					if n, ok := constName(args[0]); ok {
+						addArg(n)
+					}
+				}
 			}
 		}
 	}))
@@ -222,6 +256,7 @@ func (p *Program) inspect(a *ast.AST) error {
 	slices.Sort(p.Claims)
 	slices.Sort(p.Headers)
 	p.AllHeaders = hdrUses != hdrNamed
+	p.AllArgs = p.AllArgs || argUses != argNamed
 	return nil
 }
 
@@ -248,15 +283,19 @@ type Input struct {
 	// without arguments until a program reads them: mcpArgs).
 	mcpVal, reqVal ref.Val
 	mcpArgs        bool
-	// wantArgs: the program being evaluated reads mcp.arguments (decoding them costs more
-	// than the rest of a condition).
+	// prog is the program being evaluated: which arguments it reads decides what is decoded
+	// (decoding them costs more than the rest of a condition).
+	prog     *Program
 	wantArgs bool
+	// argsTried: the argument names looked for so far (argsAll: all of them).
+	argsTried []string
+	argsAll   bool
 }
 
 // Eval runs the condition. Any failure (a claim the token lacks, a type mismatch, the cost
 // limit) is an error, and the caller denies on it.
 func (p *Program) Eval(in *Input) (bool, error) {
-	in.wantArgs = p.UsesArguments
+	in.wantArgs, in.prog = p.UsesArguments, p
 	v, _, err := p.prg.Eval(activation{in})
 	if err != nil {
 		return false, err
@@ -267,6 +306,9 @@ func (p *Program) Eval(in *Input) (bool, error) {
 	}
 	return bool(b), nil
 }
+
+// noParams stands for a request without Mcp-Param-* headers; CEL never modifies a map.
+var noParams = map[string]string{}
 
 // activation resolves the variables lazily: most rules read one or two of them.
 type activation struct{ in *Input }
@@ -290,27 +332,20 @@ func (a activation) ResolveName(name string) (any, bool) {
 	case "issuer":
 		return in.Issuer, true
 	case "mcp":
-		if in.mcpVal != nil && (in.mcpArgs || !in.wantArgs) {
+		if in.mcpVal != nil && (!in.wantArgs || in.mcpArgs && in.argsCover(in.prog)) {
 			return in.mcpVal, true
 		}
 		m := map[string]any{"method": in.Method, "name": in.Name}
 		if in.wantArgs {
-			if in.args == nil {
-				in.args = map[string]any{}
-				if len(in.Arguments) > 0 {
-					if o, ok := decodeJSON(in.Arguments).(map[string]any); ok {
-						in.args = o
-					}
-				}
-			}
+			in.decodeArgs(in.prog)
 			m["arguments"] = in.args
 			in.mcpArgs = true
 		}
-		params := in.Params
-		if params == nil {
-			params = map[string]string{}
+		if in.Params != nil {
+			m["params"] = in.Params
+		} else {
+			m["params"] = noParams
 		}
-		m["params"] = params
 		in.mcpVal = types.DefaultTypeAdapter.NativeToValue(m)
 		return in.mcpVal, true
 	case "request":
@@ -326,6 +361,47 @@ func (a activation) ResolveName(name string) (any, bool) {
 		return in.reqVal, true
 	}
 	return nil, false
+}
+
+// argsCover says whether the arguments decoded so far include what p reads.
+func (in *Input) argsCover(p *Program) bool {
+	if in.argsAll {
+		return true
+	}
+	if p.AllArgs {
+		return false
+	}
+	for _, k := range p.ArgKeys {
+		if !slices.Contains(in.argsTried, k) {
+			return false
+		}
+	}
+	return true
+}
+
+// decodeArgs decodes the tool arguments p reads into in.args: the members it names, or all of
+// them. A tools/call's arguments are often large (documents, queries) and rules read a few.
+func (in *Input) decodeArgs(p *Program) {
+	if in.args == nil {
+		in.args = map[string]any{}
+	}
+	if in.argsCover(p) || len(in.Arguments) == 0 {
+		return
+	}
+	if p.AllArgs {
+		in.argsAll = true
+		if o, ok := decodeJSON(in.Arguments).(map[string]any); ok {
+			in.args = o
+		}
+		return
+	}
+	n := len(in.argsTried)
+	for _, k := range p.ArgKeys {
+		if !slices.Contains(in.argsTried, k) {
+			in.argsTried = append(in.argsTried, k)
+		}
+	}
+	decodeMembers(in.Arguments, in.argsTried[n:], in.args)
 }
 
 func (in *Input) decodedClaims() ref.Val {
@@ -363,6 +439,41 @@ func decodeJSON(raw []byte) any {
 		return nil // trailing data
 	}
 	return v
+}
+
+// decodeMembers decodes the named members of a JSON object into out, skipping the others
+// without building them. Text that is not one JSON object decodes nothing.
+func decodeMembers(raw []byte, names []string, out map[string]any) {
+	d := decoders.Get().(*decoder)
+	defer func() {
+		d.rd.Reset(nil)
+		decoders.Put(d)
+	}()
+	d.rd.Reset(raw)
+	d.dec.Reset(&d.rd)
+	if tok, err := d.dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return
+	}
+	// The text was read strictly before (a body checked by strictjson): a member decoded
+	// before an error would be decoded the same way after it.
+	for d.dec.PeekKind() != '}' {
+		k, err := d.dec.ReadToken()
+		if err != nil {
+			return
+		}
+		name := k.String()
+		if !slices.Contains(names, name) {
+			if d.dec.SkipValue() != nil {
+				return
+			}
+			continue
+		}
+		v, err := d.value(1)
+		if err != nil {
+			return
+		}
+		out[name] = v
+	}
 }
 
 // maxDepth bounds nesting (the decoder's own limit is higher): claims are at most 4 KiB, and

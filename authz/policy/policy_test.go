@@ -178,3 +178,36 @@ func TestDecodeJSON(t *testing.T) {
 		}
 	}
 }
+
+// One Input shared by the rules of a Check: each program sees the arguments it reads, decoded
+// member by member when it names them, whole otherwise.
+func TestArgumentsDecodedAsNeeded(t *testing.T) {
+	in := &Input{Method: "tools/call", Name: "x", Arguments: []byte(`{"a":1,"b":{"c":[1,2]},"d":"x"}`)}
+	for _, c := range []struct {
+		src  string
+		want bool
+	}{
+		{`mcp.arguments.a == 1`, true},
+		{`has(mcp.arguments.d) && mcp.arguments.d == "x"`, true},
+		{`"b" in mcp.arguments && mcp.arguments["b"].c[1] == 2`, true},
+		{`size(mcp.arguments) == 3`, true},
+		{`mcp.arguments.a == 1 && !has(mcp.arguments.zz)`, true},
+	} {
+		p, err := Compile(c.src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := p.Eval(in)
+		if err != nil || got != c.want {
+			t.Errorf("%s = %v, %v", c.src, got, err)
+		}
+	}
+	p, _ := Compile(`mcp.arguments.a == 1 && mcp.arguments["d"] == "x" && "b" in mcp.arguments`)
+	if slices.Sort(p.ArgKeys); !slices.Equal(p.ArgKeys, []string{"a", "b", "d"}) || p.AllArgs {
+		t.Errorf("ArgKeys %v AllArgs %v", p.ArgKeys, p.AllArgs)
+	}
+	q, _ := Compile(`mcp.arguments.exists(k, k == "a")`)
+	if !q.AllArgs {
+		t.Error("a comprehension over the arguments must decode them all")
+	}
+}
