@@ -725,14 +725,12 @@ func idpOutageRun(t *testing.T, mode string, d due) {
 	if out.refused > 0 {
 		t.Errorf("%d of %d Checks of previously verified tokens refused", out.refused, out.n)
 	}
-	// The healthy run's p99 is added: on a loaded machine it is mostly waiting for a CPU,
-	// which this test cannot help.
-	bound := 50*time.Millisecond + base.p99
-	if raceEnabled {
-		bound *= 5
-	}
-	if out.p99 > bound {
-		t.Errorf("p99 %s; want at most 50ms (plus the healthy p99, %s)", out.p99, base.p99)
+	// No Check waited for the IdP: one that did would take the introspection timeout (2 s,
+	// the default) against a swallowing IdP. The latencies above are for the reader; a bound
+	// on them (p99 ≤ 50 ms once) failed whenever the machine was busy, which is not what this
+	// test is about.
+	if waited := out.atLeast(2 * time.Second); waited > 0 {
+		t.Errorf("%d Checks took 2 s or more: they waited for the IdP instead of using the earlier verification", waited)
 	}
 	if lines > 20 {
 		t.Errorf("%d log lines during the outage; want them rate-limited (at most 20)", lines)
@@ -757,6 +755,7 @@ type loadResult struct {
 	n, refused    int
 	elapsed       time.Duration
 	p50, p99, max time.Duration
+	lat           []time.Duration // sorted
 }
 
 func (l loadResult) String() string {
@@ -806,7 +805,14 @@ func checkLoad(t *testing.T, r *Service, toks []string) loadResult {
 	slices.Sort(lat)
 	res.n = len(lat)
 	res.p50, res.p99, res.max = lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1]
+	res.lat = lat
 	return res
+}
+
+// atLeast counts the Checks that took d or longer.
+func (l loadResult) atLeast(d time.Duration) int {
+	i, _ := slices.BinarySearch(l.lat, d)
+	return len(l.lat) - i
 }
 
 // A token served from an earlier verification while it is re-verified in the background is
