@@ -410,7 +410,9 @@ func (in *Input) decodedClaims() ref.Val {
 		for k, raw := range in.Claims {
 			// The text came from a token payload or an introspection answer that was read
 			// strictly (no duplicate or case-variant names): plain decoding is unambiguous.
-			if v := decodeJSON([]byte(raw)); v != nil {
+			if v, ok := simpleJSON(raw); ok {
+				in.claims[k] = v
+			} else if v := decodeJSON([]byte(raw)); v != nil {
 				in.claims[k] = v
 			}
 		}
@@ -439,6 +441,89 @@ func decodeJSON(raw []byte) any {
 		return nil // trailing data
 	}
 	return v
+}
+
+// simpleJSON decodes the shapes most claims have (a string without escapes, an array of such
+// strings, a small integer, true, false) without a decoder; ok is false for anything else,
+// which decodeJSON then reads. raw is compact or not; JSON whitespace is allowed around
+// array elements.
+func simpleJSON(raw string) (any, bool) {
+	switch {
+	case raw == "true":
+		return true, true
+	case raw == "false":
+		return false, true
+	case len(raw) >= 2 && raw[0] == '"':
+		s, rest, ok := simpleString(raw)
+		return s, ok && rest == ""
+	case len(raw) >= 2 && raw[0] == '[':
+		l := []any{}
+		rest := skipWS(raw[1:])
+		if rest != "" && rest[0] == ']' {
+			return l, skipWS(rest[1:]) == ""
+		}
+		for {
+			s, r, ok := simpleString(rest)
+			if !ok {
+				return nil, false
+			}
+			l = append(l, s)
+			r = skipWS(r)
+			switch {
+			case r == "":
+				return nil, false
+			case r[0] == ',':
+				rest = skipWS(r[1:])
+			case r[0] == ']':
+				return l, skipWS(r[1:]) == ""
+			default:
+				return nil, false
+			}
+		}
+	case len(raw) > 0 && len(raw) <= 15 && (raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9'):
+		if raw == "-" || len(raw) > 1 && (raw[0] == '0' || raw[0] == '-' && raw[1] == '0') {
+			return nil, false // leading zeros and "-0…" go to the decoder
+		}
+		var n int64
+		for i, c := range []byte(raw) {
+			if i == 0 && c == '-' {
+				continue
+			}
+			if c < '0' || c > '9' {
+				return nil, false
+			}
+			n = n*10 + int64(c-'0')
+		}
+		if raw[0] == '-' {
+			n = -n
+		}
+		return n, true
+	}
+	return nil, false
+}
+
+// simpleString reads a JSON string at the start of s that has no escapes and no control
+// characters (strictjson has checked the UTF-8).
+func simpleString(s string) (string, string, bool) {
+	if len(s) < 2 || s[0] != '"' {
+		return "", "", false
+	}
+	for i := 1; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"':
+			return s[1:i], s[i+1:], true
+		case c == '\\' || c < 0x20:
+			return "", "", false
+		}
+	}
+	return "", "", false
+}
+
+func skipWS(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t' || s[0] == '\n' || s[0] == '\r') {
+		s = s[1:]
+	}
+	return s
 }
 
 // decodeMembers decodes the named members of a JSON object into out, skipping the others
