@@ -128,58 +128,22 @@ func Compile(src string) (*Program, error) {
 // inspect finds the claims an expression reads, and refuses reads it cannot name: with
 // claims[x] for a computed x, mcp-authz could not know which claims to keep.
 func (p *Program) inspect(a *ast.AST) error {
-	var uses, named, hdrUses, hdrNamed, argUses, argNamed int
-	isArgs := func(e ast.Expr) bool {
-		if e.Kind() != ast.SelectKind {
-			return false
-		}
-		s := e.AsSelect()
-		op := s.Operand()
-		return s.FieldName() == "arguments" && op.Kind() == ast.IdentKind && op.AsIdent() == "mcp"
-	}
-	addArg := func(n string) {
-		argNamed++
-		if !slices.Contains(p.ArgKeys, n) {
-			p.ArgKeys = append(p.ArgKeys, n)
-		}
-	}
-	isHeaders := func(e ast.Expr) bool {
-		if e.Kind() != ast.SelectKind {
-			return false
-		}
-		s := e.AsSelect()
-		op := s.Operand()
-		return s.FieldName() == "headers" && op.Kind() == ast.IdentKind && op.AsIdent() == "request"
-	}
-	addHeader := func(n string) {
-		hdrNamed++
-		n = strings.ToLower(n)
-		if !slices.Contains(p.Headers, n) {
-			p.Headers = append(p.Headers, n)
-		}
-	}
-	claim := func(e ast.Expr) bool {
-		return e.Kind() == ast.IdentKind && e.AsIdent() == "claims"
-	}
-	constName := func(e ast.Expr) (string, bool) {
-		if e.Kind() != ast.LiteralKind {
-			return "", false
-		}
-		s, ok := e.AsLiteral().(types.String)
-		return string(s), ok
-	}
-	add := func(n string) {
-		named++
-		if !slices.Contains(p.Claims, n) {
-			p.Claims = append(p.Claims, n)
-		}
-	}
+	// claims, request.headers and mcp.arguments are maps whose members a condition should
+	// name by constants; each occurrence either is such a read or counts as a read of the
+	// whole map.
+	claims := &namedReads{is: func(e ast.Expr) bool { return isIdent(e, "claims") }}
+	headers := &namedReads{is: func(e ast.Expr) bool { return isField(e, "request", "headers") }, lower: true}
+	args := &namedReads{is: func(e ast.Expr) bool { return isField(e, "mcp", "arguments") }}
+	maps := []*namedReads{claims, headers, args}
 	ast.PostOrderVisit(a.Expr(), ast.NewExprVisitor(func(e ast.Expr) {
+		for _, m := range maps {
+			if m.is(e) {
+				m.uses++
+			}
+		}
 		switch e.Kind() {
 		case ast.IdentKind:
 			switch e.AsIdent() {
-			case "claims":
-				uses++
 			case "scopes":
 				p.UsesScopes = true
 			case "mcp":
@@ -187,77 +151,90 @@ func (p *Program) inspect(a *ast.AST) error {
 			}
 		case ast.SelectKind:
 			s := e.AsSelect()
-			if claim(s.Operand()) {
-				add(s.FieldName())
+			for _, m := range maps {
+				if m.is(s.Operand()) {
+					m.add(s.FieldName())
+				}
 			}
-			if isHeaders(e) {
-				hdrUses++
-			}
-			if isHeaders(s.Operand()) {
-				addHeader(s.FieldName())
-			}
-			if isArgs(e) {
-				argUses++
-			}
-			if isArgs(s.Operand()) {
-				addArg(s.FieldName())
-			}
-			if op := s.Operand(); op.Kind() == ast.IdentKind && op.AsIdent() == "mcp" && s.FieldName() == "arguments" {
+			if isField(e, "mcp", "arguments") {
 				p.UsesArguments = true
 			}
 		case ast.CallKind:
 			c := e.AsCall()
-			args := c.Args()
+			xs := c.Args()
+			if len(xs) != 2 {
+				return
+			}
+			// The map and the member name: claims["x"], claims.?x, claims[?"x"]; "x" in claims.
+			container, name := xs[0], xs[1]
 			switch c.FunctionName() {
 			case operators.Index, operators.OptIndex, operators.OptSelect:
-				if len(args) == 2 && claim(args[0]) {
-					if n, ok := constName(args[1]); ok {
-						add(n)
-					}
-				}
-				if len(args) == 2 && isHeaders(args[0]) {
-					if n, ok := constName(args[1]); ok {
-						addHeader(n)
-					}
-				}
-				if len(args) == 2 && isArgs(args[0]) {
-					if n, ok := constName(args[1]); ok {
-						addArg(n)
-					}
-				}
-				if len(args) == 2 && args[0].Kind() == ast.IdentKind && args[0].AsIdent() == "mcp" {
-					if n, ok := constName(args[1]); !ok || n == "arguments" {
+				if isIdent(container, "mcp") {
+					if n, ok := constName(name); !ok || n == "arguments" {
 						p.UsesArguments = true
 						p.AllArgs = true // mcp["arguments"]: not followed member by member
 					}
 				}
 			case operators.In:
-				if len(args) == 2 && claim(args[1]) {
-					if n, ok := constName(args[0]); ok {
-						add(n)
-					}
-				}
-				if len(args) == 2 && isHeaders(args[1]) {
-					if n, ok := constName(args[0]); ok {
-						addHeader(n)
-					}
-				}
-				if len(args) == 2 && isArgs(args[1]) {
-					if n, ok := constName(args[0]); ok {
-						addArg(n)
-					}
+				container, name = xs[1], xs[0]
+			default:
+				return
+			}
+			for _, m := range maps {
+				if n, ok := constName(name); ok && m.is(container) {
+					m.add(n)
 				}
 			}
 		}
 	}))
-	if uses != named {
+	if claims.uses != claims.named {
 		return errors.New(`read claims by constant names only (claims.groups, claims["tenant"], has(claims.x), "x" in claims), so mcp-authz knows which claims to keep`)
 	}
+	p.Claims, p.Headers, p.ArgKeys = claims.names, headers.names, args.names
 	slices.Sort(p.Claims)
 	slices.Sort(p.Headers)
-	p.AllHeaders = hdrUses != hdrNamed
-	p.AllArgs = p.AllArgs || argUses != argNamed
+	p.AllHeaders = headers.uses != headers.named
+	p.AllArgs = p.AllArgs || args.uses != args.named
 	return nil
+}
+
+// namedReads collects the constant member names read of one map variable.
+type namedReads struct {
+	is          func(ast.Expr) bool // the map expression
+	lower       bool                // names are case-insensitive (header names)
+	uses, named int                 // occurrences of the map; those that were reads of a named member
+	names       []string
+}
+
+func (m *namedReads) add(n string) {
+	m.named++
+	if m.lower {
+		n = strings.ToLower(n)
+	}
+	if !slices.Contains(m.names, n) {
+		m.names = append(m.names, n)
+	}
+}
+
+func isIdent(e ast.Expr, name string) bool {
+	return e.Kind() == ast.IdentKind && e.AsIdent() == name
+}
+
+// isField reports whether e is the field selection ident.field (request.headers).
+func isField(e ast.Expr, ident, field string) bool {
+	if e.Kind() != ast.SelectKind {
+		return false
+	}
+	s := e.AsSelect()
+	return s.FieldName() == field && isIdent(s.Operand(), ident)
+}
+
+func constName(e ast.Expr) (string, bool) {
+	if e.Kind() != ast.LiteralKind {
+		return "", false
+	}
+	s, ok := e.AsLiteral().(types.String)
+	return string(s), ok
 }
 
 // Input is what a condition is evaluated against. Claims hold each kept claim's JSON text.
