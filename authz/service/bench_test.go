@@ -43,14 +43,7 @@ func benchServiceWith(b *testing.B, l1 int, mod func(*config.Config)) (*Service,
 	if err := cfg.Validate(); err != nil {
 		b.Fatal(err)
 	}
-	s, err := New(cfg, Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { s.Shutdown(context.Background()) })
+	s := startService(b, cfg, Options{})
 	tok, err := a.Mint(map[string]any{"iss": srv, "sub": "bench-user", "aud": resource, "client_id": "bench-client",
 		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(), "jti": "j", "scope": "mcp:tools mcp:read",
 		"groups": []string{"staff", "finance"}}, demoas.MintOptions{})

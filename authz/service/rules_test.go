@@ -2,7 +2,6 @@ package service
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -54,18 +53,7 @@ resources:
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(cfg, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-	})
+	s := startService(t, cfg, Options{})
 	mint := func(as *demoas.Server, iss, aud, scope string, extra map[string]any) string {
 		c := map[string]any{"iss": iss, "sub": "u", "aud": aud, "client_id": "c", "scope": scope,
 			"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()}

@@ -117,6 +117,12 @@ func replicaWith(t testing.TB, issuer string, redisAddrs []string, mod func(*con
 	}
 	env := map[string]string{"CACHE_SECRET": strings.Repeat("k", 32), "ADMIN_TOKEN": "admin-token", "RS_SECRET": "rs-secret"}
 	o.Getenv = func(k string) string { return env[k] }
+	return startService(t, cfg, o)
+}
+
+// startService starts a Service on cfg and shuts it down when the test ends.
+func startService(t testing.TB, cfg *config.Config, o Options) *Service {
+	t.Helper()
 	s, err := New(cfg, o)
 	if err != nil {
 		t.Fatal(err)
