@@ -117,7 +117,9 @@ func in(proof string) Input {
 }
 
 func TestProofFromGoJoseEveryAlg(t *testing.T) {
-	k := newChecker(t, func(c *Config) { c.Algs = []string{"ES256", "ES384", "ES512", "EdDSA", "RS256", "PS256", "RS512", "PS384"} })
+	k := newChecker(t, func(c *Config) {
+		c.Algs = []string{"ES256", "ES384", "ES512", "EdDSA", "RS256", "PS256", "RS512", "PS384"}
+	})
 	for _, alg := range []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.ES512, jose.EdDSA, jose.RS256, jose.PS256, jose.RS512, jose.PS384} {
 		s := newSigner(t, alg)
 		p, err := k.Check(context.Background(), in(s.sign(t, nil, claims("jti-"+string(alg)))))
@@ -161,29 +163,29 @@ func TestProofAttacks(t *testing.T) {
 		return in + "." + e(sig)
 	}
 	cases := map[string]string{
-		"wrong htm":         es.sign(t, nil, with(func(c map[string]any) { c["htm"] = "GET" })),
-		"lower-case htm":    es.sign(t, nil, with(func(c map[string]any) { c["htm"] = "post" })),
-		"wrong htu host":    es.sign(t, nil, with(func(c map[string]any) { c["htu"] = "https://evil.example.com/mcp" })),
-		"wrong htu path":    es.sign(t, nil, with(func(c map[string]any) { c["htu"] = origin + "/mcp/other" })),
-		"htu http scheme":   es.sign(t, nil, with(func(c map[string]any) { c["htu"] = "http://mcp.example.com/mcp" })),
-		"htu userinfo":      es.sign(t, nil, with(func(c map[string]any) { c["htu"] = "https://a@mcp.example.com/mcp" })),
-		"htu relative":      es.sign(t, nil, with(func(c map[string]any) { c["htu"] = "/mcp" })),
-		"htu other port":    es.sign(t, nil, with(func(c map[string]any) { c["htu"] = "https://mcp.example.com:8443/mcp" })),
-		"htu encoded slash": es.sign(t, nil, with(func(c map[string]any) { c["htu"] = origin + "%2Fmcp" })),
-		"ath other token":   es.sign(t, nil, with(func(c map[string]any) { c["ath"] = TokenHash("other") })),
-		"no ath":            es.sign(t, nil, with(func(c map[string]any) { delete(c, "ath") })),
-		"old iat":           es.sign(t, nil, with(func(c map[string]any) { c["iat"] = t0.Add(-6 * time.Minute).Unix() })),
-		"future iat":        es.sign(t, nil, with(func(c map[string]any) { c["iat"] = t0.Add(6 * time.Minute).Unix() })),
-		"string iat":        es.sign(t, nil, with(func(c map[string]any) { c["iat"] = "1790000000" })),
-		"no jti":            es.sign(t, nil, with(func(c map[string]any) { delete(c, "jti") })),
-		"long jti":          es.sign(t, nil, with(func(c map[string]any) { c["jti"] = strings.Repeat("x", 300) })),
-		"typ jwt":           es.sign(t, map[jose.HeaderKey]any{"typ": "JWT"}, claims("j1")),
-		"typ case variant":  es.sign(t, map[jose.HeaderKey]any{"typ": "DPoP+jwt"}, claims("j1")),
-		"no typ":            es.sign(t, map[jose.HeaderKey]any{"typ": "-"}, claims("j1")),
-		"crit":              es.sign(t, map[jose.HeaderKey]any{"crit": []string{"exp"}, "exp": 1}, claims("j1")),
-		"RS512 not allowed": rs.sign(t, nil, claims("j1")),
-		"alg none":          hand(`{"typ":"dpop+jwt","alg":"none","jwk":`+pub+`}`, string(okPayload), nil),
-		"HS256":             hand(`{"typ":"dpop+jwt","alg":"HS256","jwk":{"kty":"oct","k":"c2VjcmV0"}}`, string(okPayload), []byte("x")),
+		"wrong htm":          es.sign(t, nil, with(func(c map[string]any) { c["htm"] = "GET" })),
+		"lower-case htm":     es.sign(t, nil, with(func(c map[string]any) { c["htm"] = "post" })),
+		"wrong htu host":     es.sign(t, nil, with(func(c map[string]any) { c["htu"] = "https://evil.example.com/mcp" })),
+		"wrong htu path":     es.sign(t, nil, with(func(c map[string]any) { c["htu"] = origin + "/mcp/other" })),
+		"htu http scheme":    es.sign(t, nil, with(func(c map[string]any) { c["htu"] = "http://mcp.example.com/mcp" })),
+		"htu userinfo":       es.sign(t, nil, with(func(c map[string]any) { c["htu"] = "https://a@mcp.example.com/mcp" })),
+		"htu relative":       es.sign(t, nil, with(func(c map[string]any) { c["htu"] = "/mcp" })),
+		"htu other port":     es.sign(t, nil, with(func(c map[string]any) { c["htu"] = "https://mcp.example.com:8443/mcp" })),
+		"htu encoded slash":  es.sign(t, nil, with(func(c map[string]any) { c["htu"] = origin + "%2Fmcp" })),
+		"ath other token":    es.sign(t, nil, with(func(c map[string]any) { c["ath"] = TokenHash("other") })),
+		"no ath":             es.sign(t, nil, with(func(c map[string]any) { delete(c, "ath") })),
+		"old iat":            es.sign(t, nil, with(func(c map[string]any) { c["iat"] = t0.Add(-6 * time.Minute).Unix() })),
+		"future iat":         es.sign(t, nil, with(func(c map[string]any) { c["iat"] = t0.Add(6 * time.Minute).Unix() })),
+		"string iat":         es.sign(t, nil, with(func(c map[string]any) { c["iat"] = "1790000000" })),
+		"no jti":             es.sign(t, nil, with(func(c map[string]any) { delete(c, "jti") })),
+		"long jti":           es.sign(t, nil, with(func(c map[string]any) { c["jti"] = strings.Repeat("x", 300) })),
+		"typ jwt":            es.sign(t, map[jose.HeaderKey]any{"typ": "JWT"}, claims("j1")),
+		"typ case variant":   es.sign(t, map[jose.HeaderKey]any{"typ": "DPoP+jwt"}, claims("j1")),
+		"no typ":             es.sign(t, map[jose.HeaderKey]any{"typ": "-"}, claims("j1")),
+		"crit":               es.sign(t, map[jose.HeaderKey]any{"crit": []string{"exp"}, "exp": 1}, claims("j1")),
+		"RS512 not allowed":  rs.sign(t, nil, claims("j1")),
+		"alg none":           hand(`{"typ":"dpop+jwt","alg":"none","jwk":`+pub+`}`, string(okPayload), nil),
+		"HS256":              hand(`{"typ":"dpop+jwt","alg":"HS256","jwk":{"kty":"oct","k":"c2VjcmV0"}}`, string(okPayload), []byte("x")),
 		"private key in jwk": esSign(`{"typ":"dpop+jwt","alg":"ES256","jwk":`+string(privJWK)+`}`, okPayload),
 		"duplicate claim":    esSign(`{"typ":"dpop+jwt","alg":"ES256","jwk":`+pub+`}`, []byte(strings.Replace(string(okPayload), `{`, `{"htm":"GET",`, 1))),
 		"case-variant claim": esSign(`{"typ":"dpop+jwt","alg":"ES256","jwk":`+pub+`}`, []byte(strings.Replace(string(okPayload), `{`, `{"HTM":"GET",`, 1))),
