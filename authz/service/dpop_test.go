@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"net/url"
@@ -194,10 +195,11 @@ func TestDPoPReplayStoreDown(t *testing.T) {
 	rd := redistest.Start(t)
 	a, srv := as(t)
 	deny := replica(t, srv.URL, []string{rd.Addr()}, func(c *config.Config) { c.Resources[0].DPoP = config.BindingRequired })
-	window := replica(t, srv.URL, []string{rd.Addr()}, func(c *config.Config) {
+	var logs syncBuffer
+	window := replicaLog(t, srv.URL, []string{rd.Addr()}, func(c *config.Config) {
 		c.Resources[0].DPoP = config.BindingRequired
 		c.DPoP.OnReplayStoreUnavailable = "iat_window"
-	})
+	}, slog.New(slog.NewTextHandler(&logs, nil)))
 	key := dpoptest.NewKey()
 	tok := boundToken(t, a, srv.URL, map[string]any{"jkt": key.JKT()})
 	// Warm both replicas' token caches, so only the replay store is missing below.
@@ -216,6 +218,15 @@ func TestDPoPReplayStoreDown(t *testing.T) {
 	}
 	if r := dpopCheck(t, window, tok, p); allowed(r) {
 		t.Error("iat_window mode forgot the proof it just accepted")
+	}
+	for range 5 {
+		dpopCheck(t, window, tok, key.Proof("POST", htu, tok, time.Now(), nil))
+	}
+	if n := strings.Count(logs.String(), "DPoP replay store unavailable"); n != 1 {
+		t.Errorf("the outage was logged %d times, want once", n)
+	}
+	if strings.Contains(logs.String(), tok) {
+		t.Error("the token is in the log")
 	}
 }
 
