@@ -51,6 +51,7 @@ type Config struct {
 	IntrospectionClients map[string]string // client id → secret allowed to call /introspect
 	Now                  func() time.Time
 	DPoPWindow           time.Duration // ± around now for a token request proof's iat; default 5m
+	DPoPNonce            bool          // proofs must carry a nonce from this server (RFC 9449 §8)
 }
 
 // MintOptions shape a token minted directly by a test.
@@ -91,7 +92,7 @@ type Server struct {
 	current string                // kid of the RSA key that signs issued tokens
 	nextRSA int
 	opaque  map[string]opaqueToken
-	jtis    jtiMemory // DPoP proofs seen at the token endpoint
+	dpop    dpopState // DPoP proofs seen at the token endpoint, nonce key
 }
 
 // New generates keys (RSA "rsa-1", EC P-256 "ec-1", Ed25519 "ed-1") and returns the server.

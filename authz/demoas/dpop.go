@@ -9,8 +9,11 @@ package demoas
 import (
 	"bytes"
 	"crypto"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -111,6 +114,44 @@ func (s *Server) IssueOpaqueBound(subject, clientID string, scopes []string, res
 	return tok
 }
 
+// dpopState is the token endpoint's DPoP state.
+type dpopState struct {
+	jtis      jtiMemory
+	nonceOnce sync.Once
+	nonceKey  []byte
+}
+
+// errUseNonce is a proof without a current nonce from this server.
+var errUseNonce = errors.New("send the nonce in the DPoP-Nonce header")
+
+// nonce is an HMAC'd timestamp: unpredictable without the per-process key, and checked
+// without remembering the nonces handed out.
+func (s *Server) nonce(at time.Time) string {
+	var ts [8]byte
+	binary.BigEndian.PutUint64(ts[:], uint64(at.Unix()))
+	return base64.RawURLEncoding.EncodeToString(append(ts[:], s.nonceMAC(ts[:])...))
+}
+
+func (s *Server) nonceMAC(ts []byte) []byte {
+	s.dpop.nonceOnce.Do(func() {
+		s.dpop.nonceKey = make([]byte, 32)
+		rand.Read(s.dpop.nonceKey)
+	})
+	m := hmac.New(sha256.New, s.dpop.nonceKey)
+	m.Write(ts)
+	return m.Sum(nil)[:16]
+}
+
+// nonceValid reports whether n is one of this server's nonces, made within window of now.
+func (s *Server) nonceValid(n string, now time.Time, window time.Duration) bool {
+	raw, err := base64.RawURLEncoding.DecodeString(n)
+	if err != nil || len(raw) != 24 || !hmac.Equal(raw[8:], s.nonceMAC(raw[:8])) {
+		return false
+	}
+	at := time.Unix(int64(binary.BigEndian.Uint64(raw[:8])), 0)
+	return !at.Before(now.Add(-window)) && !at.After(now.Add(window))
+}
+
 // jtiMemory remembers the jtis of accepted proofs until their iat window has passed.
 type jtiMemory struct {
 	mu   sync.Mutex
@@ -151,6 +192,11 @@ func (s *Server) tokenBinding(w http.ResponseWriter, r *http.Request, c *Client)
 		return b, false
 	case len(proofs) == 1:
 		jkt, err := s.verifyProof(proofs[0], http.MethodPost, s.cfg.Issuer+"/token")
+		if errors.Is(err, errUseNonce) {
+			w.Header().Set("DPoP-Nonce", s.nonce(s.now()))
+			oauthError(w, http.StatusBadRequest, "use_dpop_nonce", "the DPoP proof needs a nonce from this server: "+err.Error())
+			return b, false
+		}
 		if err != nil {
 			oauthError(w, http.StatusBadRequest, "invalid_dpop_proof", "the DPoP proof is not valid: "+err.Error())
 			return b, false
@@ -240,8 +286,14 @@ func (s *Server) verifyProof(proof, method, target string) (string, error) {
 	if at.Before(now.Add(-window)) || at.After(now.Add(window)) {
 		return "", errors.New("iat is outside the accepted window")
 	}
-	if len(c.Nonce) != 0 {
+	if !s.cfg.DPoPNonce && len(c.Nonce) != 0 {
 		return "", errors.New("this server issued no nonce")
+	}
+	if s.cfg.DPoPNonce {
+		var n string
+		if json.Unmarshal(c.Nonce, &n) != nil || !s.nonceValid(n, now, window) {
+			return "", errUseNonce
+		}
 	}
 	tp, err := jwk.Thumbprint(crypto.SHA256)
 	if err != nil {
@@ -249,7 +301,7 @@ func (s *Server) verifyProof(proof, method, target string) (string, error) {
 	}
 	jkt := base64.RawURLEncoding.EncodeToString(tp)
 	// A proof outlives its window by nothing: after iat+window it fails the iat check anyway.
-	switch fresh, full := s.jtis.once(jkt+" "+c.JTI, at.Add(window), now); {
+	switch fresh, full := s.dpop.jtis.once(jkt+" "+c.JTI, at.Add(window), now); {
 	case full:
 		return "", errors.New("too many recent proofs; retry later")
 	case !fresh:

@@ -294,12 +294,12 @@ func TestDPoPReplayMemoryIsBounded(t *testing.T) {
 	as, srv := startBinding(t, func() time.Time { return now }, false)
 	tokenURL := srv.URL + "/token"
 	key := ecKey(t)
-	as.jtis.mu.Lock()
-	as.jtis.seen = map[string]time.Time{}
+	as.dpop.jtis.mu.Lock()
+	as.dpop.jtis.seen = map[string]time.Time{}
 	for i := 0; i < maxProofJTIs; i++ {
-		as.jtis.seen[randomString(8)] = now.Add(time.Minute)
+		as.dpop.jtis.seen[randomString(8)] = now.Add(time.Minute)
 	}
-	as.jtis.mu.Unlock()
+	as.dpop.jtis.mu.Unlock()
 	if status, out := tokenRequest(t, http.DefaultClient, tokenURL, "demo-dpop", makeProof(t, proofSpec{key: key}, "POST", tokenURL, now)); status != 400 {
 		t.Errorf("full replay memory accepted a proof: %d %v", status, out)
 	}
@@ -307,9 +307,9 @@ func TestDPoPReplayMemoryIsBounded(t *testing.T) {
 	if status, out := tokenRequest(t, http.DefaultClient, tokenURL, "demo-dpop", makeProof(t, proofSpec{key: key}, "POST", tokenURL, now)); status != 200 {
 		t.Errorf("after expiry: %d %v", status, out)
 	}
-	as.jtis.mu.Lock()
-	n := len(as.jtis.seen)
-	as.jtis.mu.Unlock()
+	as.dpop.jtis.mu.Lock()
+	n := len(as.dpop.jtis.seen)
+	as.dpop.jtis.mu.Unlock()
 	if n != 1 {
 		t.Errorf("replay memory holds %d entries after pruning, want 1", n)
 	}
@@ -446,5 +446,64 @@ func TestSameURI(t *testing.T) {
 		if got := sameURI(tc.htu, tc.target); got != tc.same {
 			t.Errorf("sameURI(%q, %q) = %v", tc.htu, tc.target, got)
 		}
+	}
+}
+
+func TestDPoPNonce(t *testing.T) {
+	now := time.Now()
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	as, err := New(Config{
+		Issuer: srv.URL, Clients: []Client{{ID: "demo-dpop", Secret: "demo-secret", Scopes: []string{"mcp:tools"}, DPoP: true}},
+		Resources: []string{"http://r/mcp"}, DefaultResource: "http://r/mcp", DPoPNonce: true,
+		Now: func() time.Time { return now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = as.Handler()
+	tokenURL := srv.URL + "/token"
+	key := ecKey(t)
+	withNonce := func(n any, iat time.Time) string {
+		return makeProof(t, proofSpec{key: key, claims: map[string]any{"jti": randomString(8), "htm": "POST", "htu": tokenURL, "iat": iat.Unix(), "nonce": n}}, "", "", now)
+	}
+	ask := func(proof string) (int, map[string]any, string) {
+		form := url.Values{"grant_type": {"client_credentials"}}
+		req, _ := http.NewRequest("POST", tokenURL, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("demo-dpop", "demo-secret")
+		req.Header.Set("DPoP", proof)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out, resp.Header.Get("DPoP-Nonce")
+	}
+	status, out, nonce := ask(makeProof(t, proofSpec{key: key}, "POST", tokenURL, now))
+	if status != 400 || out["error"] != "use_dpop_nonce" || nonce == "" {
+		t.Fatalf("no nonce: %d %v nonce %q", status, out, nonce)
+	}
+	if status, out, _ := ask(withNonce(nonce, now)); status != 200 || out["token_type"] != "DPoP" {
+		t.Errorf("with the nonce: %d %v", status, out)
+	}
+	raw, _ := base64.RawURLEncoding.DecodeString(nonce)
+	raw[len(raw)-1] ^= 1
+	for name, n := range map[string]any{
+		"forged MAC":    base64.RawURLEncoding.EncodeToString(raw),
+		"not base64":    "!!",
+		"a number":      42,
+		"another nonce": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+	} {
+		if status, out, fresh := ask(withNonce(n, now)); status != 400 || out["error"] != "use_dpop_nonce" || fresh == "" {
+			t.Errorf("%s: %d %v", name, status, out)
+		}
+	}
+	now = now.Add(6 * time.Minute) // the nonce is stale; the proof itself is new
+	if status, out, _ := ask(withNonce(nonce, now)); status != 400 || out["error"] != "use_dpop_nonce" {
+		t.Errorf("stale nonce: %d %v", status, out)
 	}
 }
