@@ -13,6 +13,10 @@
 //   agent-opaque / agent-opaque-secret   opaque access tokens, may hold mcp:tools mcp:read
 //   reader / reader-secret               JWT access tokens, may hold mcp:read only
 //   finance / finance-secret             JWT access tokens, may hold mcp:tools mcp:read; groups ["finance"]
+//   agent-dpop / agent-dpop-secret       DPoP-bound JWT access tokens (RFC 9449: a proof is required
+//                                        at the token endpoint; cnf.jkt), may hold mcp:tools mcp:read
+//   agent-dpop-opaque / ...-secret       DPoP-bound opaque access tokens (introspection: token_type
+//                                        DPoP, cnf.jkt)
 //   rs / rs-secret                       mcp-authz itself: the only client allowed to introspect
 //
 // The groups claim (extraTokenClaims) is what the refund rule of mcp-authz.yaml.in reads.
@@ -33,6 +37,9 @@ const provider = new Provider(`http://127.0.0.1:${PORT}`, {
     // May only ever hold mcp:read: asking it for mcp:tools is invalid_scope at the token endpoint.
     { client_id: 'reader', client_secret: 'reader-secret', scope: 'mcp:read', ...cc },
     { client_id: 'finance', client_secret: 'finance-secret', scope: 'mcp:tools mcp:read', ...cc },
+    // dpop_bound_access_tokens: oidc-provider refuses their token requests without a DPoP proof.
+    { client_id: 'agent-dpop', client_secret: 'agent-dpop-secret', scope: 'mcp:tools mcp:read', dpop_bound_access_tokens: true, ...cc },
+    { client_id: 'agent-dpop-opaque', client_secret: 'agent-dpop-opaque-secret', scope: 'mcp:tools mcp:read', dpop_bound_access_tokens: true, ...cc },
     { client_id: 'rs', client_secret: 'rs-secret', grant_types: [], redirect_uris: [], response_types: [] },
   ],
   scopes: ['mcp:tools', 'mcp:read'],
@@ -43,6 +50,8 @@ const provider = new Provider(`http://127.0.0.1:${PORT}`, {
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
+    // RFC 9449: a token request with a DPoP proof gets a token bound to the proof's key.
+    dPoP: { enabled: true },
     introspection: {
       enabled: true,
       // Only the resource server may introspect (the default lets any authenticated client).
@@ -60,7 +69,7 @@ const provider = new Provider(`http://127.0.0.1:${PORT}`, {
       getResourceServerInfo: (ctx, resource, client) => {
         if (!RESOURCES.includes(resource)) throw new errors.InvalidTarget(`unknown resource ${resource}`);
         const base = { scope: 'mcp:tools mcp:read', audience: resource, accessTokenTTL: 300 };
-        return client.clientId === 'agent-opaque'
+        return ['agent-opaque', 'agent-dpop-opaque'].includes(client.clientId)
           ? { ...base, accessTokenFormat: 'opaque' }
           : { ...base, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } }; // typ at+jwt
       },

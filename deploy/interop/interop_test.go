@@ -125,6 +125,11 @@ func TestInterop(t *testing.T) {
 		}
 	})
 
+	// DPoP (dpop_test.go): oidc-provider binds the tokens to the key oauth4webapi proves.
+	t.Run("DPoP tokens from oidc-provider, proofs from oauth4webapi", func(t *testing.T) {
+		testDPoPTokens(ctx, t, node, resource, issuer)
+	})
+
 	// Each scenario's expectations are checked by client.mjs --expect (run.sh uses the same);
 	// its problems become test errors here.
 	scenarios := []struct{ name, expect, id, secret, scope string }{
