@@ -34,6 +34,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/mcp-authz/mcp-authz/authz/demoas"
+	"github.com/mcp-authz/mcp-authz/authz/dpop"
 )
 
 func writeFile(t *testing.T, name string, data []byte) string {
@@ -413,4 +414,44 @@ func selfSignedCert(t *testing.T, cn string) struct {
 		Certificate [][]byte
 		PrivateKey  *ecdsa.PrivateKey
 	}{[][]byte{der}, k}
+}
+
+// The proofs `check` and `token` make pass the service's own verifier (authz/dpop), for every
+// kind of key file, and the thumbprint `dpop-key` prints is the one it computes: two
+// implementations that must agree.
+func TestProofsPassTheServiceVerifier(t *testing.T) {
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	pkcs8 := func(k any) []byte { b, _ := x509.MarshalPKCS8PrivateKey(k); return b }
+	checker, err := dpop.NewChecker(dpop.Config{ReplayKey: bytes.Repeat([]byte("k"), 32), Replay: dpop.NewReplay(nil, 100, true, nil, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, file := range map[string]string{
+		"ES256 JWK":     writeFile(t, "k.jwk", func() []byte { b, _ := (jose.JSONWebKey{Key: ec}).MarshalJSON(); return b }()),
+		"EdDSA PKCS #8": pemFile(t, "PRIVATE KEY", pkcs8(ed)),
+		"RSA PKCS #1":   pemFile(t, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(rsaKey)),
+	} {
+		k, err := loadDPoPKey(file)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		const tok = "an.access.token"
+		p, err := k.proof("POST", "https://mcp.example.com:8443/tools/mcp?x=1", tok, "", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := checker.Check(context.Background(), dpop.Input{Proof: p, Method: "POST", Origin: "https://mcp.example.com:8443", Path: "/tools/mcp", Token: tok})
+		if err != nil {
+			t.Errorf("%s: the service refuses the proof: %v", name, err)
+			continue
+		}
+		if got.JKT != k.thumbprint() || got.Alg != string(k.alg) {
+			t.Errorf("%s: service sees jkt %s alg %s, the CLI %s %s", name, got.JKT, got.Alg, k.thumbprint(), k.alg)
+		}
+		if _, err := checker.Check(context.Background(), dpop.Input{Proof: p, Method: "POST", Origin: "https://mcp.example.com:8443", Path: "/tools/mcp", Token: tok}); err == nil {
+			t.Errorf("%s: the same proof passed twice", name)
+		}
+	}
 }
