@@ -5,8 +5,10 @@
 // send: the token as Bearer, a proof replayed verbatim, a proof made for another URL, and
 // no proof at all.
 //
-// Usage: node client-dpop.mjs URL CLIENT_ID CLIENT_SECRET ISSUER SCOPE [GRPC_FILE]
+// Usage: node client-dpop.mjs [--expect=dpop] URL CLIENT_ID CLIENT_SECRET ISSUER SCOPE [GRPC_FILE]
 //   URL        the front door's MCP endpoint, e.g. http://127.0.0.1:8080/mcp
+//   --expect=dpop  check the run (run.sh): the JSON gets verdict PASS or FAIL and problems, a
+//              digest goes to stderr, and the exit status is 0 only on PASS.
 //   GRPC_FILE  also write there (mode 0600) {"token", "proofs": [..]}: the token and three
 //              fresh proofs for POST URL that were never sent, for a Check on the gRPC path.
 //              The token goes to that file only, never to stdout.
@@ -16,9 +18,11 @@ import * as oauth from 'oauth4webapi';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
-const [url, clientId, clientSecret, issuer, scope, grpcFile] = process.argv.slice(2);
-if (!scope) {
-  console.error('usage: node client-dpop.mjs URL CLIENT_ID CLIENT_SECRET ISSUER SCOPE [GRPC_FILE]');
+const argv = process.argv.slice(2);
+const expect = argv.find((a) => a.startsWith('--expect='))?.slice('--expect='.length);
+const [url, clientId, clientSecret, issuer, scope, grpcFile] = argv.filter((a) => !a.startsWith('--'));
+if (!scope || (expect && expect !== 'dpop')) {
+  console.error('usage: node client-dpop.mjs [--expect=dpop] URL CLIENT_ID CLIENT_SECRET ISSUER SCOPE [GRPC_FILE]');
   process.exit(2);
 }
 const insecure = { [oauth.allowInsecureRequests]: true }; // loopback http only
@@ -122,7 +126,36 @@ if (grpcFile) {
   for (let i = 0; i < 3; i++) proofs.push((await unsentProof('POST', url)).dpop);
   writeFileSync(grpcFile, JSON.stringify({ token, proofs }), { mode: 0o600 });
 }
+if (expect) {
+  const problems = check(out);
+  Object.assign(out, { expect, verdict: problems.length ? 'FAIL' : 'PASS', problems });
+  process.exitCode = problems.length ? 1 : 0;
+  console.error([
+    `  token: ${out.token.token_type} ${out.token.kind}${out.token.kind === 'jwt' ? ` cnf.jkt ${out.token.cnf_jkt === out.token.key_jkt ? '= the key\'s thumbprint' : 'MISMATCH'}` : ''}`,
+    `  with proofs: ${out.mcp.requests.join(' -> ')}; server saw ${JSON.stringify(out.mcp.tool_result ?? out.mcp.error)}`,
+    ...['as_bearer', 'replay', 'other_url', 'other_method', 'no_proof'].map((k) => `  ${k}: ${out[k].status ?? out[k].error} ${out[k].challenge ?? ''}`),
+    ...problems.map((p) => `  problem: ${p}`),
+  ].join('\n'));
+}
 console.log(JSON.stringify(out));
+
+// The end-to-end expectations (dpop_test.go checks the same, and the gRPC path besides).
+function check(r) {
+  const problems = [];
+  const bad = (m) => problems.push(m);
+  if (r.token.token_type !== 'dpop') bad(`token_type ${r.token.token_type}, want dpop`);
+  if (r.token.kind === 'jwt' && r.token.cnf_jkt !== r.token.key_jkt) bad(`cnf.jkt ${r.token.cnf_jkt} is not the key's ${r.token.key_jkt}`);
+  const t = r.mcp.tool_result;
+  if (!r.mcp.ok) bad(`MCP client with DPoP proofs failed: ${r.mcp.error}`);
+  else if (t.client_id !== clientId || t.authorization_seen || t.dpop_seen || t.token_binding !== 'dpop') {
+    bad(`the MCP server saw ${JSON.stringify(t)}: want client_id ${clientId}, no Authorization, no DPoP, x-auth-token-binding dpop`);
+  }
+  for (const [k, want] of [['as_bearer', 'error="invalid_token"'], ['replay', 'error="invalid_dpop_proof"'],
+    ['other_url', 'error="invalid_dpop_proof"'], ['other_method', 'error="invalid_dpop_proof"'], ['no_proof', 'error="']]) {
+    if (r[k].status !== 401 || !r[k].challenge?.includes(want)) bad(`${k}: ${JSON.stringify(r[k])}, want 401 with ${want}`);
+  }
+  return problems;
+}
 
 // What a JWT access token says about its binding; an opaque token says nothing here.
 function describe(t) {

@@ -79,11 +79,23 @@ func runDPoPClient(ctx context.Context, t *testing.T, node, resource, issuer, id
 	return r, m
 }
 
+// dpopClients are the runs of client-dpop.mjs, one per DPoP client of as.mjs: what each
+// printed and what it left for the gRPC path.
+type dpopClients map[string]dpopClient
+
+type dpopClient struct {
+	run dpopRun
+	m   grpcMaterial
+}
+
 // The premise of the DPoP scenarios: oidc-provider binds the tokens it issues to the key
 // oauth4webapi proved at its token endpoint: cnf.jkt in the JWT, token_type DPoP and cnf.jkt
-// in the introspection answer for the opaque one.
-func testDPoPTokens(ctx context.Context, t *testing.T, node, resource, issuer string) {
-	jwt, _ := runDPoPClient(ctx, t, node, resource, issuer, "agent-dpop")
+// in the introspection answer for the opaque one. It returns the runs, which made the
+// end-to-end requests too (testDPoPThroughMCPAuthz checks those).
+func testDPoPTokens(ctx context.Context, t *testing.T, node, resource, issuer string) dpopClients {
+	runs := dpopClients{}
+	jwt, jm := runDPoPClient(ctx, t, node, resource, issuer, "agent-dpop")
+	runs["agent-dpop"] = dpopClient{jwt, jm}
 	if jwt.Token.TokenType != "dpop" || jwt.Token.Kind != "jwt" || jwt.Token.CnfJKT == "" || jwt.Token.CnfJKT != jwt.Token.KeyJKT || jwt.Token.Aud != resource {
 		t.Errorf("agent-dpop's token %+v: want token_type dpop, a JWT for %s whose cnf.jkt is the client key's thumbprint", jwt.Token, resource)
 	}
@@ -91,6 +103,7 @@ func testDPoPTokens(ctx context.Context, t *testing.T, node, resource, issuer st
 		t.Errorf("oidc-provider's metadata advertises DPoP algs %v, without ES256", jwt.ASDPoPAlgs)
 	}
 	opaque, m := runDPoPClient(ctx, t, node, resource, issuer, "agent-dpop-opaque")
+	runs["agent-dpop-opaque"] = dpopClient{opaque, m}
 	if opaque.Token.TokenType != "dpop" || opaque.Token.Kind != "opaque" {
 		t.Errorf("agent-dpop-opaque's token %+v: want an opaque DPoP token", opaque.Token)
 	}
@@ -101,21 +114,28 @@ func testDPoPTokens(ctx context.Context, t *testing.T, node, resource, issuer st
 		t.Errorf("introspection of the opaque DPoP token: %v; want active, token_type DPoP, cnf.jkt %s, aud %s", in, opaque.Token.KeyJKT, resource)
 	}
 	// The proofs oauth4webapi made for the gRPC half are what mcp-authz will check.
-	for _, p := range m.Proofs {
+	for _, p := range append(jm.Proofs, m.Proofs...) {
 		h, c := jwtPart(t, p, 0), jwtPart(t, p, 1)
-		sum := sha256.Sum256([]byte(m.Token))
-		if h["typ"] != "dpop+jwt" || h["alg"] != "ES256" || c["htm"] != "POST" || c["htu"] != resource || c["ath"] != base64.RawURLEncoding.EncodeToString(sum[:]) || c["jti"] == nil {
+		jsum, osum := sha256.Sum256([]byte(jm.Token)), sha256.Sum256([]byte(m.Token))
+		if ath := c["ath"]; ath != base64.RawURLEncoding.EncodeToString(jsum[:]) && ath != base64.RawURLEncoding.EncodeToString(osum[:]) {
+			t.Errorf("proof ath %v is the hash of neither token", ath)
+		}
+		if h["typ"] != "dpop+jwt" || h["alg"] != "ES256" || c["htm"] != "POST" || c["htu"] != resource || c["jti"] == nil {
 			t.Errorf("proof header %v claims %v: want typ dpop+jwt, ES256, htm POST, htu %s, ath of the token", h, c, resource)
 		}
 	}
+	return runs
 }
 
 // testDPoPThroughMCPAuthz: the DPoP scenarios end to end, through nginx (forward-auth, which
 // sees the Authorization and DPoP headers) and on the ext_authz gRPC path.
-func testDPoPThroughMCPAuthz(ctx context.Context, t *testing.T, node, resource, issuer, grpcAddr, front string) {
+func testDPoPThroughMCPAuthz(ctx context.Context, t *testing.T, runs dpopClients, resource, grpcAddr, front string) {
 	for _, id := range []string{"agent-dpop", "agent-dpop-opaque"} {
 		t.Run(id, func(t *testing.T) {
-			r, m := runDPoPClient(ctx, t, node, resource, issuer, id)
+			r, m := runs[id].run, runs[id].m
+			if m.Token == "" {
+				t.Fatal("client-dpop.mjs did not run for " + id)
+			}
 			t.Logf("%s: MCP requests %v; as Bearer %+v; replay %+v; other URL %+v; other method %+v; no proof %+v",
 				id, r.MCP.Requests, r.AsBearer, r.Replay, r.OtherURL, r.OtherMethod, r.NoProof)
 			tr := r.MCP.ToolResult

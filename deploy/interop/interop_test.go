@@ -69,6 +69,7 @@ func TestInterop(t *testing.T) {
 	payments := resource + "/payments"     // the SDK 2.x server, with the refund rule
 	issuer := "http://" + asAddr
 
+	asTLS := setupASTLS(t, dir) // oidc-provider's https listener, for certificate-bound tokens (mtls_test.go)
 	logs["oidc-provider"] = start(ctx, t, dir, "oidc-provider", asAddr, node, "as.mjs", port(asAddr), resource, payments)
 	serverLog := start(ctx, t, dir, "mcp-server", upstream, node, "server.mjs", port(upstream))
 	logs["MCP server"] = serverLog
@@ -123,11 +124,6 @@ func TestInterop(t *testing.T) {
 		if in["active"] != true || in["aud"] != resource || in["client_id"] != "agent-opaque" || in["scope"] != "mcp:tools" {
 			t.Errorf("introspection answer %v: want active, aud %s, client_id agent-opaque, scope mcp:tools", in, resource)
 		}
-	})
-
-	// DPoP (dpop_test.go): oidc-provider binds the tokens to the key oauth4webapi proves.
-	t.Run("DPoP tokens from oidc-provider, proofs from oauth4webapi", func(t *testing.T) {
-		testDPoPTokens(ctx, t, node, resource, issuer)
 	})
 
 	// Each scenario's expectations are checked by client.mjs --expect (run.sh uses the same);
@@ -339,6 +335,16 @@ func TestInterop(t *testing.T) {
 				t.Errorf("/metrics lacks %s", want)
 			}
 		}
+	})
+
+	// Sender-constrained tokens, last: their tool calls are not among those counted above.
+	// DPoP (dpop_test.go): oidc-provider binds the tokens to the key oauth4webapi proves.
+	t.Run("DPoP tokens from oidc-provider, proofs from oauth4webapi", func(t *testing.T) {
+		testDPoPTokens(ctx, t, node, resource, issuer)
+	})
+	// RFC 8705 (mtls_test.go): oidc-provider binds agent-mtls's token to its TLS client certificate.
+	t.Run("certificate-bound token from oidc-provider", func(t *testing.T) {
+		testMTLSToken(ctx, t, asTLS, resource)
 	})
 }
 
