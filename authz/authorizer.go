@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/mcp-authz/mcp-authz/authz/dpop"
 	"github.com/mcp-authz/mcp-authz/authz/identity"
 )
 
@@ -110,6 +111,9 @@ type Options struct {
 	// every origin ("*"). The metadata document is always readable from any origin.
 	CORSAllowedOrigins []string
 
+	// DPoP checks proofs (RFC 9449) for resources that accept DPoP; required when one does.
+	DPoP *dpop.Checker
+
 	Now    func() time.Time
 	Logger *slog.Logger
 }
@@ -133,6 +137,7 @@ type Authorizer struct {
 	keyScheme string
 	// corsOrigins: the allow-list of origins for denials; nil: any origin ("*", precomputed).
 	corsOrigins map[string]bool
+	dpop        *dpop.Checker
 	shared      atomic.Uint32 // the last Decision.Shared number given
 	now         func() time.Time
 	log         *slog.Logger
@@ -144,6 +149,11 @@ func New(o Options) (*Authorizer, error) {
 	a := &Authorizer{
 		v: o.Verifiers, cache: o.Cache, maxTTL: o.CacheMaxTTL, negTTL: o.NegativeTTL,
 		skew: o.ClockSkew, implies: o.ScopeImplies, claim: o.ClaimWait, now: o.Now, log: o.Logger,
+		dpop: o.DPoP,
+	}
+	var dpopAlgs []string
+	if o.DPoP != nil {
+		dpopAlgs = o.DPoP.AlgList()
 	}
 	if sc := strings.ToLower(o.Verifiers.APIKeyScheme); sc != "" && sc != "bearer" {
 		if o.Verifiers.APIKeys == nil {
@@ -184,12 +194,15 @@ func New(o Options) (*Authorizer, error) {
 	}
 	var errs []error
 	for i, r := range o.Resources {
-		rt, err := newRoute(r, a.corsOrigins == nil)
+		rt, err := newRoute(r, a.corsOrigins == nil, dpopAlgs)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("resources[%d]: %w", i, err))
 			continue
 		}
 		rt.denials.withUnavailable(rt, o.Unavailable)
+		if r.DPoP != BindingOff {
+			rt.dpDenials.withUnavailable(rt, o.Unavailable)
+		}
 		rt.numberShared(a.nextShared)
 		a.routes = append(a.routes, rt)
 	}
@@ -262,27 +275,51 @@ func (a *Authorizer) check(ctx context.Context, req *Request) *Decision {
 			return a.checkAPIKey(ctx, rt, req, path, key)
 		}
 	}
-	token, cred := extractBearer(authzHeader, present, query)
+	token, cred, sc := extractCredential(authzHeader, present, query, rt.DPoP != BindingOff)
+	ds := &rt.denials
+	if sc == schemeDPoP {
+		ds = &rt.dpDenials
+	}
 	switch cred {
 	case credNone:
-		return rt.denials.missing
+		return ds.missing
 	case credMultiple:
-		return rt.denials.multiple
+		if sc == schemeBoth {
+			return rt.dpDenials.both
+		}
+		return ds.multiple
 	case credInQuery:
-		return rt.denials.query
+		return ds.query
 	case credMalformed:
-		return withErr(rt.denials.invalid, errMalformed)
+		return withErr(ds.invalid, errMalformed)
+	}
+	if sc == schemeBearer && rt.DPoP == BindingRequired {
+		return withErr(rt.dpDenials.dpopOnly, errDPoPOnly)
+	}
+	var proof dpop.Proof
+	if sc == schemeDPoP {
+		var d *Decision
+		if proof, d = a.checkProof(ctx, rt, req, rawPath, token); d != nil {
+			return d
+		}
 	}
 
 	id, tier, err := a.verify(ctx, token)
 	var d *Decision
 	switch {
 	case err == nil:
-		d = a.authorize(rt, req, path, &id)
+		if err := a.binding(rt, req, sc, &proof, &id); err != nil {
+			d = withErr(ds.invalid, err)
+		} else {
+			d = a.authorize(rt, ds, req, path, &id)
+			if d.Allow {
+				a.allowBound(rt, d, sc, &proof, &id)
+			}
+		}
 	case errors.Is(err, identity.ErrUnavailable):
-		d = withErr(rt.denials.unavailable, err)
+		d = withErr(ds.unavailable, err)
 	default:
-		d = withErr(rt.denials.invalid, err)
+		d = withErr(ds.invalid, err)
 	}
 	d.Tier = tier // d is this request's own: authorize and withErr never return a shared one
 	return d
@@ -291,21 +328,21 @@ func (a *Authorizer) check(ctx context.Context, req *Request) *Decision {
 // authorize applies the resource's own checks to a verified identity, then what the request's
 // operations need: scopes first (the resource's, the operation's, the matching rules'), so a
 // client that can step up is told every scope at once, then the rules' conditions.
-func (a *Authorizer) authorize(rt *route, req *Request, path string, id *identity.Identity) *Decision {
+func (a *Authorizer) authorize(rt *route, ds *denials, req *Request, path string, id *identity.Identity) *Decision {
 	if err := a.fitsResource(rt, id); err != nil {
-		return withErr(rt.denials.invalid, err)
+		return withErr(ds.invalid, err)
 	}
 	if missing := a.missingScope(id, rt.RequiredScopes); missing != "" {
-		return withErr(rt.denials.insufficient, fmt.Errorf("missing scope %q", missing))
+		return withErr(ds.insufficient, fmt.Errorf("missing scope %q", missing))
 	}
 	v := opView{method: req.Method, path: path}
 	if rt.MCP != nil || rt.rules.readsOps {
 		ops, hasOps, err := requestOperations(req, rt.rules.readsArgs)
 		if err != nil {
 			if errors.Is(err, errHeaderMismatch) {
-				return withErr(rt.denials.mismatch, err)
+				return withErr(ds.mismatch, err)
 			}
-			return withErr(rt.denials.operation, err)
+			return withErr(ds.operation, err)
 		}
 		v.ops, v.hasOps = ops, hasOps
 	}
@@ -315,7 +352,7 @@ func (a *Authorizer) authorize(rt *route, req *Request, path string, id *identit
 			err = rt.rules.repeatedHeaderRead(req)
 		}
 		if err != nil {
-			return withErr(rt.denials.operation, err)
+			return withErr(ds.operation, err)
 		}
 		v.params = params
 	}
@@ -335,7 +372,7 @@ func (a *Authorizer) authorize(rt *route, req *Request, path string, id *identit
 		if missing := a.missingScope(id, extra); missing != "" {
 			// One challenge naming every scope the operation needs, not only the missing one.
 			need := joinScopes(unionScopes(rt.RequiredScopes, extra))
-			return withErr(rt.denials.insufficientFor(rt, need, desc), fmt.Errorf("operation needs scope %q", missing))
+			return withErr(ds.insufficientFor(rt, need, desc), fmt.Errorf("operation needs scope %q", missing))
 		}
 	}
 	var denied *Decision
@@ -391,7 +428,7 @@ func (a *Authorizer) checkAPIKey(ctx context.Context, rt *route, req *Request, p
 	if err != nil {
 		return withErr(rt.denials.invalid, err)
 	}
-	return a.authorize(rt, req, path, &id)
+	return a.authorize(rt, &rt.denials, req, path, &id)
 }
 
 var (
@@ -798,6 +835,7 @@ func (a *Authorizer) allow(rt *route, id *identity.Identity) *Decision {
 		add(h.Scopes, strings.Join(id.Scopes, " "))
 	}
 	add(h.Issuer, id.Issuer)
+	add(h.Binding, bindingName(id))
 	for _, c := range rt.claimHeaders {
 		if raw, ok := id.Claims[c.claim]; ok {
 			if v, ok := identity.ClaimText(raw); ok {

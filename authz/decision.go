@@ -65,7 +65,9 @@ type Decision struct {
 	Headers []Header
 	// Remove: on allow, header names removed from the upstream request.
 	Remove []string
-	Body   []byte // denial body
+	// ResponseHeaders: on allow, added to the response the client gets (a new DPoP-Nonce).
+	ResponseHeaders []Header
+	Body            []byte // denial body
 
 	Resource string             // name of the matched resource, "" when none
 	Identity *identity.Identity // on allow with a token

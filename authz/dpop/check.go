@@ -29,6 +29,9 @@ type Config struct {
 	// thumbprint and cannot be fed colliding entries. Required.
 	ReplayKey []byte
 	Replay    *Replay
+	// DenyWhenReplayDown: a failing shared replay store refuses proofs, rather than leaving
+	// only the iat window and this replica's memory against replays.
+	DenyWhenReplayDown bool
 	// Nonces, when set, makes every proof carry a nonce it issued (RFC 9449 §9).
 	Nonces *Nonces
 	Now    func() time.Time
@@ -41,6 +44,7 @@ type Checker struct {
 	window    time.Duration
 	replayKey []byte
 	replay    *Replay
+	deny      bool
 	nonces    *Nonces
 	now       func() time.Time
 }
@@ -48,7 +52,7 @@ type Checker struct {
 // NewChecker validates c.
 func NewChecker(c Config) (*Checker, error) {
 	k := &Checker{algs: map[string]bool{}, window: c.Window + c.Skew, replayKey: c.ReplayKey,
-		replay: c.Replay, nonces: c.Nonces, now: c.Now}
+		replay: c.Replay, deny: c.DenyWhenReplayDown, nonces: c.Nonces, now: c.Now}
 	algs := c.Algs
 	if len(algs) == 0 {
 		algs = DefaultAlgs
@@ -123,7 +127,7 @@ func (k *Checker) Check(ctx context.Context, in Input) (Proof, error) {
 	}
 	// Remembered until no iat window could accept the proof again.
 	ttl := p.IAT.Add(k.window).Sub(now) + time.Second
-	first, err := k.replay.FirstUse(ctx, k.replayID(p), ttl)
+	first, err := k.replay.FirstUse(ctx, k.replayID(p), ttl, k.deny)
 	if err != nil {
 		return Proof{}, err
 	}

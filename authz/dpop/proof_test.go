@@ -101,7 +101,7 @@ func claims(jti string) map[string]any {
 func newChecker(t testing.TB, mut func(*Config)) *Checker {
 	t.Helper()
 	c := Config{ReplayKey: []byte("0123456789abcdef0123456789abcdef"), Now: func() time.Time { return t0 }}
-	c.Replay = NewReplay(nil, 100, true, nil, c.Now)
+	c.Replay = NewReplay(nil, 100, nil, c.Now)
 	if mut != nil {
 		mut(&c)
 	}
@@ -296,11 +296,11 @@ func TestSameURI(t *testing.T) {
 }
 
 func TestReplayMemoryBounded(t *testing.T) {
-	r := NewReplay(nil, 1000, false, nil, func() time.Time { return t0 })
+	r := NewReplay(nil, 1000, nil, func() time.Time { return t0 })
 	for i := 0; i < 100_000; i++ {
 		var id [32]byte
 		id[0], id[1], id[2] = byte(i), byte(i>>8), byte(i>>16)
-		if first, _ := r.FirstUse(context.Background(), id, time.Minute); !first {
+		if first, _ := r.FirstUse(context.Background(), id, time.Minute, false); !first {
 			t.Fatalf("id %d seen before", i)
 		}
 	}
@@ -320,15 +320,14 @@ func (downStore) FirstUse(context.Context, [32]byte, time.Duration) (bool, error
 
 func TestReplayStoreDown(t *testing.T) {
 	var id [32]byte
-	deny := NewReplay(downStore{}, 10, true, nil, nil)
-	if _, err := deny.FirstUse(context.Background(), id, time.Minute); !errors.Is(err, ErrReplayUnavailable) {
+	r := NewReplay(downStore{}, 10, nil, nil)
+	if _, err := r.FirstUse(context.Background(), id, time.Minute, true); !errors.Is(err, ErrReplayUnavailable) {
 		t.Fatalf("deny mode: %v", err)
 	}
-	window := NewReplay(downStore{}, 10, false, nil, nil)
-	if first, err := window.FirstUse(context.Background(), id, time.Minute); !first || err != nil {
+	if first, err := r.FirstUse(context.Background(), id, time.Minute, false); !first || err != nil {
 		t.Fatalf("iat_window mode, first use: %v %v", first, err)
 	}
-	if first, _ := window.FirstUse(context.Background(), id, time.Minute); first {
+	if first, _ := r.FirstUse(context.Background(), id, time.Minute, false); first {
 		t.Fatal("iat_window mode forgot the replica's own record")
 	}
 }

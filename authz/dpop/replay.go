@@ -21,22 +21,22 @@ type Store interface {
 // With a shared store, a proof used at one replica is refused at every other. Without one
 // (no Redis configured), each replica remembers only its own proofs: a proof captured in
 // transit can then be replayed once at each other replica within its iat window.
+//
+// One Replay serves a process for its lifetime: a configuration reload keeps what it
+// remembers.
 type Replay struct {
 	shared Store
-	// denyWhenDown: the shared store failing refuses proofs (ErrReplayUnavailable) rather than
-	// relying on the iat window and this replica's memory.
-	denyWhenDown bool
-	local        *memory
-	down         atomic.Bool
-	log          *slog.Logger
-	now          func() time.Time
+	local  *memory
+	down   atomic.Bool
+	log    *slog.Logger
+	now    func() time.Time
 }
 
 // DefaultMemory is how many proofs one replica remembers by default.
 const DefaultMemory = 65536
 
 // NewReplay: shared may be nil; memory bounds this replica's own record (entries, > 0).
-func NewReplay(shared Store, memory int, denyWhenDown bool, log *slog.Logger, now func() time.Time) *Replay {
+func NewReplay(shared Store, memory int, log *slog.Logger, now func() time.Time) *Replay {
 	if memory <= 0 {
 		memory = DefaultMemory
 	}
@@ -46,11 +46,13 @@ func NewReplay(shared Store, memory int, denyWhenDown bool, log *slog.Logger, no
 	if now == nil {
 		now = time.Now
 	}
-	return &Replay{shared: shared, denyWhenDown: denyWhenDown, local: newMemory(memory), log: log, now: now}
+	return &Replay{shared: shared, local: newMemory(memory), log: log, now: now}
 }
 
-// FirstUse records id and reports whether it was new.
-func (r *Replay) FirstUse(ctx context.Context, id [32]byte, ttl time.Duration) (bool, error) {
+// FirstUse records id and reports whether it was new. denyWhenDown: when the shared store
+// fails, refuse (ErrReplayUnavailable) rather than rely on the iat window and this replica's
+// memory.
+func (r *Replay) FirstUse(ctx context.Context, id [32]byte, ttl time.Duration, denyWhenDown bool) (bool, error) {
 	if r.shared != nil {
 		first, err := r.shared.FirstUse(ctx, id, ttl)
 		if err == nil {
@@ -60,13 +62,13 @@ func (r *Replay) FirstUse(ctx context.Context, id [32]byte, ttl time.Duration) (
 			return first, nil
 		}
 		if r.down.CompareAndSwap(false, true) {
-			if r.denyWhenDown {
+			if denyWhenDown {
 				r.log.Error("DPoP replay store unavailable: refusing DPoP proofs until it is back (dpop.on_replay_store_unavailable: deny)", "error", err)
 			} else {
 				r.log.Warn("DPoP replay store unavailable: accepting proofs within their iat window, checked against this replica's memory only (dpop.on_replay_store_unavailable: iat_window)", "error", err)
 			}
 		}
-		if r.denyWhenDown {
+		if denyWhenDown {
 			return false, fmt.Errorf("%w: %v", ErrReplayUnavailable, err)
 		}
 	}
