@@ -424,7 +424,7 @@ func TestProofsPassTheServiceVerifier(t *testing.T) {
 	_, ed, _ := ed25519.GenerateKey(rand.Reader)
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
 	pkcs8 := func(k any) []byte { b, _ := x509.MarshalPKCS8PrivateKey(k); return b }
-	checker, err := dpop.NewChecker(dpop.Config{ReplayKey: bytes.Repeat([]byte("k"), 32), Replay: dpop.NewReplay(nil, 100, true, nil, nil)})
+	checker, err := dpop.NewChecker(dpop.Config{ReplayKey: bytes.Repeat([]byte("k"), 32), Replay: dpop.NewReplay(nil, 100, nil, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
