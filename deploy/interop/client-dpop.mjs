@@ -108,7 +108,8 @@ out.as_bearer = await status(() => fetch(url, { method: 'POST', headers: { ...mc
 
 // 4. A request that was allowed, sent again byte for byte: its proof's jti was used.
 const accepted = sent.find((s) => s.init.method === 'POST' && s.status === 200);
-out.replay = accepted ? await status(() => fetch(accepted.url, accepted.init)) : { error: 'no accepted POST to replay' };
+// (Without the SDK's AbortSignal, which ended with its request.)
+out.replay = accepted ? await status(() => fetch(accepted.url, { ...accepted.init, signal: undefined })) : { error: 'no accepted POST to replay' };
 
 // 5. A fresh proof, but made for another URL (htu) of the same origin.
 const other = await unsentProof('POST', `${target.origin}/elsewhere`);

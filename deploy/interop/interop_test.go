@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -339,12 +340,24 @@ func TestInterop(t *testing.T) {
 
 	// Sender-constrained tokens, last: their tool calls are not among those counted above.
 	// DPoP (dpop_test.go): oidc-provider binds the tokens to the key oauth4webapi proves.
+	var runs dpopClients
 	t.Run("DPoP tokens from oidc-provider, proofs from oauth4webapi", func(t *testing.T) {
-		testDPoPTokens(ctx, t, node, resource, issuer)
+		runs = testDPoPTokens(ctx, t, node, resource, issuer)
+	})
+	t.Run("DPoP through nginx and on the gRPC path", func(t *testing.T) {
+		testDPoPThroughMCPAuthz(ctx, t, runs, resource, svc.GRPCAddr(), front)
 	})
 	// RFC 8705 (mtls_test.go): oidc-provider binds agent-mtls's token to its TLS client certificate.
+	var mtlsTok string
+	var mtlsCert tls.Certificate
 	t.Run("certificate-bound token from oidc-provider", func(t *testing.T) {
-		testMTLSToken(ctx, t, asTLS, resource)
+		mtlsTok, mtlsCert = testMTLSToken(ctx, t, asTLS, resource)
+	})
+	t.Run("certificate-bound token on the gRPC path", func(t *testing.T) {
+		if mtlsTok == "" {
+			t.Fatal("no certificate-bound token: the subtest above failed")
+		}
+		testMTLSThroughMCPAuthz(ctx, t, mtlsTok, mtlsCert, svc.GRPCAddr(), front, resource)
 	})
 }
 
