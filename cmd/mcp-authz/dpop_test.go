@@ -455,3 +455,98 @@ func TestProofsPassTheServiceVerifier(t *testing.T) {
 		}
 	}
 }
+
+// The demo end to end: demo-dpop's token, got with `token -dpop-key`, is allowed with the
+// proofs `check -dpop-key` makes, and refused as Bearer, with another key's proofs, and
+// with a proof for another URL.
+func TestDemoDPoPEndToEnd(t *testing.T) {
+	_, grpcAddr, _, as := startDemo(t)
+	dir := t.TempDir()
+	key, other := filepath.Join(dir, "dpop.jwk"), filepath.Join(dir, "other.jwk")
+	for _, f := range []string{key, other} {
+		if _, _, err := runCmd("dpop-key", f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, errb, err := runCmd("token", "-token-url", "http://"+as+"/token", "-client", "demo-dpop", "-dpop-key", key)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errb)
+	}
+	tok := strings.TrimSpace(out)
+	base := []string{"check", "-addr", grpcAddr, "-host", "localhost:8080", "-path", "/mcp", "-token", tok}
+	out, errb, err = runCmd(append(base, "-dpop-key", key)...)
+	if err != nil || !strings.Contains(out, `"x-auth-token-binding"`) || !strings.Contains(out, `"dpop"`) {
+		t.Fatalf("with proofs: %v\n%s\n%s", err, out, errb)
+	}
+	for name, c := range map[string]struct {
+		args []string
+		want string
+	}{
+		"as Bearer":               {base, `error=\"invalid_token\"`},
+		"another key's proof":     {append(base, "-dpop-key", other), `error=\"invalid_token\"`},
+		"a proof for another URL": {append(base, "-dpop-key", key, "-htu", "http://localhost:8080/elsewhere"), `error=\"invalid_dpop_proof\"`},
+	} {
+		out, _, err := runCmd(c.args...)
+		var code exitCode
+		if !errors.As(err, &code) || code.code != exitDenied401 || !strings.Contains(out, c.want) {
+			t.Errorf("%s: %v, want exit %d with %s\n%s", name, err, exitDenied401, c.want, out)
+		}
+	}
+}
+
+// `check -cert` against a running service: a certificate-bound token (RFC 8705) is allowed
+// with its certificate, and refused with another one or none.
+func TestCheckCertificateEndToEnd(t *testing.T) {
+	srv := httptest.NewServer(nil)
+	t.Cleanup(srv.Close)
+	as, err := demoas.New(demoas.Config{Issuer: srv.URL, Resources: []string{"http://localhost:8080/mcp"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = as.Handler()
+	bound, other := selfSignedCert(t, "bound"), selfSignedCert(t, "other")
+	dir := t.TempDir()
+	boundFile, otherFile := filepath.Join(dir, "bound.pem"), filepath.Join(dir, "other.pem")
+	os.WriteFile(boundFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: bound.Certificate[0]}), 0o600)
+	os.WriteFile(otherFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: other.Certificate[0]}), 0o600)
+	now := time.Now()
+	tok, err := as.Mint(map[string]any{"iss": srv.URL, "sub": "svc", "aud": "http://localhost:8080/mcp", "scope": "mcp:tools",
+		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}, demoas.MintOptions{Bind: demoas.Binding{X5T: demoas.CertThumbprint(bound.Certificate[0])}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	grpcAddr := freeAddr(t)
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte("listen:\n  grpc: "+grpcAddr+"\n  http: \"\"\nshutdown: {drain: 0s}\ndev: {allow_http: true}\nissuers:\n  - issuer: "+srv.URL+
+		"\nresources:\n  - resource: http://localhost:8080/mcp\n    scopes: {required: [mcp:tools]}\n    mtls_bound: allowed\n"), 0o600)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var logs syncBuffer
+	go func() {
+		done <- run(ctx, []string{"serve", cfg}, func(string) string { return "" }, &bytes.Buffer{}, &logs)
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v\n%s", err, logs.String())
+		}
+	}()
+	base := []string{"check", "-addr", grpcAddr, "-host", "localhost:8080", "-path", "/mcp", "-token", tok}
+	var out, errb string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if out, errb, err = runCmd(append(base, "-cert", boundFile)...); !strings.Contains(fmtErr(err), "connection refused") {
+			break
+		}
+	}
+	if err != nil || !strings.Contains(out, `"mtls"`) {
+		t.Fatalf("with its certificate: %v\n%s\n%s\n%s", err, out, errb, logs.String())
+	}
+	for name, args := range map[string][]string{"another certificate": append(base, "-cert", otherFile), "no certificate": base} {
+		out, _, err := runCmd(args...)
+		var code exitCode
+		if !errors.As(err, &code) || code.code != exitDenied401 || !strings.Contains(out, `error=\"invalid_token\"`) {
+			t.Errorf("%s: %v, want exit %d invalid_token\n%s", name, err, exitDenied401, out)
+		}
+	}
+}
