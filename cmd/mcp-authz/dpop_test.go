@@ -550,3 +550,37 @@ func TestCheckCertificateEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+// check-config -envoy holds a configuration with DPoP or certificate-bound tokens against the
+// Envoy bootstrap that is to send them.
+func TestCheckConfigSenderConstrainedEnvoy(t *testing.T) {
+	src, err := os.ReadFile("../../deploy/config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	withBinding := func(lines string) string {
+		out := strings.Replace(string(src), "    scopes:\n", lines+"    scopes:\n", 1)
+		if out == string(src) {
+			t.Fatal("fixture no longer has a resource scopes block")
+		}
+		return writeFile(t, "c.yaml", []byte(out))
+	}
+	dpopCfg, mtlsCfg := withBinding("    dpop: required\n"), withBinding("    mtls_bound: required\n")
+	for _, c := range []struct {
+		name, envoy, cfg, want string
+	}{
+		{"DPoP, gRPC", "../../envoy/envoy.yaml", dpopCfg, ""},
+		{"DPoP, HTTP service", "../../envoy/envoy-http.yaml", dpopCfg, ""},
+		{"mTLS, the client-certificate example", "../../envoy/envoy-client-mtls.yaml", mtlsCfg, ""},
+		{"mTLS, gRPC without the certificate", "../../envoy/envoy.yaml", mtlsCfg, "resources[0].mtls_bound accept sender-constrained tokens, but:\n  listener \"mcp\", filter \"envoy.filters.http.ext_authz\": no include_peer_certificate"},
+		{"mTLS, HTTP service", "../../envoy/envoy-http.yaml", mtlsCfg, `lacks "x-forwarded-client-cert"`},
+	} {
+		_, _, err := runCmd("check-config", "-envoy", c.envoy, c.cfg)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: refused: %v", c.name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+}

@@ -159,7 +159,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 func checkConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	envoyFile := fs.String("envoy", "", "also check that this Envoy bootstrap sends what per-operation rules read")
+	envoyFile := fs.String("envoy", "", "also check that this Envoy bootstrap sends what per-operation rules and sender-constrained tokens (dpop, mtls_bound) need")
 	flagPath := fs.String("config", "", "configuration file (YAML); or give it as the argument")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -193,17 +193,37 @@ func checkConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 			perOp = append(perOp, fmt.Sprintf("resources[%d].rules", i))
 		}
 	}
-	if *envoyFile != "" && len(perOp) > 0 {
+	var dpopKeys, mtlsKeys []string
+	for i, r := range cfg.Resources {
+		if r.DPoP == config.BindingAllowed || r.DPoP == config.BindingRequired {
+			dpopKeys = append(dpopKeys, fmt.Sprintf("resources[%d].dpop", i))
+		}
+		if r.MTLSBound == config.BindingAllowed || r.MTLSBound == config.BindingRequired {
+			mtlsKeys = append(mtlsKeys, fmt.Sprintf("resources[%d].mtls_bound", i))
+		}
+	}
+	if *envoyFile != "" && len(perOp)+len(dpopKeys)+len(mtlsKeys) > 0 {
 		src, err := os.ReadFile(*envoyFile)
 		if err != nil {
 			return fmt.Errorf("-envoy: %v", err)
 		}
-		problems, err := envoy.CheckPerOperation(src)
-		if err != nil {
-			return fmt.Errorf("-envoy %s: %v", *envoyFile, err)
+		if len(perOp) > 0 {
+			problems, err := envoy.CheckPerOperation(src)
+			if err != nil {
+				return fmt.Errorf("-envoy %s: %v", *envoyFile, err)
+			}
+			if len(problems) > 0 {
+				return fmt.Errorf("-envoy %s: %s has per-operation rules, but:\n  %s", *envoyFile, strings.Join(perOp, ", "), strings.Join(problems, "\n  "))
+			}
 		}
-		if len(problems) > 0 {
-			return fmt.Errorf("-envoy %s: %s has per-operation rules, but:\n  %s", *envoyFile, strings.Join(perOp, ", "), strings.Join(problems, "\n  "))
+		if len(dpopKeys)+len(mtlsKeys) > 0 {
+			problems, err := envoy.CheckSenderConstrained(src, len(dpopKeys) > 0, len(mtlsKeys) > 0)
+			if err != nil {
+				return fmt.Errorf("-envoy %s: %v", *envoyFile, err)
+			}
+			if len(problems) > 0 {
+				return fmt.Errorf("-envoy %s: %s accept sender-constrained tokens, but:\n  %s", *envoyFile, strings.Join(append(dpopKeys, mtlsKeys...), ", "), strings.Join(problems, "\n  "))
+			}
 		}
 	}
 	fmt.Fprintf(stdout, "# %s: valid. Resolved configuration, defaults included:\n", file)
