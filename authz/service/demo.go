@@ -57,9 +57,6 @@ func DemoConfig(grpcAddr, httpAddr, issuer, resource string) *config.Config {
 			Scopes:       config.Scopes{Required: []string{"mcp:tools"}, Supported: []string{"mcp:tools", "mcp:read"}},
 			PublicPaths:  []string{},
 			ResourceName: "mcp-authz demo MCP server",
-			// Tokens of client demo-dpop are DPoP-bound: mcp-authz check -dpop-key sends them
-			// with proofs (README "Sender-constrained tokens"); Bearer tokens work as before.
-			DPoP: config.BindingAllowed,
 		}, {
 			// The README's Policies section: a second MCP server whose refund tool needs
 			// another scope (a step-up) and a group no scope can grant (a plain 403). Its

@@ -102,7 +102,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	prm := "http://localhost:8080/.well-known/oauth-protected-resource/mcp"
 
-	// 1. No token: 401, bare challenges: Bearer first, then DPoP, which the demo resource allows.
+	// 1. No token: 401, bare challenge.
 	resp, err := client.Check(ctx, checkReq("/mcp", nil))
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +110,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	if codes.Code(resp.GetStatus().GetCode()) != codes.Unauthenticated || resp.GetDeniedResponse().GetStatus().GetCode() != 401 {
 		t.Fatalf("no token: %v", resp)
 	}
-	if got, want := respHeader(resp.GetDeniedResponse().GetHeaders(), "www-authenticate"), `Bearer scope="mcp:tools", resource_metadata="`+prm+`", DPoP resource_metadata="`+prm+`", algs="ES256 EdDSA ES384 PS256 RS256"`; got != want {
+	if got, want := respHeader(resp.GetDeniedResponse().GetHeaders(), "www-authenticate"), `Bearer scope="mcp:tools", resource_metadata="`+prm+`"`; got != want {
 		t.Errorf("challenge = %s\nwant        %s", got, want)
 	}
 
