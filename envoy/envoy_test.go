@@ -231,7 +231,7 @@ func checkHTTPService(t *testing.T, ea *extauthzv3.ExtAuthz, clusters map[string
 	for _, m := range hs.GetAuthorizationRequest().GetAllowedHeaders().GetPatterns() {
 		allowed[m.GetExact()] = true
 	}
-	for _, h := range []string{"authorization", "content-type", "content-length", "mcp-method", "mcp-name"} {
+	for _, h := range []string{"authorization", "dpop", "content-type", "content-length", "mcp-method", "mcp-name"} {
 		if !allowed[h] {
 			t.Errorf("authorization_request.allowed_headers lacks %q", h)
 		}
@@ -251,6 +251,9 @@ func checkHTTPService(t *testing.T, ea *extauthzv3.ExtAuthz, clusters map[string
 	}
 	if !client["www-authenticate"] {
 		t.Error("authorization_response.allowed_client_headers drops WWW-Authenticate: clients get no challenge")
+	}
+	if !client["dpop-nonce"] {
+		t.Error("authorization_response.allowed_client_headers drops DPoP-Nonce: a use_dpop_nonce challenge comes without its nonce")
 	}
 	if ea.GetWithRequestBody().GetMaxRequestBytes() == 0 || !ea.GetWithRequestBody().GetPackAsBytes() {
 		t.Error("with_request_body missing: per-operation rules would see no body")

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -71,6 +72,7 @@ func TestInterop(t *testing.T) {
 	payments := resource + "/payments"     // the SDK 2.x server, with the refund rule
 	issuer := "http://" + asAddr
 
+	asTLS := setupASTLS(t, dir) // oidc-provider's https listener, for certificate-bound tokens (mtls_test.go)
 	logs["oidc-provider"] = start(ctx, t, dir, "oidc-provider", asAddr, node, "as.mjs", port(asAddr), resource, payments)
 	serverLog := start(ctx, t, dir, "mcp-server", upstream, node, "server.mjs", port(upstream))
 	logs["MCP server"] = serverLog
@@ -336,6 +338,28 @@ func TestInterop(t *testing.T) {
 				t.Errorf("/metrics lacks %s", want)
 			}
 		}
+	})
+
+	// Sender-constrained tokens, last: their tool calls are not among those counted above.
+	// DPoP (dpop_test.go): oidc-provider binds the tokens to the key oauth4webapi proves.
+	var runs dpopClients
+	t.Run("DPoP tokens from oidc-provider, proofs from oauth4webapi", func(t *testing.T) {
+		runs = testDPoPTokens(ctx, t, node, resource, issuer)
+	})
+	t.Run("DPoP through nginx and on the gRPC path", func(t *testing.T) {
+		testDPoPThroughMCPAuthz(ctx, t, runs, resource, svc.GRPCAddr(), front)
+	})
+	// RFC 8705 (mtls_test.go): oidc-provider binds agent-mtls's token to its TLS client certificate.
+	var mtlsTok string
+	var mtlsCert tls.Certificate
+	t.Run("certificate-bound token from oidc-provider", func(t *testing.T) {
+		mtlsTok, mtlsCert = testMTLSToken(ctx, t, asTLS, resource)
+	})
+	t.Run("certificate-bound token on the gRPC path", func(t *testing.T) {
+		if mtlsTok == "" {
+			t.Fatal("no certificate-bound token: the subtest above failed")
+		}
+		testMTLSThroughMCPAuthz(ctx, t, mtlsTok, mtlsCert, svc.GRPCAddr(), front, resource)
 	})
 }
 
