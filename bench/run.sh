@@ -51,6 +51,7 @@ go build -o "$WORK/noop" ./bench/noop
 go build -o "$WORK/slowas" ./bench/slowas
 go build -o "$WORK/memory" ./bench/memory
 go build -o "$WORK/cpuscale" ./bench/cpuscale
+go build -o "$WORK/dpop" ./bench/dpop
 SRV=(); GEN=()
 if [ "$MODE" = pinned ]; then SRV=(taskset -c 0); GEN=(taskset -c 1); fi
 export BENCH_CACHE_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -114,6 +115,10 @@ cfg rules 127.0.0.1:$((PB+8)) 127.0.0.1:$((PB+108)) http://127.0.0.1:$((PB+2)) '
   echo "      - { name: search, match: { tools: [\"search_*\"] }, when: '\"staff\" in claims.groups && mcp.arguments.limit <= 50' }"
 } >>"$WORK/rules.yaml"
 serve rules 127.0.0.1:$((PB+8)) 127.0.0.1:$((PB+108)); RULES_PID=$SPID
+# DPoP (issue 18): a cached DPoP-bound JWT, a fresh ES256 proof per request (bench/dpop: its
+# own service and demo AS, and the ghz data file of 2,000 proofs, cycled; see its doc).
+"${SRV[@]}" "$WORK/dpop" -grpc 127.0.0.1:$((PB+40)) -http 127.0.0.1:$((PB+140)) -data "$WORK/dpop.data" >"$WORK/dpop.out" 2>"$WORK/dpop.log" & DPOP_PID=$!; pids+=($DPOP_PID)
+waitport 127.0.0.1:$((PB+40)); for _ in $(seq 100); do grep -q ready "$WORK/dpop.out" && break; sleep 0.1; done
 # Opaque tokens answered from Redis: L1 off, Redis on (one GET per Check: the value carries its own deadline).
 cfg redis 127.0.0.1:$((PB+4)) 127.0.0.1:$((PB+104)) "http://$FAST" "{ l1_size: -1, secret: { env: BENCH_CACHE_SECRET }, redis: { addrs: [\"$REDIS\"] } }" introspection
 serve redis 127.0.0.1:$((PB+4)) 127.0.0.1:$((PB+104)); REDISSRV_PID=$SPID
@@ -225,6 +230,7 @@ SCEN=("noop 127.0.0.1:$((PB+100)) $NOOP_PID - jwt"
       "jwt-cached 127.0.0.1:$((PB+0)) $DEMO_PID 127.0.0.1:$((PB+1)) jwt"
       "jwt-cached-tool 127.0.0.1:$((PB+6)) $TOOLS_PID 127.0.0.1:$((PB+106)) toolcall"
       "jwt-cached-rules 127.0.0.1:$((PB+8)) $RULES_PID 127.0.0.1:$((PB+108)) toolcall"
+      "dpop-cached 127.0.0.1:$((PB+40)) $DPOP_PID 127.0.0.1:$((PB+140)) dpop"
       "opaque-L1 127.0.0.1:$((PB+0)) $DEMO_PID 127.0.0.1:$((PB+1)) opaque"
       "invalid-token 127.0.0.1:$((PB+0)) $DEMO_PID 127.0.0.1:$((PB+1)) bad"
       "mix 127.0.0.1:$((PB+0)) $DEMO_PID 127.0.0.1:$((PB+1)) mix"
@@ -257,7 +263,7 @@ for n in names:
           f" {med(n,6):9.2f} {med(n,7):9.1f} {med(n,8):8.3f} {med(n,9):9.3f}")
 print("(gen_us = ghz's own CPU µs per call; per Check: redis_cmd = Redis commands, redis_us = redis-server CPU µs,")
 print(" idp_call = introspection calls, new_conn = new TCP connections to the AS)")
-pairs=[(n,"noop-allow") for n in ("jwt-cached","jwt-cached-tool","jwt-cached-rules","opaque-L1") if n in names]+[(n,"noop-401") for n in ("no-token-401","invalid-token") if n in names]
+pairs=[(n,"noop-allow") for n in ("jwt-cached","jwt-cached-tool","jwt-cached-rules","dpop-cached","opaque-L1") if n in names]+[(n,"noop-401") for n in ("no-token-401","invalid-token") if n in names]
 if pairs:
     print("\nThe decision alone: each scenario against the no-op replaying the same response (medians of per-round ratios)")
     print(f"{'scenario':<15} {'replay':<11} {'RPS':>6} {'p99':>6} {'cpu/Check':>10} {'cpu µs +':>9} {'gen_us':>14}")

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -27,7 +28,9 @@ func (s *senders) start(cfg *config.Config, o Options, cacheKey []byte, rdb redi
 	s.nonceKey = derive(cacheKey, "mcp-authz dpop nonce")
 	var store dpop.Store
 	if rdb != nil {
-		store = cache.NewDPoPReplay(rdb, "", cfg.Cache.Redis.Timeout.D())
+		// Refusing a proof because Redis was slow for a moment fails closed but hurts; the
+		// replay write is one SET NX, so it gets more time than a cache read (at least 200ms).
+		store = cache.NewDPoPReplay(rdb, "", max(cfg.Cache.Redis.Timeout.D(), 200*time.Millisecond))
 	}
 	s.replay = dpop.NewReplay(store, cfg.DPoP.ReplayMemory, o.Logger, o.Now)
 }
