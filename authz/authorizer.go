@@ -122,6 +122,7 @@ type Options struct {
 // reload builds a new one.
 type Authorizer struct {
 	routes  []*route
+	index   routeIndex // routes by host and path prefix
 	v       Verifiers
 	cache   Cache
 	maxTTL  time.Duration
@@ -209,6 +210,7 @@ func New(o Options) (*Authorizer, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	a.index = newRouteIndex(a.routes)
 	return a, nil
 }
 
@@ -453,26 +455,7 @@ func (a *Authorizer) metadataRoute(host, port, pathAndQuery string) *route {
 	if !strings.HasPrefix(pathAndQuery, "/.well-known/oauth-protected-resource") {
 		return nil
 	}
-	var only *route
-	n := 0
-	for _, rt := range a.routes {
-		if rt.metadataPath != pathAndQuery {
-			continue
-		}
-		for _, h := range rt.hosts {
-			if h.match(host, port) {
-				return rt
-			}
-		}
-		only = rt
-		n++
-	}
-	// A request on a host no resource names (the HTTP listener reached directly, say) still
-	// gets the document when exactly one resource has that path.
-	if n == 1 {
-		return only
-	}
-	return nil
+	return a.index.metadataRoute(host, port, pathAndQuery)
 }
 
 // Route names the resource (its identifier) a request to host and path would be checked
@@ -491,21 +474,9 @@ func (a *Authorizer) Route(host, path string) (resource string, ok bool) {
 	return "", false
 }
 
-// match picks the route with the longest path prefix among those serving the host.
+// match picks the route with the longest path prefix among those serving the host (routing.go).
 func (a *Authorizer) match(host, port, path string) *route {
-	var best *route
-	for _, rt := range a.routes {
-		if !pathUnder(path, rt.prefix) || best != nil && len(rt.prefix) <= len(best.prefix) {
-			continue
-		}
-		for _, h := range rt.hosts {
-			if h.match(host, port) {
-				best = rt
-				break
-			}
-		}
-	}
-	return best
+	return a.index.match(host, port, path)
 }
 
 // verify answers from the cache, or runs the verifier chain once for all concurrent callers

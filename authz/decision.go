@@ -46,8 +46,6 @@ func (r Reason) String() string {
 // Header is one HTTP header field.
 type Header struct{ Name, Value string }
 
-// Decision is the answer to one Request. Precomputed denials are shared between requests and
-// must be treated as read-only.
 // Verification tiers (Decision.Tier).
 const (
 	TierL1    = "l1"
@@ -56,6 +54,8 @@ const (
 	TierStale = "stale"
 )
 
+// Decision is the answer to one Request. Precomputed denials are shared between requests and
+// must be treated as read-only.
 type Decision struct {
 	Allow  bool
 	Status int // HTTP status of a denial; 200 for a metadata answer given in place of the upstream

@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -113,22 +113,8 @@ func ClaimText(raw string) (string, bool) {
 	return "", false // an object, null, or not JSON
 }
 
-// Token is a credential that cannot leak through fmt or slog by accident.
-type Token string
-
-func (Token) String() string       { return "[REDACTED]" }
-func (Token) GoString() string     { return "[REDACTED]" }
-func (Token) LogValue() slog.Value { return slog.StringValue("[REDACTED]") }
-
 // HasScope reports whether the identity was granted scope s exactly.
-func (id *Identity) HasScope(s string) bool {
-	for _, g := range id.Scopes {
-		if g == s {
-			return true
-		}
-	}
-	return false
-}
+func (id *Identity) HasScope(s string) bool { return slices.Contains(id.Scopes, s) }
 
 // ErrUnsupportedConfirmation: a cnf claim binds the token in a way this service cannot check
 // (cnf.jwk, cnf.kid, …); treating such a token as a bearer token would defeat the binding.

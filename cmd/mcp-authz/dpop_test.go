@@ -35,6 +35,8 @@ import (
 
 	"github.com/mcp-authz/mcp-authz/authz/demoas"
 	"github.com/mcp-authz/mcp-authz/authz/dpop"
+
+	"github.com/mcp-authz/mcp-authz/internal/testenv"
 )
 
 func writeFile(t *testing.T, name string, data []byte) string {
@@ -523,7 +525,7 @@ func TestCheckCertificateEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	grpcAddr := freeAddr(t)
+	grpcAddr := testenv.FreeAddr(t)
 	cfg := filepath.Join(dir, "c.yaml")
 	os.WriteFile(cfg, []byte("listen:\n  grpc: "+grpcAddr+"\n  http: \"\"\nshutdown: {drain: 0s}\ndev: {allow_http: true}\nissuers:\n  - issuer: "+srv.URL+
 		"\nresources:\n  - resource: http://localhost:8080/mcp\n    scopes: {required: [mcp:tools]}\n    mtls_bound: allowed\n"), 0o600)

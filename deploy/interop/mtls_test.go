@@ -27,6 +27,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/mcp-authz/mcp-authz/internal/testenv"
+
 	"github.com/mcp-authz/mcp-authz/authz/extauthz"
 )
 
@@ -41,7 +43,7 @@ type asTLS struct {
 // AS_TLS_* variables that as.mjs reads, for the oidc-provider started after it.
 func setupASTLS(t *testing.T, dir string) asTLS {
 	t.Helper()
-	addr := freeAddrs(t, 1)[0]
+	addr := testenv.FreeAddr(t)
 	key, der := newCert(t, "oidc-provider", net.ParseIP("127.0.0.1"))
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
