@@ -19,14 +19,16 @@ var verifierForbidden = []string{
 // or the store behind them, and nothing below it may import it.
 func TestDependencies(t *testing.T) {
 	for pkg, forbidden := range map[string][]string{
-		".":            {"google.golang.org/grpc", "github.com/envoyproxy/", "github.com/redis/", "otter", mod + "cache", mod + "authz/extauthz", mod + "authz/service", "net/http/httptest"},
-		"./config":     {"google.golang.org/grpc", "github.com/envoyproxy/", "github.com/redis/", mod + "cache", mod + "authz/service"},
-		"./extauthz":   {"github.com/redis/", mod + "cache", mod + "authz/jwt", mod + "authz/introspect", mod + "authz/service"},
-		"./identity":   {mod + "authz\n", "google.golang.org/grpc", "github.com/redis/"},
-		"./jwt":        verifierForbidden,
-		"./introspect": append([]string{"github.com/coreos/go-oidc", "github.com/go-jose/"}, verifierForbidden...),
-		"./apikey":     append([]string{mod + "authz/asmeta"}, verifierForbidden...),
-		"./asmeta":     append([]string{"github.com/coreos/go-oidc", "github.com/go-jose/"}, verifierForbidden...),
+		".":                     {"google.golang.org/grpc", "github.com/envoyproxy/", "github.com/redis/", "otter", mod + "cache", mod + "authz/extauthz", mod + "authz/service", "net/http/httptest"},
+		"./config":              {"google.golang.org/grpc", "github.com/envoyproxy/", "github.com/redis/", mod + "cache", mod + "authz/service"},
+		"./extauthz":            {"github.com/redis/", mod + "cache", mod + "authz/jwt", mod + "authz/introspect", mod + "authz/service"},
+		"./identity":            {mod + "authz\n", "google.golang.org/grpc", "github.com/redis/"},
+		"./jwt":                 verifierForbidden,
+		"./introspect":          append([]string{"github.com/coreos/go-oidc", "github.com/go-jose/"}, verifierForbidden...),
+		"./apikey":              append([]string{mod + "authz/asmeta"}, verifierForbidden...),
+		"./asmeta":              append([]string{"github.com/coreos/go-oidc", "github.com/go-jose/"}, verifierForbidden...),
+		"./internal/tokencheck": append([]string{"github.com/coreos/go-oidc", "github.com/go-jose/"}, verifierForbidden...),
+		"./dpop":                append([]string{"github.com/coreos/go-oidc", "github.com/go-jose/"}, verifierForbidden...),
 	} {
 		out, err := exec.Command("go", "list", "-deps", pkg).Output()
 		if err != nil {

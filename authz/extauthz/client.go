@@ -1,7 +1,9 @@
 package extauthz
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -40,10 +42,21 @@ func CheckJSON(ctx context.Context, addr, method, host, path string, headers map
 	if err != nil {
 		return nil, false, 0, fmt.Errorf("check %s: %w", addr, err)
 	}
-	out, err = protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(resp)
+	out, err = protojson.Marshal(resp)
+	out = indentJSON(out)
 	if d := resp.GetDeniedResponse(); d != nil {
 		return out, false, int(d.GetStatus().GetCode()), err
 	}
 	// Envoy decides by the gRPC status alone; an OK status is an allow.
 	return out, resp.GetStatus().GetCode() == 0, 0, err
+}
+
+// indentJSON re-indents protojson's output with encoding/json: protojson varies its spacing
+// on purpose (from build to build), and scripts and tests read this output.
+func indentJSON(b []byte) []byte {
+	var out bytes.Buffer
+	if json.Indent(&out, b, "", "  ") != nil {
+		return b
+	}
+	return out.Bytes()
 }

@@ -36,7 +36,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"mime"
 	"net/http"
 	"net/url"
@@ -52,6 +51,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/authz/asmeta"
 	"github.com/mcp-authz/mcp-authz/authz/identity"
 	"github.com/mcp-authz/mcp-authz/authz/internal/strictjson"
+	"github.com/mcp-authz/mcp-authz/authz/internal/tokencheck"
 )
 
 // Config configures the Verifier of one authorization server.
@@ -139,9 +139,7 @@ const (
 	minBackoff       = time.Second
 	maxBackoff       = 30 * time.Second
 	// maxTokenLen: real access tokens are 1–4 KiB; a longer one is not sent anywhere.
-	maxTokenLen = 16 << 10
-	// maxNumericDate is 9999-12-31T23:59:59Z; a later exp or nbf is a broken answer.
-	maxNumericDate = 253402300799
+	maxTokenLen = tokencheck.MaxTokenLen
 )
 
 // New checks cfg and returns a Verifier. It performs no network I/O: a missing endpoint is
@@ -314,9 +312,9 @@ func (v *Verifier) verifyToken(ctx context.Context, token string, shaped bool) (
 // server that is down fails every call, and one line says as much as thousands.
 func (v *Verifier) warn(err error) {
 	reason := "other"
-	var ve *verifyError
+	var ve *tokencheck.Error
 	if errors.As(err, &ve) {
-		reason = ve.reason
+		reason = ve.Reason
 	}
 	if ok, suppressed := v.logs.allow(reason); ok {
 		v.log.Warn("introspect: no usable answer", "issuer", v.issuer, "error", err, "suppressed_since_last", suppressed)
@@ -429,7 +427,7 @@ func (v *Verifier) endpointURL(ctx context.Context) (string, error) {
 	if v.now().Before(v.retryAt) {
 		err := v.lastErr
 		v.mu.Unlock()
-		return "", &verifyError{reason: "introspect: endpoint unknown, backing off after", class: identity.ErrUnavailable, cause: err, also: errLogged}
+		return "", &tokencheck.Error{Reason: "introspect: endpoint unknown, backing off after", Kind: identity.ErrUnavailable, Cause: err, Also: errLogged}
 	}
 	ch := v.sf.DoChan("", func() (any, error) { return nil, v.discover(context.WithoutCancel(ctx)) })
 	v.mu.Unlock()
@@ -438,7 +436,7 @@ func (v *Verifier) endpointURL(ctx context.Context) (string, error) {
 	select {
 	case r := <-ch:
 		if r.Err != nil {
-			return "", &verifyError{reason: "introspect: discovery failed", class: identity.ErrUnavailable, cause: r.Err, also: errLogged}
+			return "", &tokencheck.Error{Reason: "introspect: discovery failed", Kind: identity.ErrUnavailable, Cause: r.Err, Also: errLogged}
 		}
 		return *v.endpoint.Load(), nil
 	case <-ctx.Done():
@@ -493,15 +491,15 @@ func checkDiscovered(issuer, ep string) error {
 // because absent differs from zero; a member of the wrong JSON type makes the answer broken.
 // Names match exactly (JSON v2): "Active" is not "active".
 type answer struct {
-	Active    *bool      `json:"active"`
-	Iss       *string    `json:"iss"`
-	Sub       string     `json:"sub"`
-	ClientID  string     `json:"client_id"`
-	TokenType string     `json:"token_type"`
-	Aud       stringList `json:"aud"`
-	Scope     stringList `json:"scope"`
-	Exp       *float64   `json:"exp"`
-	Nbf       *float64   `json:"nbf"`
+	Active    *bool               `json:"active"`
+	Iss       *string             `json:"iss"`
+	Sub       string              `json:"sub"`
+	ClientID  string              `json:"client_id"`
+	TokenType string              `json:"token_type"`
+	Aud       tokencheck.Audience `json:"aud"`
+	Scope     tokencheck.Scope    `json:"scope"`
+	Exp       *float64            `json:"exp"`
+	Nbf       *float64            `json:"nbf"`
 	// Cnf: RFC 7800 confirmation, as for a JWT (RFC 9449 §6.2, RFC 8705 §3.2).
 	Cnf jsontext.Value `json:"cnf"`
 
@@ -510,29 +508,6 @@ type answer struct {
 	TokenUse      jsontext.Value `json:"token_use"`       // Ory Hydra: access_token or refresh_token
 	Typ           jsontext.Value `json:"typ"`             // Keycloak: Bearer, Refresh, Offline, ID
 	TokenTypeHint jsontext.Value `json:"token_type_hint"` // echoed by some servers
-}
-
-// stringList is a member that may be a string or an array of strings: aud (RFC 7662 §2.2,
-// RFC 7519 §4.1.3). For scope, a string is space-separated (RFC 7662 §2.2); an array is
-// accepted too, as some servers send one.
-type stringList []string
-
-func (l *stringList) UnmarshalJSON(b []byte) error {
-	switch {
-	case len(b) > 0 && b[0] == '[':
-		return json.Unmarshal(b, (*[]string)(l))
-	case len(b) > 0 && b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*l = strings.Fields(s)
-		return nil
-	case bytes.Equal(b, []byte("null")):
-		*l = nil
-		return nil
-	}
-	return errors.New("neither a string nor an array of strings")
 }
 
 // identity checks an answer and reduces it to an Identity.
@@ -600,26 +575,12 @@ func (v *Verifier) identity(body []byte) (identity.Identity, error) {
 	if len(a.Scope) > 0 {
 		id.Scopes = a.Scope
 	}
-	if a.Exp != nil {
-		exp, ok := numericDate(*a.Exp)
-		if !ok {
-			return identity.Identity{}, errBadTime
-		}
-		if !now.Before(exp.Add(v.skew)) {
-			return identity.Identity{}, errExpired
-		}
-		id.Expiry = exp
+	exp, nbf, err := tokencheck.Times{Exp: a.Exp, Nbf: a.Nbf}.Check(now, v.skew,
+		tokencheck.TimeErrors{Malformed: errBadTime, Expired: errExpired, NotYet: errNotYet})
+	if err != nil {
+		return identity.Identity{}, err
 	}
-	if a.Nbf != nil {
-		nbf, ok := numericDate(*a.Nbf)
-		if !ok {
-			return identity.Identity{}, errBadTime
-		}
-		if nbf.After(now.Add(v.skew)) {
-			return identity.Identity{}, errNotYet
-		}
-		id.NotBefore = nbf
-	}
+	id.Expiry, id.NotBefore = exp, nbf
 	if len(v.claims) > 0 {
 		id.Claims = v.extraClaims(body)
 	}
@@ -682,59 +643,14 @@ func (v *Verifier) extraClaims(body []byte) map[string]string {
 	return out
 }
 
-func numericDate(f float64) (time.Time, bool) {
-	if !(f >= 0 && f <= maxNumericDate) {
-		return time.Time{}, false
-	}
-	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(frac*1e9)), true
+// Verification errors are tokencheck.Error, shared with the JWT verifier.
+func invalid(reason string) *tokencheck.Error { return tokencheck.Invalid("", reason) }
+
+func unavailable(reason string, cause error) *tokencheck.Error {
+	return tokencheck.Unavailable(reason, cause)
 }
 
-// verifyError is a verification failure: a fixed private reason, the class callers branch
-// on, and for unavailability the cause (our own errors, which never hold a token or secret).
-type verifyError struct {
-	reason string
-	class  error
-	cause  error
-	also   error          // an internal marker, for errors.Is
-	cls    identity.Class // for operators' logs and metrics
-}
-
-func (e *verifyError) DenialClass() identity.Class {
-	if e.cls == "" && e.class == identity.ErrUnavailable {
-		return identity.ClassUnavailable
-	}
-	return e.cls
-}
-
-func classed(cls identity.Class, err error) error {
-	err.(*verifyError).cls = cls
-	return err
-}
-
-func (e *verifyError) Error() string {
-	if e.cause != nil {
-		return e.reason + ": " + e.cause.Error()
-	}
-	return e.reason
-}
-
-func (e *verifyError) Unwrap() []error {
-	errs := []error{e.class}
-	if e.cause != nil {
-		errs = append(errs, e.cause)
-	}
-	if e.also != nil {
-		errs = append(errs, e.also)
-	}
-	return errs
-}
-
-func invalid(reason string) error { return &verifyError{reason: reason, class: identity.ErrInvalid} }
-
-func unavailable(reason string, cause error) error {
-	return &verifyError{reason: reason, class: identity.ErrUnavailable, cause: cause}
-}
+func classed(cls identity.Class, err *tokencheck.Error) error { return err.WithClass(cls) }
 
 // errLogged marks discovery errors, which are logged once per attempt rather than once per
 // caller.

@@ -34,7 +34,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -48,6 +47,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/authz/asmeta"
 	"github.com/mcp-authz/mcp-authz/authz/identity"
 	"github.com/mcp-authz/mcp-authz/authz/internal/strictjson"
+	"github.com/mcp-authz/mcp-authz/authz/internal/tokencheck"
 )
 
 // Config configures one issuer's Verifier.
@@ -120,7 +120,7 @@ type Verifier struct {
 
 // maxTokenLen bounds what we parse. Real access tokens are 1–4 KiB; past this a token is an
 // attack on the parser (or a mistake) whatever it says.
-const maxTokenLen = 16 << 10
+const maxTokenLen = tokencheck.MaxTokenLen
 
 var defaultAlgorithms = []string{"RS256", "ES256", "PS256", "EdDSA"}
 
@@ -348,37 +348,17 @@ func (v *Verifier) identity(payload []byte) (identity.Identity, error) {
 	if cl.Exp == nil {
 		return identity.Identity{}, errNoExp
 	}
-	exp, ok := numericDate(*cl.Exp)
-	if !ok {
-		return identity.Identity{}, errClaims
-	}
-	if !now.Before(exp.Add(v.skew)) { // exp ≤ now − skew
-		return identity.Identity{}, errExpired
-	}
-	var nbf time.Time
-	if cl.Nbf != nil {
-		if nbf, ok = numericDate(*cl.Nbf); !ok {
-			return identity.Identity{}, errClaims
-		}
-		if nbf.After(now.Add(v.skew)) {
-			return identity.Identity{}, errNotYet
-		}
-	}
-	if cl.Iat != nil {
-		iat, ok := numericDate(*cl.Iat)
-		if !ok {
-			return identity.Identity{}, errClaims
-		}
-		if iat.After(now.Add(v.skew)) {
-			return identity.Identity{}, errIssuedFuture
-		}
+	exp, nbf, err := tokencheck.Times{Exp: cl.Exp, Nbf: cl.Nbf, Iat: cl.Iat}.Check(now, v.skew,
+		tokencheck.TimeErrors{Malformed: errClaims, Expired: errExpired, NotYet: errNotYet, IssuedFuture: errIssuedFuture})
+	if err != nil {
+		return identity.Identity{}, err
 	}
 	id := identity.Identity{
 		Issuer:    cl.Iss,
 		Subject:   cl.Sub,
 		ClientID:  cl.ClientID,
 		Audience:  []string(cl.Aud),
-		Scopes:    scopes(cl.Scope, cl.Scp),
+		Scopes:    tokencheck.Merge(cl.Scope, cl.Scp),
 		Expiry:    exp,
 		NotBefore: nbf,
 		Source:    identity.SourceJWT,
@@ -386,18 +366,18 @@ func (v *Verifier) identity(payload []byte) (identity.Identity, error) {
 	if id.ClientID == "" {
 		id.ClientID = cl.Azp
 	}
-	var err error
 	if id.Confirmation, err = identity.ParseConfirmation(cl.Cnf); err != nil {
 		return identity.Identity{}, errCnf
 	}
 	if v.rolesAsScopes && cl.Roles != nil {
-		var roles stringList
+		var roles tokencheck.Scope
 		if json.Unmarshal(cl.Roles, &roles) != nil {
 			return identity.Identity{}, errClaims
 		}
-		id.Scopes = scopes(stringList(id.Scopes), roles)
+		id.Scopes = tokencheck.Merge(id.Scopes, roles)
 	}
 	if len(v.claims) > 0 {
+		var ok bool
 		if id.Claims, ok = extraClaims(payload, v.claims); !ok {
 			return identity.Identity{}, errClaims
 		}
@@ -408,13 +388,13 @@ func (v *Verifier) identity(payload []byte) (identity.Identity, error) {
 // claims is what Verify reads from a verified payload. Wrong JSON types make the token
 // invalid rather than silently empty. Names match exactly (JSON v2).
 type claims struct {
-	Iss      string     `json:"iss"`
-	Sub      string     `json:"sub"`
-	ClientID string     `json:"client_id"`
-	Azp      string     `json:"azp"`
-	Aud      stringList `json:"aud"`
-	Scope    stringList `json:"scope"` // RFC 9068 §2.2.3 / RFC 8693 §4.2: space-separated string
-	Scp      stringList `json:"scp"`   // Entra ID, Okta: an array (or a string)
+	Iss      string              `json:"iss"`
+	Sub      string              `json:"sub"`
+	ClientID string              `json:"client_id"`
+	Azp      string              `json:"azp"`
+	Aud      tokencheck.Audience `json:"aud"`
+	Scope    tokencheck.Scope    `json:"scope"` // RFC 9068 §2.2.3 / RFC 8693 §4.2: space-separated string
+	Scp      tokencheck.Scope    `json:"scp"`   // Entra ID, Okta: an array (or a string)
 	// Roles is read as scopes only with Config.RolesAsScopes; until then any JSON type is
 	// let through, as other issuers use the name for other things.
 	Roles jsontext.Value `json:"roles"`
@@ -503,49 +483,6 @@ func strictHeader(token string) error {
 		return errAmbiguous
 	}
 	return nil
-}
-
-// stringList is a claim that may be a string or an array of strings (RFC 7519 §4.1.3 aud).
-type stringList []string
-
-func (l *stringList) UnmarshalJSON(b []byte) error {
-	if len(b) > 0 && b[0] == '[' {
-		return json.Unmarshal(b, (*[]string)(l))
-	}
-	if string(b) == "null" {
-		return nil
-	}
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	*l = stringList{s}
-	return nil
-}
-
-// scopes merges scope and scp, each possibly space-separated, keeping first occurrences in
-// order.
-func scopes(lists ...stringList) []string {
-	var out []string
-	for _, l := range lists {
-		for _, s := range l {
-			for _, f := range strings.Fields(s) {
-				if !contains(out, f) {
-					out = append(out, f)
-				}
-			}
-		}
-	}
-	return out
-}
-
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // extraClaims keeps the configured claims as their JSON text (identity.Identity.Claims), each
@@ -688,19 +625,6 @@ func valueEnd(b []byte, i int) int {
 	return j
 }
 
-// maxNumericDate is 9999-12-31T23:59:59Z: later dates are nonsense, and bounding them keeps
-// the float-to-int conversion below defined.
-const maxNumericDate = 253402300799
-
-// numericDate converts an RFC 7519 §2 NumericDate, which may have a fraction.
-func numericDate(f float64) (time.Time, bool) {
-	if !(f >= 0 && f <= maxNumericDate) {
-		return time.Time{}, false
-	}
-	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(frac*1e9)), true
-}
-
 // compactShape accepts only the JWS compact serialization: three base64url segments, the
 // last possibly empty (alg none, refused later with a clearer reason). This keeps the JSON
 // serialization, JWE (five segments) and whitespace tricks away from the parsers.
@@ -751,46 +675,14 @@ func diagnose(token string, allowed []jose.SignatureAlgorithm) error {
 	return errAlg
 }
 
-// verifyError is a verification failure: a fixed private reason, the class callers branch on,
-// and for unavailability the cause (our own fetch errors, which name URLs, never tokens).
-type verifyError struct {
-	reason string
-	class  error
-	cause  error
-	cls    identity.Class // for operators' logs and metrics
+// Verification errors are tokencheck.Error, shared with the introspection verifier.
+func invalid(reason string) *tokencheck.Error { return tokencheck.Invalid("", reason) }
+
+func unavailable(reason string, cause error) *tokencheck.Error {
+	return tokencheck.Unavailable(reason, cause)
 }
 
-func (e *verifyError) DenialClass() identity.Class {
-	if e.cls == "" && e.class == identity.ErrUnavailable {
-		return identity.ClassUnavailable
-	}
-	return e.cls
-}
-
-func classed(cls identity.Class, err error) error {
-	err.(*verifyError).cls = cls
-	return err
-}
-
-func (e *verifyError) Error() string {
-	if e.cause != nil {
-		return e.reason + ": " + e.cause.Error()
-	}
-	return e.reason
-}
-
-func (e *verifyError) Unwrap() []error {
-	if e.cause != nil {
-		return []error{e.class, e.cause}
-	}
-	return []error{e.class}
-}
-
-func invalid(reason string) error { return &verifyError{reason: reason, class: identity.ErrInvalid} }
-
-func unavailable(reason string, cause error) error {
-	return &verifyError{reason: reason, class: identity.ErrUnavailable, cause: cause}
-}
+func classed(cls identity.Class, err *tokencheck.Error) error { return err.WithClass(cls) }
 
 // Fixed reasons allocate once; the deny path is as hot as the allow path under attack.
 var (
@@ -807,7 +699,7 @@ var (
 	errAmbiguous    = classed(identity.ClassMalformed, invalid("jwt: ambiguous JSON (a duplicate or case-variant name, or not UTF-8)"))
 	errIDToken      = classed(identity.ClassNotAccess, invalid("jwt: an ID token, not an access token"))
 	errNotAccess    = classed(identity.ClassNotAccess, invalid("jwt: not an access token"))
-	errKidNotYet    = &verifyError{reason: "jwt: unknown kid (or no key for alg) since the last fetch; keys are refetched once the refresh interval allows", class: identity.ErrKeyNotYetKnown, cls: identity.ClassKeyNotYetSeen}
+	errKidNotYet    = &tokencheck.Error{Reason: "jwt: unknown kid (or no key for alg) since the last fetch; keys are refetched once the refresh interval allows", Kind: identity.ErrKeyNotYetKnown, Class: identity.ClassKeyNotYetSeen}
 	errNoExp        = classed(identity.ClassMalformed, invalid("jwt: exp missing"))
 	errExpired      = classed(identity.ClassExpired, invalid("jwt: expired"))
 	errNotYet       = classed(identity.ClassNotYetValid, invalid("jwt: not yet valid (nbf)"))

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -28,7 +30,8 @@ func sendCheck(ctx context.Context, addr string, req *authv3.CheckRequest) (*aut
 // describeCheck turns a CheckResponse into indented JSON, whether it allows, the HTTP status
 // of a denial (0 when it has none) and the DPoP-Nonce of a use_dpop_nonce denial.
 func describeCheck(resp *authv3.CheckResponse) (out []byte, allowed bool, status int, nonce string, err error) {
-	out, err = protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(resp)
+	out, err = protojson.Marshal(resp)
+	out = indentJSON(out)
 	if d := resp.GetDeniedResponse(); d != nil {
 		var wantsNonce bool
 		for _, h := range d.GetHeaders() {
@@ -46,4 +49,14 @@ func describeCheck(resp *authv3.CheckResponse) (out []byte, allowed bool, status
 	}
 	// Envoy decides by the gRPC status alone; an OK status is an allow.
 	return out, resp.GetStatus().GetCode() == 0, 0, "", err
+}
+
+// indentJSON re-indents protojson's output with encoding/json: protojson varies its spacing
+// on purpose (from build to build), and scripts and tests read this output.
+func indentJSON(b []byte) []byte {
+	var out bytes.Buffer
+	if json.Indent(&out, b, "", "  ") != nil {
+		return b
+	}
+	return out.Bytes()
 }
