@@ -5,7 +5,7 @@
 # bench/README.md.
 #
 #   bench/run.sh [-d 10s] [-c 50] [-r 3] [-p pinned|unpinned] [-l 20ms] [-n 100000] [-q 6000]
-#                [-s main,rate,memory,scale,cores] [-o noop,jwt-cached,...] [-P 9191]
+#                [-s main,rate,memory,scale,cores,routes] [-o noop,jwt-cached,...] [-P 9191]
 #
 #   -d  duration of each measured ghz run        -c  ghz concurrency (one HTTP/2 connection)
 #   -r  interleaved rounds (medians are shown)   -p  pinned: servers on CPU 0, ghz on CPU 1
@@ -19,7 +19,7 @@
 # busy the load generator is. Needs: go, curl, python3, taskset, redis-server, redis-cli.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DUR=10s; CONC=50; ROUNDS=3; MODE=pinned; LAT=20ms; FILL=100000; SECTIONS=main,rate,memory,scale,cores; ONLY=; RATE=6000
+DUR=10s; CONC=50; ROUNDS=3; MODE=pinned; LAT=20ms; FILL=100000; SECTIONS=main,rate,memory,scale,cores,routes; ONLY=; RATE=6000
 PB=${BENCH_PORT_BASE:-9191}
 while getopts d:c:r:p:l:n:s:o:q:P: o; do case $o in
   d) DUR=$OPTARG;; c) CONC=$OPTARG;; r) ROUNDS=$OPTARG;; p) MODE=$OPTARG;; l) LAT=$OPTARG;;
@@ -59,7 +59,7 @@ RUNID=$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
 RES=http://localhost:8080/mcp
 REDIS=127.0.0.1:$((PB+188)); FAST=127.0.0.1:$((PB+89)); SLOW=127.0.0.1:$((PB+90))
 
-waitport() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0; sleep 0.1; done
+waitport() { for _ in $(seq 1000); do (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0; sleep 0.01; done
   echo "nothing listens on $1; logs in $WORK" >&2; tail -n 5 "$WORK"/*.log >&2; exit 1; }
 rcli() { redis-cli -h 127.0.0.1 -p "${REDIS#*:}" "$@"; }
 # serve NAME GRPC HTTP [taskset CPUs]: run mcp-authz serve on $WORK/NAME.yaml; sets SPID.
@@ -396,6 +396,47 @@ for s in ("noop","jwt-cached","jwt-uncached"):
 print("(implied = capacity from CPU cost alone, (2 cores / cpu_us 2) / (1 core / cpu_us 1), as if the server had both cores to itself)")
 PY
 fi
+# --- Routes: a cached Check with 1, 100 and 10,000 resources, one per tenant host ----------------
+# The request is the jwt-cached one, to the first resource; the others are tenants on their own
+# hosts, all with their metadata at the same path. Start-up is from exec to the gRPC port
+# listening (YAML parsing, validation, building every route); reload from SIGHUP to the log line
+# "configuration reloaded" (the same work, while serving).
+if want routes; then
+RT=(); declare -A START
+for n in 1 100 10000; do
+  i=${#RT[@]}
+  cfg "routes$n" 127.0.0.1:$((PB+30+i)) 127.0.0.1:$((PB+130+i)) http://127.0.0.1:$((PB+2)) '{ l1_size: 100000 }'
+  sed -i 's/^log: { level: error }/log: { level: info }/' "$WORK/routes$n.yaml"
+  seq 1 $((n-1)) | awk -v r="$RES" '{print "  - resource: http://tenant-" $1 ".example.com/mcp"
+    print "    audiences: [\"" r "\"]"; print "    scopes: { required: [mcp:tools] }"}' >>"$WORK/routes$n.yaml"
+  t0=$(date +%s%N); serve "routes$n" 127.0.0.1:$((PB+30+i)) 127.0.0.1:$((PB+130+i)); t1=$(date +%s%N)
+  START[$n]=$(( (t1-t0)/1000000 ))
+  RT+=("routes-$n 127.0.0.1:$((PB+30+i)) $SPID 127.0.0.1:$((PB+130+i)) jwt")
+  RPID[$n]=$SPID
+done
+reloaded() { grep -c "configuration reloaded" "$WORK/routes10000.log" || true; }
+r0=$(reloaded); t0=$(date +%s%N); kill -HUP "${RPID[10000]}"
+for _ in $(seq 1000); do [ "$(reloaded)" -gt "$r0" ] && break; sleep 0.01; done; t1=$(date +%s%N)
+[ "$(reloaded)" -gt "$r0" ] || echo "WARN: the 10,000-resource server did not log a reload" >&2
+RELOAD=$(( (t1-t0)/1000000 ))
+for s in "${RT[@]}"; do set -- $s; ghzc -D "$WORK/$5.data" -c "$CONC" -n 2000 "$2" >/dev/null 2>&1; done
+for r in $(seq "$ROUNDS"); do for s in "${RT[@]}"; do set -- $s; run "$1" "$2" "$3" "$4" "$5"; done; done
+printf '\nRoutes: jwt-cached with 1, 100 and 10,000 resources (one per tenant host); -c %s -z %s, %s rounds, medians\n' "$CONC" "$DUR" "$ROUNDS"
+python3 - "$WORK" "${START[1]}" "${START[100]}" "${START[10000]}" "$RELOAD" <<'PY'
+import statistics as st,sys
+w=sys.argv[1]; start=dict(zip((1,100,10000),sys.argv[2:5])); reload=sys.argv[5]
+rows={n:[l.split() for l in open(f"{w}/routes-{n}.rows")] for n in (1,100,10000)}
+med=lambda n,i: st.median(float(r[i]) for r in rows[n])
+per=lambda n,i: st.median(float(a[i])/float(b[i]) for a,b in zip(rows[n],rows[1]))
+print(f"{'resources':>9} {'RPS':>7} {'p99_ms':>7} {'cpu_us/chk':>10} {'cpu/1':>6} {'allow%':>6} {'start_ms':>8}")
+for n in (1,100,10000):
+    print(f"{n:>9} {med(n,0):7.0f} {med(n,2):7.2f} {med(n,3):10.1f} {per(n,3):5.2f}x {med(n,5)*100:6.1f} {start[n]:>8}")
+print(f"(cpu/1 = median of per-round ratios to 1 resource; start_ms = exec to the gRPC port listening;")
+print(f" reload of the 10,000-resource configuration, SIGHUP to 'configuration reloaded': {reload} ms)")
+PY
+for p in "${RPID[@]}"; do kill "$p"; wait "$p" 2>/dev/null || true; done
+fi
+
 echo
 echo "# done $(date -u +%FT%TZ); machine CPU busy in the last second (servers idle): $(busy)%;"\
   "two vCPUs do $(cpuscale)"

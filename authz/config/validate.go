@@ -9,13 +9,30 @@ import (
 	"time"
 )
 
-// Validate reports every problem, each prefixed with the key at fault.
+// badFunc records one problem under the key at fault.
+type badFunc = func(key, format string, args ...any)
+
+// Validate reports every problem, each prefixed with the key at fault, section by section.
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
 	}
 
+	c.validateListen(bad)
+	c.validateLogging(bad)
+	c.validateGeneral(bad)
+	c.validateCache(bad)
+	c.validateScopeImplies(bad)
+	c.validateAPIKeys(bad)
+	issuers := c.validateIssuers(bad)
+	c.validateResources(bad, issuers)
+	c.validateDPoP(bad)
+	return errors.Join(errs...)
+}
+
+// validateListen checks listen and cors.
+func (c *Config) validateListen(bad badFunc) {
 	if _, _, err := net.SplitHostPort(c.Listen.GRPC); err != nil {
 		bad("listen.grpc", "%q is not host:port (e.g. 127.0.0.1:9191)", c.Listen.GRPC)
 	}
@@ -37,7 +54,10 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("cors.allowed_origins[%d]", i), "%q is not an origin: write scheme://host[:port] in lower case, no path (e.g. https://app.example.com), or \"*\"", o)
 		}
 	}
-	c.validateDPoP(bad)
+}
+
+// validateLogging checks log and tracing.
+func (c *Config) validateLogging(bad badFunc) {
 	switch c.Tracing.Exporter {
 	case "", "otlp-grpc", "otlp-http":
 	default:
@@ -61,12 +81,23 @@ func (c *Config) Validate() error {
 	default:
 		bad("log.format", "%q: use json or text", c.Log.Format)
 	}
+}
+
+// validateGeneral checks clock_skew, unavailable and check_timeout.
+func (c *Config) validateGeneral(bad badFunc) {
 	if c.ClockSkew.D() > 5*60e9 {
 		bad("clock_skew", "%s is more than 5m; a few seconds to a minute is usual", c.ClockSkew.D())
 	}
 	if s := c.Unavailable.Status; s != 401 && s != 503 {
 		bad("unavailable.status", "%d: use 401 (clients fetch a new token) or 503 (with retry_after)", s)
 	}
+	if d := c.CheckTimeout.D(); d > time.Minute {
+		bad("check_timeout", "%s is over 1m: every Check of an unreachable IdP would wait that long; a few seconds, below the proxy's ext_authz timeout, is usual", d)
+	}
+}
+
+// validateCache checks cache, its Redis and the secrets it reads.
+func (c *Config) validateCache(bad badFunc) {
 	if c.Cache.L1Size < -1 {
 		bad("cache.l1_size", "%d: use a number of entries, or -1 to disable the in-process cache", c.Cache.L1Size)
 	}
@@ -78,17 +109,6 @@ func (c *Config) Validate() error {
 	if g := c.Cache.StaleGrace; g != nil && g.D() > 24*time.Hour {
 		bad("cache.stale_grace", "%s is more than 24h: it is how long past max_ttl a token verified before is still allowed while its authorization server cannot answer; use minutes (default 5m), or 0s to disable", g.D())
 	}
-	for s, implied := range c.ScopeImplies {
-		if !scopeTokenOK(s) {
-			bad("scope_implies", "%q is not a valid scope (RFC 6749 §3.3)", s)
-		}
-		for _, n := range implied {
-			if !scopeTokenOK(n) {
-				bad("scope_implies."+s, "%q is not a valid scope (RFC 6749 §3.3)", n)
-			}
-		}
-	}
-
 	if r := c.Cache.Redis; r != nil {
 		if len(r.Addrs) == 0 {
 			bad("cache.redis.addrs", "at least one host:port is required (sentinels when master_name is set)")
@@ -141,9 +161,25 @@ func (c *Config) Validate() error {
 		checkSecretRef(bad, "cache.redis.password", c.Cache.Redis.Password)
 		checkSecretRef(bad, "cache.redis.sentinel_password", c.Cache.Redis.SentinelPassword)
 	}
-	if d := c.CheckTimeout.D(); d > time.Minute {
-		bad("check_timeout", "%s is over 1m: every Check of an unreachable IdP would wait that long; a few seconds, below the proxy's ext_authz timeout, is usual", d)
+}
+
+// validateScopeImplies checks scope_implies.
+func (c *Config) validateScopeImplies(bad badFunc) {
+	for s, implied := range c.ScopeImplies {
+		if !scopeTokenOK(s) {
+			bad("scope_implies", "%q is not a valid scope (RFC 6749 §3.3)", s)
+		}
+		for _, n := range implied {
+			if !scopeTokenOK(n) {
+				bad("scope_implies."+s, "%q is not a valid scope (RFC 6749 §3.3)", n)
+			}
+		}
 	}
+
+}
+
+// validateAPIKeys checks api_keys.
+func (c *Config) validateAPIKeys(bad badFunc) {
 	seenDigest := map[string]bool{}
 	for j, k := range c.APIKeys.Keys {
 		key := fmt.Sprintf("api_keys.keys[%d]", j)
@@ -166,6 +202,10 @@ func (c *Config) Validate() error {
 		bad("api_keys.scheme", "%q: a single auth-scheme name such as Bearer or Token", sc)
 	}
 
+}
+
+// validateIssuers checks issuers and returns the configured issuer identifiers.
+func (c *Config) validateIssuers(bad badFunc) map[string]bool {
 	issuers := map[string]bool{}
 	for i, is := range c.Issuers {
 		key := fmt.Sprintf("issuers[%d]", i)
@@ -254,6 +294,11 @@ func (c *Config) Validate() error {
 			bad(key+".jwks_refresh_interval", "%s is under 1s; an unknown kid must not be able to make us hammer the IdP", is.RefreshInterval.D())
 		}
 	}
+	return issuers
+}
+
+// validateResources checks resources against the configured issuers.
+func (c *Config) validateResources(bad badFunc, issuers map[string]bool) {
 	if len(c.Resources) == 0 {
 		bad("resources", "at least one protected resource is required")
 	}
@@ -359,7 +404,6 @@ func (c *Config) Validate() error {
 			routes[rk] = r.Name
 		}
 	}
-	return errors.Join(errs...)
 }
 
 var asymmetricAlgs = map[string]bool{

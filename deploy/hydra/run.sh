@@ -18,51 +18,29 @@ command -v curl >/dev/null || die "curl is missing"
 command -v redis-server >/dev/null || die "redis-server is missing: apt-get install -y redis-server"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mcp-authz-hydra.XXXXXX")
-pids=()
+. "$root/deploy/lib/proc.sh"
 status=1
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  stop_started
   if [ "$status" = 0 ] && [ -z "${KEEP:-}" ]; then rm -rf "$work"; else echo "logs and configuration: $work"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-start() { # LOG COMMAND...: in the background; its pid is in $last
-  local log=$1; shift
-  "$@" >"$log" 2>&1 &
-  last=$!
-  pids+=("$last")
-}
-wait_port() { # NAME PORT PID LOG: until 127.0.0.1:PORT accepts connections (30 s at most)
-  for _ in $(seq 300); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then return 0; fi
-    kill -0 "$3" 2>/dev/null || { echo "$1 exited at start:"; tail -n 30 "$4"; exit 1; }
-    sleep 0.1
-  done
-  echo "$1 did not listen on 127.0.0.1:$2 within 30 s:"; tail -n 30 "$4"; exit 1
-}
-free_port() { # a port nothing listens on now (small race: fine for a person's run)
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 20000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-}
 
 echo "== building Ory Hydra (once, into the tools cache) and mcp-authz"
 HYDRA=$("$here/build.sh")
 (cd "$root" && go build -o "$work/mcp-authz" ./cmd/mcp-authz)
 
-PUB=$(free_port) ADM=$(free_port) REDIS=$(free_port) GRPC=$(free_port) HTTP=$(free_port)
+read -r PUB ADM REDIS GRPC HTTP < <(free_ports 5)
 ISSUER="http://127.0.0.1:$PUB" ADMIN="http://127.0.0.1:$ADM"
 echo "== starting redis-server :$REDIS, hydra :$PUB (admin :$ADM), mcp-authz :$GRPC"
 start "$work/redis.log" redis-server --port "$REDIS" --bind 127.0.0.1 --save "" --appendonly no --dir "$work"
-wait_port redis-server "$REDIS" "$last" "$work/redis.log"
+wait_port redis-server "$REDIS" "$last" "$work/redis.log" 30
 start "$work/hydra.log" env DSN=memory SECRETS_SYSTEM="$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')" \
   URLS_SELF_ISSUER="$ISSUER" SERVE_PUBLIC_HOST=127.0.0.1 SERVE_PUBLIC_PORT="$PUB" \
   SERVE_ADMIN_HOST=127.0.0.1 SERVE_ADMIN_PORT="$ADM" LOG_LEVEL=warn SQA_OPT_OUT=true "$HYDRA" serve all --dev
-wait_port hydra "$ADM" "$last" "$work/hydra.log"
+wait_port hydra "$ADM" "$last" "$work/hydra.log" 30
 for _ in $(seq 100); do curl -fs "$ADMIN/health/ready" >/dev/null && break; sleep 0.1; done
 
 register() { # ID STRATEGY
@@ -93,7 +71,7 @@ rc=0; "$work/mcp-authz" doctor "$work/mcp-authz.yaml" >"$work/doctor.out" 2>&1 |
 result "$rc" "doctor: the configuration fits Hydra"; grep -E '^(ok|FAIL|DOWN|note)' "$work/doctor.out" || true
 
 start "$work/mcp-authz.log" "$work/mcp-authz" serve --config "$work/mcp-authz.yaml"
-wait_port mcp-authz "$GRPC" "$last" "$work/mcp-authz.log"
+wait_port mcp-authz "$GRPC" "$last" "$work/mcp-authz.log" 30
 
 allowed() { "$work/mcp-authz" check -addr "127.0.0.1:$GRPC" -host mcp.test -path /mcp -token "$1" 2>/dev/null | grep -q '"okResponse"'; }
 JWT=$(token agent-jwt mcp:tools) OPAQUE=$(token agent-opaque mcp:tools) READER=$(token agent-jwt mcp:read)

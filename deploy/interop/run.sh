@@ -32,33 +32,15 @@ if [ ! -d node_modules/oidc-provider ] || [ ! -d node_modules/@modelcontextproto
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mcp-authz-interop.XXXXXX")
-pids=()
+. "$root/deploy/lib/proc.sh"
 status=1
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  stop_started
   if [ "$status" = 0 ] && [ -z "${KEEP:-}" ]; then rm -rf "$work"; else echo "logs and configurations: $work"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start NAME LOG COMMAND...: runs COMMAND in the background; its pid is in $last.
-start() {
-  local log=$2; shift 2
-  "$@" >"$log" 2>&1 &
-  last=$!
-  pids+=("$last")
-}
-# wait_port NAME PORT PID LOG: until 127.0.0.1:PORT accepts connections (20 s at most).
-wait_port() {
-  local name=$1 port=$2 pid=$3 log=$4
-  for _ in $(seq 200); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-    if ! kill -0 "$pid" 2>/dev/null; then echo "$name exited at start:"; tail -n 30 "$log"; exit 1; fi
-    sleep 0.1
-  done
-  echo "$name did not listen on 127.0.0.1:$port within 20 s:"; tail -n 30 "$log"; exit 1
-}
 
 # Five free loopback ports, held together while chosen so they differ.
 read -r FRONT AS UP AUTHZ REDIS < <(node -e '
@@ -73,14 +55,14 @@ echo "== building mcp-authz"
 (cd "$root" && go build -o "$work/mcp-authz" ./cmd/mcp-authz)
 
 echo "== starting redis-server :$REDIS, oidc-provider :$AS, MCP server :$UP, mcp-authz :$AUTHZ, nginx :$FRONT"
-start redis "$work/redis.out" redis-server --port "$REDIS" --bind 127.0.0.1 --save "" --appendonly no \
+start "$work/redis.out" redis-server --port "$REDIS" --bind 127.0.0.1 --save "" --appendonly no \
   --dir "$work" --logfile "$work/redis.log"
 wait_port redis-server "$REDIS" "$last" "$work/redis.log"
 
-start oidc-provider "$work/as.log" node as.mjs "$AS" "$RESOURCE" "$PAYMENTS"
+start "$work/as.log" node as.mjs "$AS" "$RESOURCE" "$PAYMENTS"
 wait_port oidc-provider "$AS" "$last" "$work/as.log"
 
-start mcp-server "$work/server.log" node server.mjs "$UP"
+start "$work/server.log" node server.mjs "$UP"
 wait_port "MCP server" "$UP" "$last" "$work/server.log"
 
 sed -e "s|@AUTHZ_HTTP@|127.0.0.1:$AUTHZ|" -e "s|@REDIS@|127.0.0.1:$REDIS|" \
@@ -91,14 +73,14 @@ RS_SECRET=rs-secret # oidc-provider's client "rs" (as.mjs), which mcp-authz intr
 export CACHE_SECRET RS_SECRET
 "$work/mcp-authz" check-config "$work/mcp-authz.yaml" >"$work/check-config.out" 2>&1 ||
   { cat "$work/check-config.out"; exit 1; }
-start mcp-authz "$work/mcp-authz.log" "$work/mcp-authz" serve --config "$work/mcp-authz.yaml"
+start "$work/mcp-authz.log" "$work/mcp-authz" serve --config "$work/mcp-authz.yaml"
 wait_port mcp-authz "$AUTHZ" "$last" "$work/mcp-authz.log"
 
 mkdir -p "$work/nginx"
 sed -e "s/127\.0\.0\.1:8080\b/127.0.0.1:$FRONT/g" -e "s/127\.0\.0\.1:9192\b/127.0.0.1:$AUTHZ/g" \
   -e "s/127\.0\.0\.1:3000\b/127.0.0.1:$UP/g" ../nginx/mcp-authz.conf >"$work/nginx/mcp-authz.conf"
 sed -e "s|@DIR@|$work/nginx|g" nginx.conf.in >"$work/nginx/nginx.conf"
-start nginx "$work/nginx/nginx.out" "$NGINX" -c "$work/nginx/nginx.conf" -p "$work/nginx"
+start "$work/nginx/nginx.out" "$NGINX" -c "$work/nginx/nginx.conf" -p "$work/nginx"
 wait_port nginx "$FRONT" "$last" "$work/nginx/error.log"
 
 pass=0 fail=0

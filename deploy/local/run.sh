@@ -28,46 +28,15 @@ if [ -z "$NGINX" ] && [ -x /usr/sbin/nginx ]; then NGINX=/usr/sbin/nginx; fi
 [ -n "$NGINX" ] || die "nginx is missing: apt-get install -y nginx"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mcp-authz-local.XXXXXX")
-pids=()
+. "$root/deploy/lib/proc.sh"
 passed=0 failed=0 result=1 # 0 only once every check has passed
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  stop_started
   if [ "$result" = 0 ] && [ -z "${KEEP:-}" ]; then rm -rf "$work"; else echo "logs and configurations: $work"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start LOG COMMAND...: runs COMMAND in the background; its pid is in $last.
-start() {
-  local log=$1; shift
-  "$@" >"$log" 2>&1 &
-  last=$!
-  pids+=("$last")
-}
-# wait_port NAME PORT PID LOG: until 127.0.0.1:PORT accepts connections (20 s at most).
-wait_port() {
-  local name=$1 port=$2 pid=$3 log=$4
-  for _ in $(seq 200); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-    if ! kill -0 "$pid" 2>/dev/null; then echo "$name exited at start:"; tail -n 30 "$log"; exit 1; fi
-    sleep 0.1
-  done
-  echo "$name did not listen on 127.0.0.1:$port within 20 s:"; tail -n 30 "$log"; exit 1
-}
-# free_ports N: N distinct loopback ports nothing listens on now, below the kernel's ephemeral
-# range so that no outgoing connection takes one before its server binds it.
-free_ports() {
-  local out=() p low=32768
-  read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
-  while [ ${#out[@]} -lt "$1" ]; do
-    p=$((10000 + RANDOM % (low - 10000)))
-    [[ " ${out[*]} " == *" $p "* ]] && continue
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
-    out+=("$p")
-  done
-  echo "${out[@]}"
-}
 check() { # check DESCRIPTION CONDITION...
   local what=$1; shift
   if "$@"; then echo "  PASS  $what"; passed=$((passed + 1)); else echo "  FAIL  $what"; failed=$((failed + 1)); fi
