@@ -73,6 +73,17 @@ func DemoConfig(grpcAddr, httpAddr, issuer, resource string) *config.Config {
 				When:             `"finance" in claims.groups`,
 				ErrorDescription: "Refunds are for the finance group.",
 			}},
+		}, {
+			// Sender-constrained tokens (README "Sender-constrained tokens"): a third MCP
+			// server that takes DPoP-bound tokens only, those of client demo-dpop (mcp-authz
+			// token -dpop-key, then check -dpop-key). A resource of its own, so that the
+			// challenges of the other two stay Bearer-only.
+			Name:         "demo-dpop",
+			Resource:     DPoPResource(resource),
+			Scopes:       config.Scopes{Required: []string{"mcp:tools"}, Supported: []string{"mcp:tools", "mcp:read"}},
+			PublicPaths:  []string{},
+			ResourceName: "mcp-authz demo DPoP MCP server",
+			DPoP:         config.BindingRequired,
 		}},
 	}
 	c.ApplyDefaults()
@@ -84,6 +95,11 @@ func DemoConfig(grpcAddr, httpAddr, issuer, resource string) *config.Config {
 // with the longest path prefix.
 func PaymentsResource(resource string) string {
 	return strings.TrimSuffix(resource, "/") + "/payments"
+}
+
+// DPoPResource is the demo's third resource (/mcp/dpop), which requires DPoP-bound tokens.
+func DPoPResource(resource string) string {
+	return strings.TrimSuffix(resource, "/") + "/dpop"
 }
 
 // StartDemo starts the demo authorization server and mcp-authz.
@@ -119,7 +135,7 @@ func StartDemo(o DemoOptions) (*Demo, error) {
 			// tokens carry cnf.jkt (RFC 9449).
 			{ID: "demo-dpop", Secret: "demo-secret", Scopes: []string{"mcp:tools", "mcp:read"}, DPoP: true},
 		},
-		Resources:            []string{o.Resource, PaymentsResource(o.Resource)},
+		Resources:            []string{o.Resource, PaymentsResource(o.Resource), DPoPResource(o.Resource)},
 		DefaultResource:      o.Resource,
 		IntrospectionClients: map[string]string{"mcp-authz": hex.EncodeToString(secret)},
 	})

@@ -458,9 +458,10 @@ func TestProofsPassTheServiceVerifier(t *testing.T) {
 	}
 }
 
-// The demo end to end: demo-dpop's token, got with `token -dpop-key`, is allowed with the
-// proofs `check -dpop-key` makes, and refused as Bearer, with another key's proofs, and
-// with a proof for another URL.
+// The demo end to end, on its DPoP resource (/mcp/dpop): demo-dpop's token, got with
+// `token -dpop-key`, is allowed with the proofs `check -dpop-key` makes, and refused as
+// Bearer, with another key's proofs, and with a proof for another URL; a Bearer token of
+// client demo is refused there (dpop: required).
 func TestDemoDPoPEndToEnd(t *testing.T) {
 	_, grpcAddr, _, as := startDemo(t)
 	dir := t.TempDir()
@@ -470,12 +471,17 @@ func TestDemoDPoPEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out, errb, err := runCmd("token", "-token-url", "http://"+as+"/token", "-client", "demo-dpop", "-dpop-key", key)
+	const resource = "http://localhost:8080/mcp/dpop"
+	out, errb, err := runCmd("token", "-token-url", "http://"+as+"/token", "-client", "demo-dpop", "-dpop-key", key, "-resource", resource)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, errb)
 	}
 	tok := strings.TrimSpace(out)
-	base := []string{"check", "-addr", grpcAddr, "-host", "localhost:8080", "-path", "/mcp", "-token", tok}
+	bearer, _, err := runCmd("token", "-token-url", "http://"+as+"/token", "-client", "demo", "-resource", resource)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"check", "-addr", grpcAddr, "-host", "localhost:8080", "-path", "/mcp/dpop", "-token", tok}
 	out, errb, err = runCmd(append(base, "-dpop-key", key)...)
 	if err != nil || !strings.Contains(out, `"x-auth-token-binding"`) || !strings.Contains(out, `"dpop"`) {
 		t.Fatalf("with proofs: %v\n%s\n%s", err, out, errb)
@@ -486,7 +492,8 @@ func TestDemoDPoPEndToEnd(t *testing.T) {
 	}{
 		"as Bearer":               {base, `error=\"invalid_token\"`},
 		"another key's proof":     {append(base, "-dpop-key", other), `error=\"invalid_token\"`},
-		"a proof for another URL": {append(base, "-dpop-key", key, "-htu", "http://localhost:8080/elsewhere"), `error=\"invalid_dpop_proof\"`},
+		"a proof for another URL": {append(base, "-dpop-key", key, "-htu", "http://localhost:8080/mcp"), `error=\"invalid_dpop_proof\"`},
+		"a Bearer token":          {[]string{"check", "-addr", grpcAddr, "-host", "localhost:8080", "-path", "/mcp/dpop", "-token", strings.TrimSpace(bearer)}, `error=\"invalid_token\"`},
 	} {
 		out, _, err := runCmd(c.args...)
 		var code exitCode

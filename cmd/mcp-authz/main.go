@@ -6,6 +6,8 @@
 //	mcp-authz doctor FILE             also ask the authorization servers whether it fits them
 //	mcp-authz demo                    run with an embedded demo authorization server
 //	mcp-authz check [flags]           send one Check to a running service and print the answer
+//	mcp-authz token [flags]           get an access token (-dpop-key: a DPoP-bound one) and print it
+//	mcp-authz dpop-key FILE           write a new private DPoP key (JWK) and print its thumbprint
 //	mcp-authz version                 print the build: version, commit, date, Go version
 package main
 

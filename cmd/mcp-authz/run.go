@@ -293,9 +293,9 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 	path := fs.String("path", "/mcp", "path (with query) of the request")
 	token := fs.String("token", "", "Bearer token to send (none: no Authorization header)")
 	traced := fs.Bool("trace", false, "send a new W3C traceparent and print its trace id (to find the Check in Jaeger)")
-	keyFile := fs.String("dpop-key", "", "send -token as \"Authorization: DPoP\" with a new DPoP proof signed by this private key (JWK or PEM)")
+	keyFile := fs.String("dpop-key", "", "send -token as \"Authorization: DPoP\" with a new DPoP proof signed by this private key `file` (JWK or PEM)")
 	htu := fs.String("htu", "", "the proof's htu (default: the resource's origin from -config, else http://HOST, and -path without its query)")
-	certFile := fs.String("cert", "", "PEM client certificate to put in attributes.source.certificate, as Envoy does for an mTLS client (include_peer_certificate)")
+	certFile := fs.String("cert", "", "PEM client certificate `file` to put in attributes.source.certificate, as Envoy does for an mTLS client (include_peer_certificate)")
 	var headers headerFlags
 	fs.Var(&headers, "H", `extra request header "name: value" (repeatable)`)
 	if err := fs.Parse(args); err != nil {

@@ -26,7 +26,7 @@ func token(ctx context.Context, args []string, getenv func(string) string, stdou
 	secretEnv := fs.String("secret-env", "", "read the client secret from this environment variable instead of -secret")
 	scope := fs.String("scope", "mcp:tools", "space-separated scopes to ask for")
 	resource := fs.String("resource", "http://localhost:8080/mcp", "RFC 8707 resource the token is for (its audience)")
-	keyFile := fs.String("dpop-key", "", "private key file (JWK or PEM; make one with `mcp-authz dpop-key FILE`): send a DPoP proof and get a token bound to the key (RFC 9449)")
+	keyFile := fs.String("dpop-key", "", "private key `file` (JWK or PEM; make one with: mcp-authz dpop-key FILE): send a DPoP proof and get a token bound to the key (RFC 9449)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -37,7 +37,7 @@ import (
 )
 
 // The whole test, processes included, ends within this.
-const testTimeout = 60 * time.Second
+const testTimeout = 90 * time.Second
 
 // TestInterop: the SDK's MCP client, starting with no token, discovers everything from our
 // 401 through nginx and reaches the SDK's MCP server with a JWT and with an opaque token; a
