@@ -250,6 +250,8 @@ type Resource struct {
 	Documentation        string          `yaml:"resource_documentation"`
 	PolicyURI            string          `yaml:"resource_policy_uri"`
 	TOSURI               string          `yaml:"resource_tos_uri"`
+	// UpstreamCredentials: what the upstream receives in place of the caller's token (upstream.go).
+	UpstreamCredentials *UpstreamCredentials `yaml:"upstream_credentials,omitempty"`
 }
 
 // MCP maps MCP JSON-RPC operations in the request body (Envoy with_request_body) to the

@@ -64,6 +64,9 @@ type ClientConfig struct {
 	// TokenEndpoint overrides the token_endpoint of the issuer's metadata.
 	TokenEndpoint string
 	HTTPClient    *http.Client // default: 10 s timeout
+	// HTTPClientFor, when set, gives the client for calls to one issuer (metrics and spans
+	// by issuer); HTTPClient otherwise.
+	HTTPClientFor func(issuer string) *http.Client
 	Timeout       time.Duration
 	Now           func() time.Time
 }
@@ -150,6 +153,15 @@ func parseKey(b []byte) (crypto.Signer, jose.SignatureAlgorithm, error) {
 	return nil, "", errors.New("only RSA and EC P-256 keys are supported")
 }
 
+func (c *Client) httpClient(issuer string) *http.Client {
+	if c.cfg.HTTPClientFor != nil {
+		if hc := c.cfg.HTTPClientFor(issuer); hc != nil {
+			return hc
+		}
+	}
+	return c.cfg.HTTPClient
+}
+
 // endpoint is the issuer's token endpoint: configured, or from its metadata (RFC 8414), which
 // is fetched once per issuer while it succeeds and again after a failure.
 func (c *Client) endpoint(ctx context.Context, issuer string) (string, error) {
@@ -165,7 +177,7 @@ func (c *Client) endpoint(ctx context.Context, issuer string) (string, error) {
 	v, err, _ := c.discover.Do(issuer, func() (any, error) {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Timeout)
 		defer cancel()
-		md, err := asmeta.Discover(dctx, c.cfg.HTTPClient, issuer)
+		md, err := asmeta.Discover(dctx, c.httpClient(issuer), issuer)
 		if err != nil {
 			return "", err
 		}
@@ -243,7 +255,7 @@ func (c *Client) Request(ctx context.Context, issuer string, form url.Values) (T
 		// RFC 6749 §2.3.1: both form-urlencoded before the base64.
 		req.SetBasicAuth(url.QueryEscape(c.cfg.ClientID), url.QueryEscape(c.cfg.Secret))
 	}
-	resp, err := c.cfg.HTTPClient.Do(req)
+	resp, err := c.httpClient(issuer).Do(req)
 	if err != nil {
 		// *url.Error names the URL (ours, from config or metadata), never the body.
 		return Token{}, fmt.Errorf("token endpoint: %v: %w", errors.Unwrap(err), identity.ErrUnavailable)

@@ -36,19 +36,24 @@ const (
 
 // Inject says where a minted credential goes on the upstream request.
 type Inject struct {
-	Header string // default authorization
-	Prefix string // default "Bearer " with the authorization header, "" otherwise
+	Header string  // default authorization
+	Prefix *string // nil: "Bearer " with the authorization header, none otherwise
 }
 
-func (in Inject) resolve() Inject {
-	if in.Header == "" {
-		in.Header = defaultHeader
+type inject struct{ header, prefix string }
+
+func (in Inject) resolve() inject {
+	r := inject{header: strings.ToLower(in.Header)}
+	if r.header == "" {
+		r.header = defaultHeader
 	}
-	in.Header = strings.ToLower(in.Header)
-	if in.Prefix == "" && in.Header == defaultHeader {
-		in.Prefix = defaultPrefix
+	switch {
+	case in.Prefix != nil:
+		r.prefix = *in.Prefix
+	case r.header == defaultHeader:
+		r.prefix = defaultPrefix
 	}
-	return in
+	return r
 }
 
 // ExchangeConfig configures RFC 8693 token exchange for one resource.
@@ -77,7 +82,7 @@ type ExchangeConfig struct {
 // Exchange mints an exchanged token per caller token, audience and scopes.
 type Exchange struct {
 	cfg    ExchangeConfig
-	in     Inject
+	in     inject
 	params []byte // the fixed parameters, length-prefixed, for the store key
 	log    *slog.Logger
 	now    func() time.Time
@@ -129,9 +134,9 @@ func NewExchange(cfg ExchangeConfig) (*Exchange, error) {
 // HeaderNames are the headers Credential sets (authz.UpstreamHeaders).
 func (x *Exchange) HeaderNames() []string {
 	if x.cfg.ActHeader != "" {
-		return []string{x.in.Header, strings.ToLower(x.cfg.ActHeader)}
+		return []string{x.in.header, strings.ToLower(x.cfg.ActHeader)}
 	}
-	return []string{x.in.Header}
+	return []string{x.in.header}
 }
 
 // scope is what is asked for: the configured scopes the caller holds.
@@ -199,7 +204,7 @@ func (x *Exchange) Credential(ctx context.Context, callerToken string, id *ident
 
 func (x *Exchange) credential(e entry, tier string) authz.UpstreamCredential {
 	hs := make([]authz.Header, 1, 2)
-	hs[0] = authz.Header{Name: x.in.Header, Value: x.in.Prefix + e.token}
+	hs[0] = authz.Header{Name: x.in.header, Value: x.in.prefix + e.token}
 	if x.cfg.ActHeader != "" && e.act != "" {
 		hs = append(hs, authz.Header{Name: strings.ToLower(x.cfg.ActHeader), Value: e.act})
 	}

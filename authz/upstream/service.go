@@ -36,7 +36,7 @@ type ClientCredentialsConfig struct {
 // using the current token until it expires; only without a usable token does a Check wait.
 type ClientCredentials struct {
 	cfg ClientCredentialsConfig
-	in  Inject
+	in  inject
 	cur atomic.Pointer[serviceToken]
 	sf  singleflight.Group
 	now func() time.Time
@@ -67,7 +67,7 @@ func NewClientCredentials(cfg ClientCredentialsConfig) (*ClientCredentials, erro
 }
 
 // HeaderNames are the headers Credential sets.
-func (c *ClientCredentials) HeaderNames() []string { return []string{c.in.Header} }
+func (c *ClientCredentials) HeaderNames() []string { return []string{c.in.header} }
 
 // Credential returns the service token, whoever the caller is.
 func (c *ClientCredentials) Credential(ctx context.Context, _ string, _ *identity.Identity) (authz.UpstreamCredential, error) {
@@ -118,7 +118,7 @@ func (c *ClientCredentials) refresh() (any, error) {
 	// Refresh with a fifth of the lifetime left (at most a minute before expiry), so a slow
 	// or briefly failing AS has time before the token runs out.
 	t := &serviceToken{
-		header:    authz.Header{Name: c.in.Header, Value: c.in.Prefix + tok.AccessToken},
+		header:    authz.Header{Name: c.in.header, Value: c.in.prefix + tok.AccessToken},
 		refreshAt: exp.Add(-min(time.Minute, life/5)).UnixNano(),
 		expiry:    exp.Add(-min(5*time.Second, life/10)).UnixNano(),
 	}
@@ -132,12 +132,12 @@ type Static struct{ h authz.Header }
 // NewStatic: value is the secret; in.Prefix goes before it ("Bearer " by default in the
 // authorization header).
 func NewStatic(in Inject, value string) (*Static, error) {
-	in = in.resolve()
-	v := in.Prefix + value
+	r := in.resolve()
+	v := r.prefix + value
 	if value == "" || !printable(v) {
 		return nil, errors.New("the static credential is empty or has characters a header cannot carry")
 	}
-	return &Static{h: authz.Header{Name: in.Header, Value: v}}, nil
+	return &Static{h: authz.Header{Name: r.header, Value: v}}, nil
 }
 
 // HeaderNames are the headers Credential sets.
