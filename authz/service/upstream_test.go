@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -203,7 +204,9 @@ func TestTokenExchangeEndToEnd(t *testing.T) {
 // denials never carry a token or the AS's detail.
 func TestTokenExchangeFailures(t *testing.T) {
 	a, srv := exchangeAS(t, time.Hour)
-	refused := replica(t, srv.URL, nil, withExchange(t, "https://unregistered.example.com"))
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	refused := replicaLog(t, srv.URL, nil, withExchange(t, "https://unregistered.example.com"), log)
 	caller := callerToken(t, a, srv.URL, "bob", "mcp:tools api:read", time.Hour)
 	resp := checkToken(t, refused, caller)
 	if allowed(resp) || resp.GetDeniedResponse().GetStatus().GetCode() != 403 {
@@ -223,7 +226,7 @@ func TestTokenExchangeFailures(t *testing.T) {
 		t.Errorf("a refused exchange was asked again at once (%d → %d)", n, a.Exchanges())
 	}
 
-	ok := replica(t, srv.URL, nil, withExchange(t, downstreamAPI))
+	ok := replicaLog(t, srv.URL, nil, withExchange(t, downstreamAPI), log)
 	noScope := callerToken(t, a, srv.URL, "carol", "mcp:tools", time.Hour)
 	n = a.Exchanges()
 	if r := checkToken(t, ok, noScope); allowed(r) || r.GetDeniedResponse().GetStatus().GetCode() != 403 || a.Exchanges() != n {
@@ -240,7 +243,18 @@ func TestTokenExchangeFailures(t *testing.T) {
 		t.Fatalf("AS down: %v %v; want the unavailable answer (401)", r.GetStatus(), r.GetDeniedResponse().GetHeaders())
 	}
 	// The caller whose exchange is cached is still served.
-	upstreamToken(t, checkToken(t, ok, caller), caller)
+	up := upstreamToken(t, checkToken(t, ok, caller), caller)
+
+	// Debug logs say why, never with a token or the client secret.
+	out := logs.String()
+	if !strings.Contains(out, "invalid_target") {
+		t.Error("the debug log does not say why the AS refused")
+	}
+	for _, secret := range []string{caller, fresh, noScope, up, "x-secret", strings.Split(caller, ".")[2]} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("a token or secret is in the logs")
+		}
+	}
 }
 
 // TestTokenExchangeCachedValueExpires: a cached exchanged token is used until shortly before
@@ -306,7 +320,7 @@ func TestTokenExchangeCoalesces(t *testing.T) {
 	wg.Wait()
 	for i, g := range got {
 		if g == "" || g != got[0] {
-			t.Fatalf("Check %d: %q differs from the first's", i, g)
+			t.Fatalf("Check %d: no credential, or another than the first Check's (empty: %v)", i, g == "")
 		}
 	}
 	if n := a.Exchanges() - base; n != 1 {
