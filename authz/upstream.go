@@ -24,10 +24,12 @@ type UpstreamCredentials interface {
 }
 
 // UpstreamCredential is what Credential mints: headers set on the upstream request, replacing
-// any copy the client sent.
+// any copy the client sent. The implementation vouches that names are lower-case and values
+// are header-safe (it checks what a token endpoint returns once, not on every Check); the
+// slice may be shared between Checks and is never modified.
 type UpstreamCredential struct {
-	Headers []Header // lower-case names
-	Tier    string   // where it came from (TierL1, TierRedis, TierIdP, "" for a static one), for logs
+	Headers []Header
+	Tier    string // where it came from (TierL1, TierRedis, TierIdP, "" for a static one), for logs
 }
 
 // UpstreamHeaders names the headers a resource's UpstreamCredentials may set, so that a
@@ -100,10 +102,8 @@ func (a *Authorizer) upstreamCredential(ctx context.Context, rt *route, token st
 		den.Identity, den.Operation, den.Batch, den.Tier = d.Identity, d.Operation, d.Batch, d.Tier
 		return den
 	}
-	for _, h := range c.Headers {
-		if h.Name == "" || !headerValueOK(h.Value) {
-			return withErr(u.refused, errors.New("upstream credential: unusable header value"))
-		}
+	if len(c.Headers) == 0 {
+		return withErr(u.refused, errors.New("upstream credential: none minted"))
 	}
 	hs := make([]Header, 0, len(d.Headers)+len(c.Headers))
 	for _, h := range d.Headers {
@@ -113,13 +113,18 @@ func (a *Authorizer) upstreamCredential(ctx context.Context, rt *route, token st
 	}
 	d.Headers = append(hs, c.Headers...)
 	// Removing a header the allow also sets would race the set in the proxy: what is set
-	// replaces the client's copy instead.
-	rm := make([]string, 0, len(d.Remove))
-	for _, n := range d.Remove {
-		if !setIn(d.Headers, n) {
-			rm = append(rm, n)
+	// replaces the client's copy instead. (d.Remove may be the route's shared list.)
+	for i, n := range d.Remove {
+		if setIn(c.Headers, n) {
+			rm := append(make([]string, 0, len(d.Remove)), d.Remove[:i]...)
+			for _, n := range d.Remove[i+1:] {
+				if !setIn(c.Headers, n) {
+					rm = append(rm, n)
+				}
+			}
+			d.Remove = rm
+			break
 		}
 	}
-	d.Remove = rm
 	return d
 }

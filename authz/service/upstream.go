@@ -198,7 +198,7 @@ func storeConfig(cfg *config.Config, o Options, tc *cache.Tiered) *upstream.Stor
 		sc.ClaimWait = 2*time.Second + 200*time.Millisecond
 	}
 	if tc != nil {
-		sc.Revoked = func(tok string, since int64) bool { return tc.RevokedSince(tc.Key(tok), since) }
+		sc.CallerKey, sc.Revoked = tc.Key, tc.RevokedSince
 	}
 	return sc
 }

@@ -30,7 +30,7 @@ const downstreamAPI = "https://api.example.com"
 // exchangeAS is a real demo AS (httptest) that knows the MCP resource and the downstream API,
 // a caller client "c", mcp-authz as client "mcp-authz" allowed to exchange tokens, and a
 // service client "svc" for client credentials.
-func exchangeAS(t *testing.T, ttl time.Duration) (*demoas.Server, *httptest.Server) {
+func exchangeAS(t testing.TB, ttl time.Duration) (*demoas.Server, *httptest.Server) {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	srv.Start()
@@ -55,7 +55,7 @@ func exchangeAS(t *testing.T, ttl time.Duration) (*demoas.Server, *httptest.Serv
 }
 
 // callerToken is a JWT for the MCP resource, as the MCP client would present it.
-func callerToken(t *testing.T, a *demoas.Server, iss, sub, scope string, ttl time.Duration) string {
+func callerToken(t testing.TB, a *demoas.Server, iss, sub, scope string, ttl time.Duration) string {
 	t.Helper()
 	now := time.Now()
 	tok, err := a.Mint(map[string]any{"iss": iss, "sub": sub, "aud": resource, "client_id": "c",
@@ -66,7 +66,7 @@ func callerToken(t *testing.T, a *demoas.Server, iss, sub, scope string, ttl tim
 	return tok
 }
 
-func secretFile(t *testing.T, v string) config.Secret {
+func secretFile(t testing.TB, v string) config.Secret {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "secret")
 	if err := os.WriteFile(p, []byte(v+"\n"), 0o600); err != nil {
@@ -75,7 +75,7 @@ func secretFile(t *testing.T, v string) config.Secret {
 	return config.Secret{File: p}
 }
 
-func withExchange(t *testing.T, audience string) func(*config.Config) {
+func withExchange(t testing.TB, audience string) func(*config.Config) {
 	sec := secretFile(t, "x-secret")
 	return func(c *config.Config) {
 		c.Resources[0].UpstreamCredentials = &config.UpstreamCredentials{TokenExchange: &config.TokenExchange{

@@ -127,6 +127,10 @@ func NewExchange(cfg ExchangeConfig) (*Exchange, error) {
 	add(cfg.RequestedTokenType)
 	add(cfg.Client.cfg.ClientID)
 	add(fmt.Sprint(cfg.ActorToken != ""))
+	// The entry keeps its headers built: the injection is part of what it is.
+	add(x.in.header)
+	add(x.in.prefix)
+	add(strings.ToLower(cfg.ActHeader))
 	x.params = p
 	return x, nil
 }
@@ -177,42 +181,48 @@ func (x *Exchange) Credential(ctx context.Context, callerToken string, id *ident
 		return authz.UpstreamCredential{}, err
 	}
 	st := x.cfg.Store
-	k := st.key(callerToken, x.params, scope)
-	if e, tier, ok := st.get(ctx, k, callerToken); ok {
+	ck := st.callerKey(callerToken)
+	k := st.key(ck, x.params, scope)
+	if e, tier, ok := st.get(ctx, k, ck); ok {
 		if e.neg {
 			return authz.UpstreamCredential{}, fmt.Errorf("%w: the authorization server refused this exchange moments ago", ErrRefused)
 		}
 		if sp := trace.SpanFromContext(ctx); sp.IsRecording() {
 			sp.SetAttributes(attribute.String("mcp_authz.upstream_credential.tier", tier))
 		}
-		return x.credential(e, tier), nil
+		if e.cred == nil {
+			e.cred = x.headers(e)
+			st.keep(k, e)
+		}
+		return authz.UpstreamCredential{Headers: e.cred, Tier: tier}, nil
 	}
 	ch := x.sf.DoChan(string(k[:]), func() (any, error) {
 		// The first caller's cancellation must not fail the others sharing the exchange.
-		return x.exchange(context.WithoutCancel(ctx), k, callerToken, scope, id)
+		return x.exchange(context.WithoutCancel(ctx), k, ck, callerToken, scope, id)
 	})
 	select {
 	case r := <-ch:
 		if r.Err != nil {
 			return authz.UpstreamCredential{}, r.Err
 		}
-		return x.credential(r.Val.(entry), authz.TierIdP), nil
+		return authz.UpstreamCredential{Headers: r.Val.(entry).cred, Tier: authz.TierIdP}, nil
 	case <-ctx.Done():
 		return authz.UpstreamCredential{}, fmt.Errorf("token exchange: no answer within the Check's budget: %w", identity.ErrUnavailable)
 	}
 }
 
-func (x *Exchange) credential(e entry, tier string) authz.UpstreamCredential {
+// headers are what an entry's token becomes on the upstream request; built once per entry.
+func (x *Exchange) headers(e entry) []authz.Header {
 	hs := make([]authz.Header, 1, 2)
 	hs[0] = authz.Header{Name: x.in.header, Value: x.in.prefix + e.token}
 	if x.cfg.ActHeader != "" && e.act != "" {
 		hs = append(hs, authz.Header{Name: strings.ToLower(x.cfg.ActHeader), Value: e.act})
 	}
-	return authz.UpstreamCredential{Headers: hs, Tier: tier}
+	return hs
 }
 
 // exchange runs one RFC 8693 exchange (or waits for another replica's) and stores its result.
-func (x *Exchange) exchange(ctx context.Context, k [32]byte, callerToken, scope string, id *identity.Identity) (_ entry, err error) {
+func (x *Exchange) exchange(ctx context.Context, k, ck [32]byte, callerToken, scope string, id *identity.Identity) (_ entry, err error) {
 	ctx, span := trace.SpanFromContext(ctx).TracerProvider().Tracer(tracerName).Start(ctx, "token_exchange",
 		trace.WithAttributes(attribute.String("mcp_authz.issuer", id.Issuer)))
 	defer func() {
@@ -222,9 +232,11 @@ func (x *Exchange) exchange(ctx context.Context, k [32]byte, callerToken, scope 
 		span.End()
 	}()
 	st := x.cfg.Store
-	mine, e, ok := st.claimOrAwait(ctx, k, callerToken)
+	mine, e, ok := st.claimOrAwait(ctx, k, ck)
 	if ok {
 		span.SetAttributes(attribute.Bool("mcp_authz.awaited_replica", true))
+		e.cred = x.headers(e)
+		st.keep(k, e)
 		return e, nil
 	}
 	if mine {
@@ -286,6 +298,7 @@ func (x *Exchange) exchange(ctx context.Context, k [32]byte, callerToken, scope 
 		deadline = id.Expiry
 	}
 	e.deadline = deadline.UnixNano()
+	e.cred = x.headers(e)
 	st.set(ctx, k, e)
 	return e, nil
 }

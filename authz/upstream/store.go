@@ -20,6 +20,8 @@ import (
 
 	"github.com/maypok86/otter/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/mcp-authz/mcp-authz/authz"
 )
 
 // Store caches exchanged tokens: a bounded in-process tier in front of Redis, shared by
@@ -46,9 +48,12 @@ type Store struct {
 	maxTTL  time.Duration
 	negTTL  time.Duration
 	claim   time.Duration
-	revoked func(callerToken string, since int64) bool
-	now     func() time.Time
-	log     *slog.Logger
+	// callerKey names a caller's token: the verified-token cache's key, so that the one HMAC
+	// of the token serves both as this cache's key material and for revocations.
+	callerKey func(token string) [32]byte
+	revoked   func(callerKey [32]byte, since int64) bool
+	now       func() time.Time
+	log       *slog.Logger
 
 	st struct{ l1Hits, redisHits, misses, refused, sets, badValues, claimsWaited atomic.Uint64 }
 }
@@ -73,14 +78,19 @@ type StoreConfig struct {
 	// ClaimWait: with Redis, a replica that misses claims the key and exchanges, and the
 	// others wait up to this long for its result instead of exchanging too. 0: no waiting.
 	ClaimWait time.Duration
-	// Revoked says whether callerToken was revoked at or after since (unix nanoseconds on
-	// Now), or might have been: cache.Tiered.RevokedSince of its key. Nil: no revocations.
-	Revoked func(callerToken string, since int64) bool
-	Now     func() time.Time
-	Logger  *slog.Logger
+	// CallerKey is the verified-token cache's key of a caller's token (cache.Tiered.Key);
+	// nil: a key of the Store's own. Revoked says whether the token with that key was revoked
+	// at or after since (unix nanoseconds on Now), or might have been
+	// (cache.Tiered.RevokedSince). Nil: no revocations.
+	CallerKey func(token string) [32]byte
+	Revoked   func(callerKey [32]byte, since int64) bool
+	Now       func() time.Time
+	Logger    *slog.Logger
 }
 
 type entry struct {
+	// cred: the headers the entry's Exchange sets, built once when it enters L1; read-only.
+	cred       []authz.Header
 	token, act string
 	deadline   int64 // unix nanos
 	mark       int64 // when the exchange started, unix nanos
@@ -120,8 +130,24 @@ func NewStore(cfg StoreConfig) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{aead: aead, rdb: cfg.Redis, prefix: cfg.KeyPrefix, timeout: cfg.RedisTimeout,
-		maxTTL: cfg.MaxTTL, negTTL: cfg.NegativeTTL, claim: cfg.ClaimWait, revoked: cfg.Revoked, now: cfg.Now, log: cfg.Logger}
+		maxTTL: cfg.MaxTTL, negTTL: cfg.NegativeTTL, claim: cfg.ClaimWait, callerKey: cfg.CallerKey, revoked: cfg.Revoked, now: cfg.Now, log: cfg.Logger}
 	s.keyPool.New = func() any { return hmac.New(sha256.New, lookup) }
+	if s.callerKey == nil {
+		own, err := hkdf.Key(sha256.New, cfg.Secret, nil, "mcp-authz exchanged-token caller v1", 32)
+		if err != nil {
+			return nil, err
+		}
+		pool := &sync.Pool{New: func() any { return hmac.New(sha256.New, own) }}
+		s.callerKey = func(tok string) [32]byte {
+			h := pool.Get().(hash.Hash)
+			h.Reset()
+			h.Write(stringBytes(tok))
+			var k [32]byte
+			h.Sum(k[:0])
+			pool.Put(h)
+			return k
+		}
+	}
 	if s.prefix == "" {
 		s.prefix = "mcp-authz:xtok:v1:"
 	}
@@ -172,15 +198,14 @@ func (s *Store) Stats() Stats {
 		Refused: s.st.refused.Load(), Sets: s.st.sets.Load(), BadValues: s.st.badValues.Load(), ClaimsWaited: s.st.claimsWaited.Load()}
 }
 
-// key is the lookup key of one exchange: the caller's token, the exchange's fixed parameters
-// (already length-prefixed by the caller) and the requested scope, each length-prefixed so
-// that no two different inputs hash alike.
-func (s *Store) key(callerToken string, params []byte, scope string) [32]byte {
+// key is the lookup key of one exchange: HMAC over the caller's token's key (itself an HMAC of
+// the token under the cache secret), the exchange's fixed parameters (length-prefixed by the
+// caller) and the requested scope, length-prefixed, so that no two different inputs hash alike.
+func (s *Store) key(callerKey [32]byte, params []byte, scope string) [32]byte {
 	h := s.keyPool.Get().(hash.Hash)
 	h.Reset()
 	var n [binary.MaxVarintLen64]byte
-	h.Write(n[:binary.PutUvarint(n[:], uint64(len(callerToken)))])
-	h.Write(stringBytes(callerToken))
+	h.Write(callerKey[:])
 	h.Write(params)
 	h.Write(n[:binary.PutUvarint(n[:], uint64(len(scope)))])
 	h.Write(stringBytes(scope))
@@ -197,7 +222,7 @@ func (s *Store) rkey(k [32]byte) string { return s.prefix + string(k[:]) }
 
 // get answers from L1, then Redis. tier is "l1" or "redis". A value past its deadline, or made
 // before a revocation of the caller's token, is never returned.
-func (s *Store) get(ctx context.Context, k [32]byte, callerToken string) (e entry, tier string, ok bool) {
+func (s *Store) get(ctx context.Context, k, callerKey [32]byte) (e entry, tier string, ok bool) {
 	now := s.now().UnixNano()
 	if s.l1 != nil {
 		if e, ok := s.l1.GetIfPresent(k); ok && now < e.deadline {
@@ -205,7 +230,7 @@ func (s *Store) get(ctx context.Context, k [32]byte, callerToken string) (e entr
 				s.st.l1Hits.Add(1)
 				return e, "l1", true
 			}
-			if s.revoked == nil || !s.revoked(callerToken, e.mark) {
+			if s.revoked == nil || !s.revoked(callerKey, e.mark) {
 				s.st.l1Hits.Add(1)
 				return e, "l1", true
 			}
@@ -217,19 +242,16 @@ func (s *Store) get(ctx context.Context, k [32]byte, callerToken string) (e entr
 		s.st.misses.Add(1)
 		return entry{}, "", false
 	}
-	e, ok = s.fromRedis(ctx, k, callerToken, now)
+	e, ok = s.fromRedis(ctx, k, callerKey, now)
 	if !ok {
 		s.st.misses.Add(1)
 		return entry{}, "", false
 	}
 	s.st.redisHits.Add(1)
-	if s.l1 != nil {
-		s.l1.Set(k, e)
-	}
 	return e, "redis", true
 }
 
-func (s *Store) fromRedis(ctx context.Context, k [32]byte, callerToken string, now int64) (entry, bool) {
+func (s *Store) fromRedis(ctx context.Context, k, callerKey [32]byte, now int64) (entry, bool) {
 	cctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	rk := s.rkey(k)
@@ -249,11 +271,18 @@ func (s *Store) fromRedis(ctx context.Context, k [32]byte, callerToken string, n
 	if now >= e.deadline {
 		return entry{}, false
 	}
-	if s.revoked != nil && s.revoked(callerToken, e.mark) {
+	if s.revoked != nil && s.revoked(callerKey, e.mark) {
 		s.st.refused.Add(1)
 		return entry{}, false
 	}
 	return e, true
+}
+
+// keep puts an entry read from Redis into L1 (with its headers built).
+func (s *Store) keep(k [32]byte, e entry) {
+	if s.l1 != nil {
+		s.l1.Set(k, e)
+	}
 }
 
 // set stores a positive entry until deadline (already bounded by the caller's needs; bounded
@@ -356,7 +385,7 @@ func (s *Store) claimKey(k [32]byte) string { return s.prefix + "claim:" + strin
 
 // claimOrAwait is true when this replica should exchange (it holds the claim, or nobody can
 // coordinate); false with an entry when another replica's exchange answered.
-func (s *Store) claimOrAwait(ctx context.Context, k [32]byte, callerToken string) (mine bool, e entry, ok bool) {
+func (s *Store) claimOrAwait(ctx context.Context, k, callerKey [32]byte) (mine bool, e entry, ok bool) {
 	if s.rdb == nil || s.claim <= 0 {
 		return true, entry{}, false
 	}
@@ -376,17 +405,14 @@ func (s *Store) claimOrAwait(ctx context.Context, k [32]byte, callerToken string
 			return true, entry{}, false
 		case <-tick.C:
 		}
-		if e, ok := s.fromRedis(ctx, k, callerToken, s.now().UnixNano()); ok {
-			if s.l1 != nil {
-				s.l1.Set(k, e)
-			}
+		if e, ok := s.fromRedis(ctx, k, callerKey, s.now().UnixNano()); ok {
 			return false, e, true
 		}
 		cctx, cancel := context.WithTimeout(ctx, s.timeout)
 		n, err := s.rdb.Exists(cctx, s.claimKey(k)).Result()
 		cancel()
 		if err != nil || n == 0 {
-			if e, ok := s.fromRedis(ctx, k, callerToken, s.now().UnixNano()); ok {
+			if e, ok := s.fromRedis(ctx, k, callerKey, s.now().UnixNano()); ok {
 				return false, e, true
 			}
 			return true, entry{}, false
