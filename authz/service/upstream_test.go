@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -18,6 +20,8 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/redis/go-redis/v9"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/mcp-authz/mcp-authz/authz/config"
 	"github.com/mcp-authz/mcp-authz/authz/demoas"
@@ -408,5 +412,63 @@ func TestStaticUpstream(t *testing.T) {
 	hr.Body.Close()
 	if hr.StatusCode != 200 || hr.Header.Get("X-Api-Key") != "legacy-api-token" || hr.Header.Get("Authorization") != "" {
 		t.Errorf("forward-auth: %d, x-api-key %q, authorization %q", hr.StatusCode, hr.Header.Get("X-Api-Key"), hr.Header.Get("Authorization"))
+	}
+}
+
+// TestTokenExchangeTraced: the exchange is a span under the Check's, with its token-endpoint
+// call (kind token_exchange) under it, and no span attribute carries a token.
+func TestTokenExchangeTraced(t *testing.T) {
+	a, srv := exchangeAS(t, time.Hour)
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	r := replicaWith(t, srv.URL, nil, withExchange(t, downstreamAPI), Options{TracerProvider: tp})
+	caller := callerToken(t, a, srv.URL, "gina", "mcp:tools api:read", time.Hour)
+	up := upstreamToken(t, checkToken(t, r, caller), caller)
+	byName := map[string]sdktrace.ReadOnlySpan{}
+	for _, sp := range rec.Ended() {
+		byName[sp.Name()] = sp
+		for _, kv := range sp.Attributes() {
+			if v := kv.Value.Emit(); strings.Contains(v, up) || strings.Contains(v, caller) {
+				t.Fatalf("span %s attribute %s carries a token", sp.Name(), kv.Key)
+			}
+		}
+	}
+	x, ok := byName["token_exchange"]
+	if !ok {
+		t.Fatalf("no token_exchange span among %v", maps.Keys(byName))
+	}
+	post, ok := byName["token_exchange POST"]
+	if !ok || post.Parent().SpanID() != x.SpanContext().SpanID() {
+		t.Errorf("the token endpoint call is not a child of the exchange span")
+	}
+	if x.Parent().TraceID() != x.SpanContext().TraceID() || !x.Parent().IsValid() {
+		t.Errorf("the exchange span has no parent (the Check's)")
+	}
+}
+
+// TestTokenExchangeMetrics: exchanges count as IdP calls of kind token_exchange, and the
+// exchanged-token cache reports its lookups by result (the hit ratio).
+func TestTokenExchangeMetrics(t *testing.T) {
+	a, srv := exchangeAS(t, time.Hour)
+	r := replica(t, srv.URL, nil, withExchange(t, downstreamAPI))
+	caller := callerToken(t, a, srv.URL, "hank", "mcp:tools api:read", time.Hour)
+	for range 3 {
+		upstreamToken(t, checkToken(t, r, caller), caller)
+	}
+	resp, err := http.Get("http://" + r.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		// The token endpoint's discovery (once) and the exchange (once: then cached).
+		`mcp_authz_idp_requests_total{issuer="` + srv.URL + `",kind="token_exchange",outcome="2xx"} 2`,
+		`mcp_authz_exchanged_token_cache_requests_total{result="l1"} 2`,
+		`mcp_authz_exchanged_token_cache_requests_total{result="miss"} 1`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("metrics lack %s\n%s", want, grepLines(string(b), "token_exchange"))
+		}
 	}
 }
