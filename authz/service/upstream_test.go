@@ -472,3 +472,39 @@ func TestTokenExchangeMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenExchangeRedisDownAndReload: with Redis killed, exchanges still happen and are
+// cached in process (Redis is never a reason to deny); a reload that removes
+// upstream_credentials applies to the next Check, whose upstream then gets no credential.
+func TestTokenExchangeRedisDownAndReload(t *testing.T) {
+	rs := redistest.Start(t)
+	a, srv := exchangeAS(t, time.Hour)
+	r := replica(t, srv.URL, []string{rs.Addr()}, withExchange(t, downstreamAPI))
+	caller := callerToken(t, a, srv.URL, "ivy", "mcp:tools api:read", time.Hour)
+	up := upstreamToken(t, checkToken(t, r, caller), caller)
+	rs.Kill()
+	if upstreamToken(t, checkToken(t, r, caller), caller) != up {
+		t.Error("with Redis down, the in-process exchanged token was not used")
+	}
+	other := callerToken(t, a, srv.URL, "jack", "mcp:tools api:read", time.Hour)
+	n := a.Exchanges()
+	up2 := upstreamToken(t, checkToken(t, r, other), other)
+	if up2 == up || a.Exchanges() != n+1 {
+		t.Errorf("with Redis down a new caller was not exchanged (exchanges %d → %d)", n, a.Exchanges())
+	}
+	if upstreamToken(t, checkToken(t, r, other), other) != up2 || a.Exchanges() != n+1 {
+		t.Error("with Redis down the exchange was not cached in process")
+	}
+
+	cfg := *r.live.Load().cfg
+	cfg.Resources = append([]config.Resource(nil), cfg.Resources...)
+	cfg.Resources[0].UpstreamCredentials = nil
+	if err := r.Reload(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	resp := checkToken(t, r, caller)
+	if !allowed(resp) || respHeader(resp.GetOkResponse().GetHeaders(), "authorization") != "" ||
+		!contains(resp.GetOkResponse().GetHeadersToRemove(), "authorization") {
+		t.Errorf("after removing upstream_credentials: headers %v, removed %v", resp.GetOkResponse().GetHeaders(), resp.GetOkResponse().GetHeadersToRemove())
+	}
+}
