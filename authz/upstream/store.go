@@ -392,7 +392,16 @@ func (s *Store) claimOrAwait(ctx context.Context, k, callerKey [32]byte) (mine b
 	cctx, cancel := context.WithTimeout(ctx, s.timeout)
 	err := s.rdb.SetArgs(cctx, s.claimKey(k), "1", redis.SetArgs{Mode: "NX", TTL: s.claim}).Err()
 	cancel()
-	if err == nil || !errors.Is(err, redis.Nil) {
+	if err == nil {
+		// Another replica may have stored the value and released its claim between this
+		// replica's miss and its claim: look once more before asking the AS.
+		if e, ok := s.fromRedis(ctx, k, callerKey, s.now().UnixNano()); ok {
+			s.unclaim(ctx, k)
+			return false, e, true
+		}
+		return true, entry{}, false
+	}
+	if !errors.Is(err, redis.Nil) {
 		return true, entry{}, false
 	}
 	s.st.claimsWaited.Add(1)
