@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/mcp-authz/mcp-authz/authz/dpop"
 	"github.com/mcp-authz/mcp-authz/authz/identity"
 )
 
@@ -113,6 +114,8 @@ type Options struct {
 	// Upstream: by resource name, what mints the credential an allowed request carries to
 	// that resource's upstream (upstream.go). A resource without one gets none.
 	Upstream map[string]UpstreamCredentials
+	// DPoP checks proofs (RFC 9449) for resources that accept DPoP; required when one does.
+	DPoP *dpop.Checker
 
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -122,6 +125,7 @@ type Options struct {
 // reload builds a new one.
 type Authorizer struct {
 	routes  []*route
+	index   routeIndex // routes by host and path prefix
 	v       Verifiers
 	cache   Cache
 	maxTTL  time.Duration
@@ -137,6 +141,7 @@ type Authorizer struct {
 	keyScheme string
 	// corsOrigins: the allow-list of origins for denials; nil: any origin ("*", precomputed).
 	corsOrigins map[string]bool
+	dpop        *dpop.Checker
 	shared      atomic.Uint32 // the last Decision.Shared number given
 	now         func() time.Time
 	log         *slog.Logger
@@ -149,6 +154,11 @@ func New(o Options) (*Authorizer, error) {
 	a := &Authorizer{
 		v: o.Verifiers, cache: o.Cache, maxTTL: o.CacheMaxTTL, negTTL: o.NegativeTTL,
 		skew: o.ClockSkew, implies: o.ScopeImplies, claim: o.ClaimWait, now: o.Now, log: o.Logger,
+		dpop: o.DPoP,
+	}
+	var dpopAlgs []string
+	if o.DPoP != nil {
+		dpopAlgs = o.DPoP.AlgList()
 	}
 	if sc := strings.ToLower(o.Verifiers.APIKeyScheme); sc != "" && sc != "bearer" {
 		if o.Verifiers.APIKeys == nil {
@@ -189,12 +199,15 @@ func New(o Options) (*Authorizer, error) {
 	}
 	var errs []error
 	for i, r := range o.Resources {
-		rt, err := newRoute(r, a.corsOrigins == nil)
+		rt, err := newRoute(r, a.corsOrigins == nil, dpopAlgs)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("resources[%d]: %w", i, err))
 			continue
 		}
 		rt.denials.withUnavailable(rt, o.Unavailable)
+		if r.DPoP != BindingOff {
+			rt.dpDenials.withUnavailable(rt, o.Unavailable)
+		}
 		rt.numberShared(a.nextShared)
 		if err := a.withUpstream(rt, o.Upstream[rt.Name]); err != nil {
 			errs = append(errs, fmt.Errorf("resources[%d]: %w", i, err))
@@ -205,6 +218,7 @@ func New(o Options) (*Authorizer, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	a.index = newRouteIndex(a.routes)
 	return a, nil
 }
 
@@ -271,27 +285,51 @@ func (a *Authorizer) check(ctx context.Context, req *Request) *Decision {
 			return a.checkAPIKey(ctx, rt, req, path, key)
 		}
 	}
-	token, cred := extractBearer(authzHeader, present, query)
+	token, cred, sc := extractCredential(authzHeader, present, query, rt.DPoP != BindingOff)
+	ds := &rt.denials
+	if sc == schemeDPoP {
+		ds = &rt.dpDenials
+	}
 	switch cred {
 	case credNone:
-		return rt.denials.missing
+		return ds.missing
 	case credMultiple:
-		return rt.denials.multiple
+		if sc == schemeBoth {
+			return rt.dpDenials.both
+		}
+		return ds.multiple
 	case credInQuery:
-		return rt.denials.query
+		return ds.query
 	case credMalformed:
-		return withErr(rt.denials.invalid, errMalformed)
+		return withErr(ds.invalid, errMalformed)
+	}
+	if sc == schemeBearer && rt.DPoP == BindingRequired {
+		return withErr(rt.dpDenials.dpopOnly, errDPoPOnly)
+	}
+	var proof dpop.Proof
+	if sc == schemeDPoP {
+		var d *Decision
+		if proof, d = a.checkProof(ctx, rt, req, rawPath, token); d != nil {
+			return d
+		}
 	}
 
 	id, tier, err := a.verify(ctx, token)
 	var d *Decision
 	switch {
 	case err == nil:
-		d = a.authorize(rt, req, path, &id)
+		if err := a.binding(rt, req, sc, &proof, &id); err != nil {
+			d = withErr(ds.invalid, err)
+		} else {
+			d = a.authorize(rt, ds, req, path, &id)
+			if d.Allow {
+				a.allowBound(rt, d, sc, &proof, &id)
+			}
+		}
 	case errors.Is(err, identity.ErrUnavailable):
-		d = withErr(rt.denials.unavailable, err)
+		d = withErr(ds.unavailable, err)
 	default:
-		d = withErr(rt.denials.invalid, err)
+		d = withErr(ds.invalid, err)
 	}
 	d.Tier = tier // d is this request's own: authorize and withErr never return a shared one
 	if a.upstream != nil {
@@ -303,21 +341,21 @@ func (a *Authorizer) check(ctx context.Context, req *Request) *Decision {
 // authorize applies the resource's own checks to a verified identity, then what the request's
 // operations need: scopes first (the resource's, the operation's, the matching rules'), so a
 // client that can step up is told every scope at once, then the rules' conditions.
-func (a *Authorizer) authorize(rt *route, req *Request, path string, id *identity.Identity) *Decision {
+func (a *Authorizer) authorize(rt *route, ds *denials, req *Request, path string, id *identity.Identity) *Decision {
 	if err := a.fitsResource(rt, id); err != nil {
-		return withErr(rt.denials.invalid, err)
+		return withErr(ds.invalid, err)
 	}
 	if missing := a.missingScope(id, rt.RequiredScopes); missing != "" {
-		return withErr(rt.denials.insufficient, fmt.Errorf("missing scope %q", missing))
+		return withErr(ds.insufficient, fmt.Errorf("missing scope %q", missing))
 	}
 	v := opView{method: req.Method, path: path}
 	if rt.MCP != nil || rt.rules.readsOps {
 		ops, hasOps, err := requestOperations(req, rt.rules.readsArgs)
 		if err != nil {
 			if errors.Is(err, errHeaderMismatch) {
-				return withErr(rt.denials.mismatch, err)
+				return withErr(ds.mismatch, err)
 			}
-			return withErr(rt.denials.operation, err)
+			return withErr(ds.operation, err)
 		}
 		v.ops, v.hasOps = ops, hasOps
 	}
@@ -327,7 +365,7 @@ func (a *Authorizer) authorize(rt *route, req *Request, path string, id *identit
 			err = rt.rules.repeatedHeaderRead(req)
 		}
 		if err != nil {
-			return withErr(rt.denials.operation, err)
+			return withErr(ds.operation, err)
 		}
 		v.params = params
 	}
@@ -347,7 +385,7 @@ func (a *Authorizer) authorize(rt *route, req *Request, path string, id *identit
 		if missing := a.missingScope(id, extra); missing != "" {
 			// One challenge naming every scope the operation needs, not only the missing one.
 			need := joinScopes(unionScopes(rt.RequiredScopes, extra))
-			return withErr(rt.denials.insufficientFor(rt, need, desc), fmt.Errorf("operation needs scope %q", missing))
+			return withErr(ds.insufficientFor(rt, need, desc), fmt.Errorf("operation needs scope %q", missing))
 		}
 	}
 	var denied *Decision
@@ -403,7 +441,7 @@ func (a *Authorizer) checkAPIKey(ctx context.Context, rt *route, req *Request, p
 	if err != nil {
 		return withErr(rt.denials.invalid, err)
 	}
-	d := a.authorize(rt, req, path, &id)
+	d := a.authorize(rt, &rt.denials, req, path, &id)
 	if a.upstream != nil {
 		d = a.upstreamCredential(ctx, rt, key, d)
 	}
@@ -432,26 +470,7 @@ func (a *Authorizer) metadataRoute(host, port, pathAndQuery string) *route {
 	if !strings.HasPrefix(pathAndQuery, "/.well-known/oauth-protected-resource") {
 		return nil
 	}
-	var only *route
-	n := 0
-	for _, rt := range a.routes {
-		if rt.metadataPath != pathAndQuery {
-			continue
-		}
-		for _, h := range rt.hosts {
-			if h.match(host, port) {
-				return rt
-			}
-		}
-		only = rt
-		n++
-	}
-	// A request on a host no resource names (the HTTP listener reached directly, say) still
-	// gets the document when exactly one resource has that path.
-	if n == 1 {
-		return only
-	}
-	return nil
+	return a.index.metadataRoute(host, port, pathAndQuery)
 }
 
 // Route names the resource (its identifier) a request to host and path would be checked
@@ -470,21 +489,9 @@ func (a *Authorizer) Route(host, path string) (resource string, ok bool) {
 	return "", false
 }
 
-// match picks the route with the longest path prefix among those serving the host.
+// match picks the route with the longest path prefix among those serving the host (routing.go).
 func (a *Authorizer) match(host, port, path string) *route {
-	var best *route
-	for _, rt := range a.routes {
-		if !pathUnder(path, rt.prefix) || best != nil && len(rt.prefix) <= len(best.prefix) {
-			continue
-		}
-		for _, h := range rt.hosts {
-			if h.match(host, port) {
-				best = rt
-				break
-			}
-		}
-	}
-	return best
+	return a.index.match(host, port, path)
 }
 
 // verify answers from the cache, or runs the verifier chain once for all concurrent callers
@@ -814,6 +821,7 @@ func (a *Authorizer) allow(rt *route, id *identity.Identity) *Decision {
 		add(h.Scopes, strings.Join(id.Scopes, " "))
 	}
 	add(h.Issuer, id.Issuer)
+	add(h.Binding, bindingName(id))
 	for _, c := range rt.claimHeaders {
 		if raw, ok := id.Claims[c.claim]; ok {
 			if v, ok := identity.ClaimText(raw); ok {

@@ -33,11 +33,19 @@ const (
 	descOperation    = "The request's MCP operation could not be read unambiguously."
 	descMismatch     = "The Mcp-Method or Mcp-Name header does not match the request body."
 	descPolicy       = "The caller is not allowed to make this request."
+	descProof        = "The DPoP proof is invalid."
+	descNonce        = "The DPoP proof must carry the nonce in the DPoP-Nonce header."
+	descDPoPOnly     = "This resource accepts only DPoP-bound access tokens."
 )
 
-// denials are a route's precomputed denial decisions.
+// denials are a route's precomputed denial decisions for credentials in one scheme.
 type denials struct {
+	sc                                             scheme
 	missing, multiple, query, invalid, unavailable *Decision
+	// DPoP scheme only: an invalid proof; a proof without a current nonce (its DPoP-Nonce
+	// header is added per request); a Bearer token where only DPoP is accepted.
+	proof, nonce, dpopOnly *Decision
+	both                   *Decision // Bearer and DPoP credentials at once: 400 in both challenges
 	// operation: per-operation rules apply and the MCP operation cannot be read unambiguously
 	// (400 invalid_request); mismatch: SEP-2243 headers disagree with the body (400 with the
 	// JSON-RPC error -32020 HeaderMismatch that MCP servers answer it with).
@@ -60,8 +68,14 @@ type Unavailable struct {
 }
 
 func challenge(realm, errCode, desc, scope, metadataURL string) string {
+	return schemeChallenge("Bearer", realm, errCode, desc, scope, metadataURL, "")
+}
+
+// schemeChallenge is one challenge; algs is DPoP's (RFC 9449 §7.1), "" for Bearer.
+func schemeChallenge(name, realm, errCode, desc, scope, metadataURL, algs string) string {
 	var b strings.Builder
-	b.WriteString("Bearer ")
+	b.WriteString(name)
+	b.WriteByte(' ')
 	first := true
 	param := func(name, value string) {
 		if value == "" {
@@ -81,7 +95,34 @@ func challenge(realm, errCode, desc, scope, metadataURL string) string {
 	param("error_description", desc)
 	param("scope", scope)
 	param("resource_metadata", metadataURL)
+	param("algs", algs)
 	return b.String()
+}
+
+// wwwAuthenticate is a denial's WWW-Authenticate value for a request whose credential came in
+// sc. On a resource that accepts DPoP it holds every scheme the resource accepts, in one field
+// value, Bearer first (the MCP TypeScript SDK reads the header only when its first token is
+// "Bearer") and always with a parameter (RFC 9449 §7.2's example, "Bearer, DPoP …", makes that
+// SDK's first token "Bearer,"). The error goes in the challenge of the scheme the client used
+// (both for a request with both, RFC 9449 §7.2), and so does the scope: that SDK takes the
+// first scope= it finds, which must be the one that goes with the error.
+func (rt *route) wwwAuthenticate(sc scheme, errCode, desc, scope string) string {
+	if rt.DPoP == BindingOff {
+		return challenge(rt.Realm, errCode, desc, scope, rt.metadataURL)
+	}
+	dp := func(errCode, desc, scope string) string {
+		return schemeChallenge("DPoP", rt.Realm, errCode, desc, scope, rt.metadataURL, rt.dpopAlgs)
+	}
+	if rt.DPoP == BindingRequired {
+		return dp(errCode, desc, scope)
+	}
+	switch sc {
+	case schemeDPoP:
+		return challenge(rt.Realm, "", "", "", rt.metadataURL) + ", " + dp(errCode, desc, scope)
+	case schemeBoth:
+		return challenge(rt.Realm, errCode, desc, scope, rt.metadataURL) + ", " + dp(errCode, desc, scope)
+	}
+	return challenge(rt.Realm, errCode, desc, scope, rt.metadataURL) + ", " + dp("", "", "")
 }
 
 // quoteSafe keeps a quoted-string within RFC 6750 §3's allowed characters
@@ -112,13 +153,18 @@ var (
 	hdrJSON        = Header{"content-type", "application/json"}
 	hdrNoStore     = Header{"cache-control", "no-store"}
 	hdrExposeAuthn = Header{"access-control-expose-headers", "WWW-Authenticate"}
+	hdrExposeDPoP  = Header{"access-control-expose-headers", "WWW-Authenticate, DPoP-Nonce"}
 )
 
-func deny(rt *route, status int, reason Reason, errCode, desc, scope string) *Decision {
+func deny(rt *route, sc scheme, status int, reason Reason, errCode, desc, scope string) *Decision {
 	d := &Decision{Status: status, Reason: reason, Resource: rt.Name}
+	expose := hdrExposeAuthn
+	if rt.DPoP != BindingOff {
+		expose = hdrExposeDPoP
+	}
 	d.Headers = []Header{
-		{"www-authenticate", challenge(rt.Realm, errCode, desc, scope, rt.metadataURL)},
-		hdrJSON, hdrNoStore, hdrExposeAuthn,
+		{"www-authenticate", rt.wwwAuthenticate(sc, errCode, desc, scope)},
+		hdrJSON, hdrNoStore, expose,
 	}
 	// A browser MCP client reads the challenge only if the response names its origin; with
 	// an allow-list the origin is added per request (Authorizer.withOrigin).
@@ -133,20 +179,26 @@ func deny(rt *route, status int, reason Reason, errCode, desc, scope string) *De
 	return d
 }
 
-func buildDenials(rt *route) denials {
-	ds := denials{mu: new(sync.Mutex)}
+func buildDenials(rt *route, sc scheme) denials {
+	ds := denials{sc: sc, mu: new(sync.Mutex)}
 	// RFC 6750 §3.1: no error code when the request carried no credentials. The scope tells an
 	// MCP client what to ask for (MCP 2025-11-25 "Scope Selection Strategy").
-	ds.missing = deny(rt, http.StatusUnauthorized, ReasonMissingToken, "", "", rt.challengeScope)
+	ds.missing = deny(rt, schemeNone, http.StatusUnauthorized, ReasonMissingToken, "", "", rt.challengeScope)
 	ds.missing.Body = errorBody("unauthorized", descMissing)
-	ds.multiple = deny(rt, http.StatusBadRequest, ReasonInvalidRequest, "invalid_request", descMultiple, "")
-	ds.query = deny(rt, http.StatusBadRequest, ReasonInvalidRequest, "invalid_request", descQuery, "")
-	ds.invalid = deny(rt, http.StatusUnauthorized, ReasonInvalidToken, "invalid_token", descInvalid, rt.challengeScope)
-	ds.operation = deny(rt, http.StatusBadRequest, ReasonInvalidRequest, "invalid_request", descOperation, "")
+	ds.multiple = deny(rt, sc, http.StatusBadRequest, ReasonInvalidRequest, "invalid_request", descMultiple, "")
+	ds.query = deny(rt, sc, http.StatusBadRequest, ReasonInvalidRequest, "invalid_request", descQuery, "")
+	ds.invalid = deny(rt, sc, http.StatusUnauthorized, ReasonInvalidToken, "invalid_token", descInvalid, rt.challengeScope)
+	ds.operation = deny(rt, sc, http.StatusBadRequest, ReasonInvalidRequest, "invalid_request", descOperation, "")
 	ds.mismatch = &Decision{Status: http.StatusBadRequest, Reason: ReasonInvalidRequest, Resource: rt.Name,
 		Headers: []Header{hdrJSON, hdrNoStore},
 		Body:    []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32020,"message":"` + descMismatch + `"}}`)}
-	ds.insufficient = deny(rt, http.StatusForbidden, ReasonInsufficientScope, "insufficient_scope", descInsufficient, rt.challengeScope)
+	ds.insufficient = deny(rt, sc, http.StatusForbidden, ReasonInsufficientScope, "insufficient_scope", descInsufficient, rt.challengeScope)
+	if rt.DPoP != BindingOff {
+		// RFC 9449 §7.1: invalid_dpop_proof, and use_dpop_nonce with the nonce (§9).
+		ds.proof = deny(rt, schemeDPoP, http.StatusUnauthorized, ReasonInvalidToken, "invalid_dpop_proof", descProof, "")
+		ds.nonce = deny(rt, schemeDPoP, http.StatusUnauthorized, ReasonInvalidToken, "use_dpop_nonce", descNonce, "")
+		ds.dpopOnly = deny(rt, schemeDPoP, http.StatusUnauthorized, ReasonInvalidToken, "invalid_token", descDPoPOnly, rt.challengeScope)
+	}
 	return ds
 }
 
@@ -162,7 +214,7 @@ func (ds *denials) withUnavailable(rt *route, u Unavailable) {
 		ds.unavailable = d
 		return
 	}
-	ds.unavailable = deny(rt, http.StatusUnauthorized, ReasonUnavailable, "invalid_token", descUnavailable, rt.challengeScope)
+	ds.unavailable = deny(rt, ds.sc, http.StatusUnauthorized, ReasonUnavailable, "invalid_token", descUnavailable, rt.challengeScope)
 }
 
 // maxStepUp bounds the per-route memo of step-up challenges; scope sets come from
@@ -188,7 +240,7 @@ func (ds *denials) insufficientFor(rt *route, scope, desc string) *Decision {
 	if desc == "" {
 		desc = descInsufficient
 	}
-	d := deny(rt, http.StatusForbidden, ReasonInsufficientScope, "insufficient_scope", desc, scope)
+	d := deny(rt, ds.sc, http.StatusForbidden, ReasonInsufficientScope, "insufficient_scope", desc, scope)
 	if ds.stepUp == nil {
 		ds.stepUp = make(map[string]*Decision)
 	}

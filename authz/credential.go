@@ -17,6 +17,74 @@ const (
 	credInQuery                           // access_token in the query string: invalid_request
 )
 
+// scheme is the authentication scheme a credential came in.
+type scheme uint8
+
+const (
+	schemeBearer scheme = iota // RFC 6750
+	schemeDPoP                 // RFC 9449 §7.1
+	schemeBoth                 // a request with both: 400 in both challenges (RFC 9449 §7.2)
+	schemeNone                 // no credentials: every accepted scheme's bare challenge
+)
+
+// extractCredential is extractBearer, and with dpop (the resource accepts DPoP) also the
+// DPoP scheme, whose token has the same syntax (RFC 9449 §7.1). Where DPoP is not accepted,
+// "Authorization: DPoP …" is a scheme we do not support: no credentials.
+func extractCredential(authz string, present bool, query string, dpop bool) (string, credentialResult, scheme) {
+	if !dpop {
+		tok, c := extractBearer(authz, present, query)
+		return tok, c, schemeBearer
+	}
+	if queryHasToken(query) {
+		return "", credInQuery, schemeBearer
+	}
+	if !present {
+		return "", credNone, schemeNone
+	}
+	v := strings.Trim(authz, " \t")
+	if strings.IndexByte(v, ',') >= 0 {
+		nb, nd := 0, 0
+		for _, part := range strings.Split(v, ",") {
+			part = strings.TrimLeft(part, " \t")
+			if hasBearerScheme(part) {
+				nb++
+			} else if hasDPoPScheme(part) {
+				nd++
+			}
+		}
+		switch {
+		case nb > 0 && nd > 0:
+			return "", credMultiple, schemeBoth
+		case nb > 1:
+			return "", credMultiple, schemeBearer
+		case nd > 1:
+			return "", credMultiple, schemeDPoP
+		case hasBearerScheme(v):
+			return "", credMalformed, schemeBearer
+		case hasDPoPScheme(v):
+			return "", credMalformed, schemeDPoP
+		}
+		return "", credNone, schemeNone
+	}
+	sc, n := schemeBearer, len("bearer")
+	switch {
+	case hasBearerScheme(v):
+	case hasDPoPScheme(v):
+		sc, n = schemeDPoP, len("dpop")
+	default:
+		return "", credNone, schemeNone
+	}
+	tok := strings.TrimLeft(v[n:], " ")
+	if tok == "" || len(tok) > maxTokenLen || !isB64Token(tok) {
+		return "", credMalformed, sc
+	}
+	return tok, credToken, sc
+}
+
+func hasDPoPScheme(v string) bool {
+	return len(v) >= 4 && strings.EqualFold(v[:4], "dpop") && (len(v) == 4 || v[4] == ' ')
+}
+
 // extractBearer finds the access token per RFC 6750 §2.1. The scheme is case-insensitive
 // (RFC 9110 §11.1) and separated from the token by one or more spaces. An Authorization header
 // with another scheme (Basic, DPoP, ...) counts as no Bearer credential, so the client gets the

@@ -48,8 +48,6 @@ func (r Reason) String() string {
 // Header is one HTTP header field.
 type Header struct{ Name, Value string }
 
-// Decision is the answer to one Request. Precomputed denials are shared between requests and
-// must be treated as read-only.
 // Verification tiers (Decision.Tier).
 const (
 	TierL1    = "l1"
@@ -58,6 +56,8 @@ const (
 	TierStale = "stale"
 )
 
+// Decision is the answer to one Request. Precomputed denials are shared between requests and
+// must be treated as read-only.
 type Decision struct {
 	Allow  bool
 	Status int // HTTP status of a denial; 200 for a metadata answer given in place of the upstream
@@ -67,7 +67,9 @@ type Decision struct {
 	Headers []Header
 	// Remove: on allow, header names removed from the upstream request.
 	Remove []string
-	Body   []byte // denial body
+	// ResponseHeaders: on allow, added to the response the client gets (a new DPoP-Nonce).
+	ResponseHeaders []Header
+	Body            []byte // denial body
 
 	Resource string             // name of the matched resource, "" when none
 	Identity *identity.Identity // on allow with a token

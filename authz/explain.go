@@ -63,6 +63,10 @@ func fixFor(c identity.Class, issuer string, err error) string {
 		return fmt.Sprintf("the token's kid is not among the keys of %s fetched within jwks_refresh_interval: a key just rotated in is picked up at the next allowed refetch (a fresh Ory Hydra may do this once); a made-up kid never is", issuer)
 	case identity.ClassUnavailable:
 		return "the AS could not be reached or answered badly: see the preceding warnings and /readyz"
+	case identity.ClassBinding:
+		return "a sender-constrained token without its proof of possession (a DPoP-bound token as Bearer, another key's proof, a certificate-bound token without that certificate), or a resource whose dpop/mtls_bound setting refuses it: see README \"Sender-constrained tokens\""
+	case identity.ClassDPoPProof:
+		return "the DPoP proof failed a check of RFC 9449 §4.3 (the debug log names which); a client whose clock is off fails the iat window (dpop.iat_window)"
 	}
 	return ""
 }

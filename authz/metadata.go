@@ -16,9 +16,13 @@ type prmDoc struct {
 	ResourceDocumentation  string   `json:"resource_documentation,omitempty"`
 	ResourcePolicyURI      string   `json:"resource_policy_uri,omitempty"`
 	ResourceTOSURI         string   `json:"resource_tos_uri,omitempty"`
+	// RFC 9728 §2, for RFC 9449 and RFC 8705: present only where the resource accepts them.
+	DPoPAlgs          []string `json:"dpop_signing_alg_values_supported,omitempty"`
+	DPoPRequired      bool     `json:"dpop_bound_access_tokens_required,omitempty"`
+	TLSCertBoundToken bool     `json:"tls_client_certificate_bound_access_tokens,omitempty"`
 }
 
-func buildPRM(r *Resource) ([]byte, error) {
+func buildPRM(r *Resource, dpopAlgs []string) ([]byte, error) {
 	doc := prmDoc{
 		Resource:             r.ID,
 		AuthorizationServers: r.AuthorizationServers,
@@ -29,6 +33,11 @@ func buildPRM(r *Resource) ([]byte, error) {
 		ResourcePolicyURI:      r.ResourcePolicyURI,
 		ResourceTOSURI:         r.ResourceTOSURI,
 	}
+	if r.DPoP != BindingOff {
+		doc.DPoPAlgs = dpopAlgs
+		doc.DPoPRequired = r.DPoP == BindingRequired
+	}
+	doc.TLSCertBoundToken = r.MTLSBound != BindingOff
 	for _, s := range r.ScopesSupported {
 		if s != "offline_access" { // MCP 2026-07-28: never advertised by a resource server
 			doc.ScopesSupported = append(doc.ScopesSupported, s)

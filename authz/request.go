@@ -22,6 +22,9 @@ type Request struct {
 	// MCP is the operation Envoy's MCP filter (envoy.filters.http.mcp) read from the body,
 	// when the ext_authz filter forwards that metadata namespace; nil otherwise.
 	MCP *FilterOperation
+	// ClientCert is the client's TLS certificate, URL-encoded PEM, as the proxy that
+	// terminated TLS forwards it (Envoy: include_peer_certificate); "" when there is none.
+	ClientCert string
 }
 
 // FilterOperation is what Envoy's MCP filter puts in its dynamic metadata: the JSON-RPC

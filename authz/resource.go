@@ -3,6 +3,7 @@ package authz
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 )
@@ -49,7 +50,22 @@ type Resource struct {
 	MCP *MCPScopes
 	// Rules narrow access further (rules.go); the route keeps its own copy.
 	Rules []Rule
+
+	// DPoP: whether DPoP-bound tokens (RFC 9449) are accepted, with their proofs, and whether
+	// Bearer tokens still are. MTLSBound: the same for certificate-bound tokens (RFC 8705).
+	// A bound token is refused wherever its binding is not checked, whatever these say.
+	DPoP      BindingMode
+	MTLSBound BindingMode
 }
+
+// BindingMode says whether a resource accepts sender-constrained tokens of one kind.
+type BindingMode uint8
+
+const (
+	BindingOff      BindingMode = iota // not accepted (a token bound this way is refused)
+	BindingAllowed                     // accepted beside unbound Bearer tokens
+	BindingRequired                    // only tokens bound this way are accepted
+)
 
 // IdentityHeaders names the upstream headers an allowed request carries. Empty names are not
 // set. Whatever the client sent under these names is removed or replaced, never passed on.
@@ -58,7 +74,9 @@ type IdentityHeaders struct {
 	ClientID string
 	Scopes   string
 	Issuer   string
-	Claims   map[string]string // claim name → header name
+	// Binding says how the token was bound: "dpop", "mtls", "dpop+mtls" or "bearer".
+	Binding string
+	Claims  map[string]string // claim name → header name
 }
 
 // route is a Resource made ready to serve: everything derivable is derived once.
@@ -81,6 +99,12 @@ type route struct {
 	claimHeaders   []claimHeader
 	corsAnyOrigin  bool // challenges carry Access-Control-Allow-Origin: *
 	rules          compiledRules
+
+	// origin is scheme://host[:port] of ID: a DPoP proof's htu must name it (never the
+	// request's Host, which the client chose).
+	origin    string
+	dpopAlgs  string  // algs= of DPoP challenges
+	dpDenials denials // denials for credentials in the DPoP scheme
 }
 
 type claimHeader struct{ claim, header string }
@@ -215,7 +239,7 @@ func (rt *route) public(path string) bool {
 	return false
 }
 
-func newRoute(r Resource, corsAnyOrigin bool) (*route, error) {
+func newRoute(r Resource, corsAnyOrigin bool, dpopAlgs []string) (*route, error) {
 	if r.ID == "" {
 		return nil, errors.New("resource identifier is empty")
 	}
@@ -234,6 +258,13 @@ func newRoute(r Resource, corsAnyOrigin bool) (*route, error) {
 		mp += "?" + mq
 	}
 	rt := &route{Resource: r, metadataURL: full, metadataPath: mp, corsAnyOrigin: corsAnyOrigin}
+	rt.origin = u.Scheme + "://" + u.Host
+	if r.DPoP != BindingOff {
+		if len(dpopAlgs) == 0 {
+			return nil, fmt.Errorf("resource %q: DPoP is on but no proof checker is configured", r.ID)
+		}
+		rt.dpopAlgs = strings.Join(dpopAlgs, " ")
+	}
 	// The caller's slices stay theirs: compileRules normalises paths in place.
 	rt.Rules = make([]Rule, len(r.Rules))
 	for i, rule := range r.Rules {
@@ -296,7 +327,7 @@ func newRoute(r Resource, corsAnyOrigin bool) (*route, error) {
 	rt.challengeScope = joinScopes(r.RequiredScopes)
 
 	h := r.Headers
-	for _, n := range []string{h.Subject, h.ClientID, h.Scopes, h.Issuer} {
+	for _, n := range []string{h.Subject, h.ClientID, h.Scopes, h.Issuer, h.Binding} {
 		if n != "" {
 			rt.idHeaders = append(rt.idHeaders, strings.ToLower(n))
 		}
@@ -311,12 +342,18 @@ func newRoute(r Resource, corsAnyOrigin bool) (*route, error) {
 	}
 	rt.removeAlways = append([]string(nil), rt.idHeaders...)
 	if !r.ForwardAuthorization {
-		rt.removeAlways = append(rt.removeAlways, "authorization")
+		// The DPoP proof goes with the token: useless upstream, and no business of it.
+		rt.removeAlways = append(rt.removeAlways, "authorization", "dpop")
 	}
-	if rt.prm, err = buildPRM(&rt.Resource); err != nil {
+	if rt.prm, err = buildPRM(&rt.Resource, dpopAlgs); err != nil {
 		return nil, err
 	}
-	rt.denials = buildDenials(rt)
+	rt.denials = buildDenials(rt, schemeBearer)
+	if r.DPoP != BindingOff {
+		rt.dpDenials = buildDenials(rt, schemeDPoP)
+		rt.dpDenials.missing = rt.denials.missing
+		rt.dpDenials.both = deny(rt, schemeBoth, http.StatusBadRequest, ReasonInvalidRequest, "invalid_request", descMultiple, "")
+	}
 	rt.metaAnswers = buildMetaAnswers(rt.prm)
 	return rt, nil
 }
@@ -367,4 +404,12 @@ func (rt *route) numberShared(next func() uint32) {
 		d.Shared = next()
 	}
 	ds.nextShared = next
+	if rt.DPoP != BindingOff {
+		dp := &rt.dpDenials
+		for _, d := range []*Decision{dp.multiple, dp.both, dp.query, dp.invalid, dp.unavailable, dp.insufficient,
+			dp.operation, dp.mismatch, dp.proof, dp.dpopOnly, ds.proof, ds.dpopOnly} {
+			d.Shared = next()
+		}
+		dp.nextShared = next
+	}
 }

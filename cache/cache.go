@@ -40,7 +40,7 @@ type Config struct {
 	Deployment RedisConfig
 	// RedisTimeout bounds each Redis call of Get and Set; default 50ms.
 	RedisTimeout time.Duration
-	// KeyPrefix starts every Redis key; default "mcp-authz:v4:", the value format's version.
+	// KeyPrefix starts every Redis key; default "mcp-authz:v5:", the value format's version.
 	KeyPrefix string
 	// Channel is the pub/sub channel revocations are announced on; default KeyPrefix+"revoke".
 	Channel string
@@ -176,7 +176,7 @@ func (e *l1Entry) staleEnd(grace int64) int64 {
 }
 
 const (
-	defaultPrefix  = "mcp-authz:v4:"
+	defaultPrefix  = "mcp-authz:v5:"
 	defaultTimeout = 50 * time.Millisecond
 	// waitRoundTrips × RedisTimeout bounds how long New waits for the revocation
 	// subscription, and Close for its end, so a Redis that hangs never holds up startup or

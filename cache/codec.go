@@ -20,7 +20,7 @@ import (
 //
 //	version  byte = 3
 //	flags    byte: bit0 negative, bit1 expiry, bit2 not-before, bit3 claims,
-//	               bits 4-5 identity.Source, bits 6-7 zero
+//	               bits 4-5 identity.Source, bit 6 confirmation, bit 7 zero
 //	expiry      varint unix seconds, rounded down   (if bit1)
 //	not-before  varint unix seconds, rounded up     (if bit2)
 //	deadline    uvarint: with an expiry, expiry − deadline in seconds; without, the deadline
@@ -30,6 +30,7 @@ import (
 //	  audience, scopes                     uvarint count, count × str
 //	  claims                               uvarint count ≥ 1, count × (str key, str value),
 //	                                       keys strictly ascending (if bit3)
+//	  cnf jkt, cnf x5t#S256                str, str, not both empty (if bit6)
 //	mac      16 bytes
 //
 //	str: uvarint h, by h&3:
@@ -51,10 +52,11 @@ import (
 // it costs two bytes instead of five, and cannot say the entry outlives its token.
 //
 // Version 3 stored claims stringified for headers, version 4 as their JSON text (policy rules
-// read their structure). Version 2 had no deadline and trusted Redis's TTL; version 1 wrote strings as h even inline
+// read their structure), version 5 adds the token's confirmation (cnf): a version-4 reader
+// would take a bound token for a bearer token, so the two never share a key prefix. Version 2 had no deadline and trusted Redis's TTL; version 1 wrote strings as h even inline
 // / h odd interned. Both sit under other key prefixes, which this version never reads.
 const (
-	codecVersion = 4
+	codecVersion = 5
 	macLen       = 16
 
 	flagNegative  = 1 << 0
@@ -62,7 +64,8 @@ const (
 	flagNotBefore = 1 << 2
 	flagClaims    = 1 << 3
 	flagSourceSh  = 4
-	flagReserved  = 0b1100_0000
+	flagCnf       = 1 << 6
+	flagReserved  = 0b1000_0000
 
 	// maxValue bounds what Set writes to Redis: an identity this large (thousands of scopes or
 	// claims) is kept in L1 only.
@@ -158,6 +161,9 @@ func (c *codec) appendBody(b []byte, e *entry, deadline int64, compact bool) []b
 	if !e.neg && len(id.Claims) > 0 {
 		flags |= flagClaims
 	}
+	if !e.neg && id.Confirmation.Bound() {
+		flags |= flagCnf
+	}
 	flags |= byte(id.Source&3) << flagSourceSh
 	b = append(b, codecVersion, flags)
 	if flags&flagExpiry != 0 {
@@ -197,6 +203,10 @@ func (c *codec) appendBody(b []byte, e *entry, deadline int64, compact bool) []b
 			b = c.appendStr(b, k, compact)
 			b = c.appendStr(b, id.Claims[k], compact)
 		}
+	}
+	if flags&flagCnf != 0 {
+		b = c.appendStr(b, id.Confirmation.JKT, false)
+		b = c.appendStr(b, id.Confirmation.X5TS256, false)
 	}
 	return b
 }
@@ -460,7 +470,7 @@ func (d *decoder) entry() (entry, int64) {
 		deadline = sec * int64(time.Second)
 	}
 	if e.neg {
-		if flags&flagClaims != 0 {
+		if flags&(flagClaims|flagCnf) != 0 {
 			d.bad = true
 		}
 		return e, deadline
@@ -485,6 +495,13 @@ func (d *decoder) entry() (entry, int64) {
 				d.bad = true
 			}
 			e.id.Claims[k], prev = v, k
+		}
+	}
+	if flags&flagCnf != 0 {
+		e.id.Confirmation.JKT = d.str()
+		e.id.Confirmation.X5TS256 = d.str()
+		if !e.id.Confirmation.Bound() {
+			d.bad = true
 		}
 	}
 	return e, deadline

@@ -15,7 +15,7 @@ import (
 
 var testMACKey = []byte("mac key for codec tests, 32 byte")
 
-const testRKey = "mcp-authz:v4:0123456789abcdef"
+const testRKey = "mcp-authz:v5:0123456789abcdef"
 
 // testDeadline: when the sample entries stop being served, a little before the earliest exp.
 var testDeadline = time.Unix(1_794_999_000, 500_000_000).UnixNano()
@@ -56,6 +56,10 @@ func sampleEntries() map[string]entry {
 			Claims: map[string]string{"oid": "ffffffff-ffff-ffff-ffff-ffffffffffff"},
 		}},
 		"pre-1970": {id: identity.Identity{Subject: "old", Expiry: time.Unix(-5, 0), NotBefore: time.Unix(-10, 0)}},
+		"dpop-bound": {id: identity.Identity{Subject: "s", Expiry: time.Unix(1_900_000_000, 0),
+			Confirmation: identity.Confirmation{JKT: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}},
+		"cert-and-key-bound": {id: identity.Identity{Subject: "s", Claims: map[string]string{"g": `["a"]`},
+			Confirmation: identity.Confirmation{JKT: "j", X5TS256: "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}}},
 	}
 }
 
@@ -64,7 +68,7 @@ func equalEntry(a, b entry) bool {
 	return a.neg == b.neg && x.Issuer == y.Issuer && x.Subject == y.Subject && x.ClientID == y.ClientID &&
 		slices.Equal(x.Audience, y.Audience) && slices.Equal(x.Scopes, y.Scopes) &&
 		x.Expiry.Equal(y.Expiry) && x.NotBefore.Equal(y.NotBefore) && x.Source == y.Source &&
-		maps.Equal(x.Claims, y.Claims)
+		maps.Equal(x.Claims, y.Claims) && x.Confirmation == y.Confirmation
 }
 
 func TestCodecRoundTrip(t *testing.T) {

@@ -16,7 +16,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/cache/redistest"
 )
 
-const prefix = "mcp-authz:v4:"
+const prefix = "mcp-authz:v5:"
 
 func rkey(k [32]byte) string { return prefix + string(k[:16]) }
 

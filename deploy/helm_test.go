@@ -24,6 +24,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/mcp-authz/mcp-authz/authz/config"
+
+	"github.com/mcp-authz/mcp-authz/internal/testenv"
 )
 
 // The Helm chart in helm/mcp-authz, rendered by a real helm (deploy/helm/install-helm.sh puts
@@ -37,29 +39,10 @@ const chartDir = "helm/mcp-authz"
 // failure.
 func helmBinary(t *testing.T) string {
 	t.Helper()
-	tools := os.Getenv("MCP_AUTHZ_TOOLS")
-	if tools == "" {
-		if home, err := os.UserHomeDir(); err == nil {
-			tools = filepath.Join(home, ".cache", "mcp-authz-tools")
-		}
-	}
-	if p := filepath.Join(tools, "helm"); tools != "" && isExecutable(p) {
+	if p := filepath.Join(testenv.ToolsDir(), "helm"); testenv.Executable(p) {
 		return p
 	}
-	if p, err := exec.LookPath("helm"); err == nil {
-		return p
-	}
-	msg := fmt.Sprintf("helm is not in %s nor on PATH: run deploy/helm/install-helm.sh", tools)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg + " (.ci/run should have)")
-	}
-	t.Skip(msg)
-	return ""
-}
-
-func isExecutable(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+	return testenv.Tool(t, "helm", "run deploy/helm/install-helm.sh (into "+testenv.ToolsDir()+")")
 }
 
 // helmTemplate renders the chart as release "mcp-authz" in namespace "mcp-authz", the names

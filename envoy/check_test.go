@@ -7,7 +7,7 @@ import (
 )
 
 func TestCheckPerOperation(t *testing.T) {
-	for _, f := range []string{"envoy.yaml", "envoy-http.yaml", "envoy-mtls.yaml"} {
+	for _, f := range []string{"envoy.yaml", "envoy-http.yaml", "envoy-mtls.yaml", "envoy-client-mtls.yaml"} {
 		src, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)

@@ -15,11 +15,11 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
-	"gopkg.in/yaml.v3"
 )
 
 type validator interface{ ValidateAll() error }
@@ -231,7 +231,7 @@ func checkHTTPService(t *testing.T, ea *extauthzv3.ExtAuthz, clusters map[string
 	for _, m := range hs.GetAuthorizationRequest().GetAllowedHeaders().GetPatterns() {
 		allowed[m.GetExact()] = true
 	}
-	for _, h := range []string{"authorization", "content-type", "content-length", "mcp-method", "mcp-name"} {
+	for _, h := range []string{"authorization", "dpop", "content-type", "content-length", "mcp-method", "mcp-name"} {
 		if !allowed[h] {
 			t.Errorf("authorization_request.allowed_headers lacks %q", h)
 		}
@@ -251,6 +251,9 @@ func checkHTTPService(t *testing.T, ea *extauthzv3.ExtAuthz, clusters map[string
 	}
 	if !client["www-authenticate"] {
 		t.Error("authorization_response.allowed_client_headers drops WWW-Authenticate: clients get no challenge")
+	}
+	if !client["dpop-nonce"] {
+		t.Error("authorization_response.allowed_client_headers drops DPoP-Nonce: a use_dpop_nonce challenge comes without its nonce")
 	}
 	if ea.GetWithRequestBody().GetMaxRequestBytes() == 0 || !ea.GetWithRequestBody().GetPackAsBytes() {
 		t.Error("with_request_body missing: per-operation rules would see no body")

@@ -10,7 +10,7 @@ import (
 
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 
 	"github.com/mcp-authz/mcp-authz/authz/config"

@@ -1,8 +1,9 @@
-// Package telemetry holds mcp-authz's Prometheus metrics: one registry per service (no global
-// state), instruments the decision path updates, and collectors that read counters kept
-// elsewhere (the cache's) at scrape time. No label ever carries a token, a subject or any other
-// per-caller value: labels are resources, decisions, reasons, tiers and issuers, all from
-// configuration.
+// Package telemetry holds mcp-authz's Prometheus metrics and sets up its OpenTelemetry trace
+// export (tracing.go; the spans themselves are made where the work is). Metrics: one registry
+// per service (no global state), instruments the decision path updates, and collectors that
+// read counters kept elsewhere (the cache's) at scrape time. No metric label ever carries a
+// token, a subject or any other per-caller value: labels are resources, decisions, reasons,
+// tiers and issuers, all from configuration.
 package telemetry
 
 import (

@@ -11,7 +11,7 @@ import (
 	"os"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Config is the whole file.
@@ -31,6 +31,18 @@ type Config struct {
 	Tracing      Tracing             `yaml:"tracing"`
 	Admin        Admin               `yaml:"admin"`
 	CORS         CORS                `yaml:"cors"`
+	DPoP         DPoP                `yaml:"dpop"`
+	ForwardAuth  ForwardAuth         `yaml:"forward_auth"`
+}
+
+// ForwardAuth configures the HTTP forward-auth endpoint (nginx auth_request, Envoy HTTP ext_authz).
+type ForwardAuth struct {
+	// ClientCertificateHeader: the header in which the TLS-terminating proxy passes the client
+	// certificate, for certificate-bound tokens (RFC 8705): x-forwarded-client-cert (Envoy's
+	// XFCC) or a header holding URL-encoded PEM (nginx $ssl_client_escaped_cert). "" disables.
+	ClientCertificateHeader string `yaml:"client_certificate_header"`
+	// TrustedProxies: the CIDRs whose ClientCertificateHeader is believed; default loopback.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // CORS: which browser origins may read denials (the challenge). The metadata document is
@@ -252,6 +264,9 @@ type Resource struct {
 	TOSURI               string          `yaml:"resource_tos_uri"`
 	// UpstreamCredentials: what the upstream receives in place of the caller's token (upstream.go).
 	UpstreamCredentials *UpstreamCredentials `yaml:"upstream_credentials,omitempty"`
+	// DPoP and MTLSBound: off (default), allowed or required; see the README, "Sender-constrained tokens".
+	DPoP      string `yaml:"dpop"`
+	MTLSBound string `yaml:"mtls_bound"`
 }
 
 // MCP maps MCP JSON-RPC operations in the request body (Envoy with_request_body) to the
@@ -272,7 +287,8 @@ type IdentityHeaders struct {
 	ClientID string            `yaml:"client_id"`
 	Scopes   string            `yaml:"scopes"`
 	Issuer   string            `yaml:"issuer"`
-	Claims   map[string]string `yaml:"claims"` // claim → header
+	Binding  string            `yaml:"binding"` // dpop, mtls, dpop+mtls or bearer; default x-auth-token-binding
+	Claims   map[string]string `yaml:"claims"`  // claim → header
 }
 
 // Duration reads "30s", "5m".

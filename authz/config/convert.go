@@ -28,6 +28,7 @@ func (c *Config) AuthzResources() []authz.Resource {
 				ClientID: enabled(h.ClientID),
 				Scopes:   enabled(h.Scopes),
 				Issuer:   enabled(h.Issuer),
+				Binding:  enabled(h.Binding),
 				Claims:   h.Claims,
 			},
 			ForwardAuthorization:  r.ForwardAuthorization,
@@ -40,6 +41,8 @@ func (c *Config) AuthzResources() []authz.Resource {
 			AllowAPIKeys:          r.AllowAPIKeys,
 			MCP:                   mcpScopes(r.MCP),
 			Rules:                 authzRules(r.Rules),
+			DPoP:                  bindingMode(r.DPoP),
+			MTLSBound:             bindingMode(r.MTLSBound),
 		})
 	}
 	return out

@@ -31,6 +31,8 @@ var DefaultAlgorithms = []string{"RS256", "ES256", "PS256", "EdDSA"}
 
 // ApplyDefaults fills what the file left out. It is idempotent.
 func (c *Config) ApplyDefaults() {
+	c.DPoP.applyDefaults()
+	c.ForwardAuth.applyDefaults()
 	if c.Listen.GRPC == "" {
 		c.Listen.GRPC = "127.0.0.1:9191"
 	}
@@ -166,6 +168,13 @@ func (c *Config) ApplyDefaults() {
 		h.ClientID = defaultHeader(h.ClientID, DefaultClientIDHeader)
 		h.Scopes = defaultHeader(h.Scopes, DefaultScopesHeader)
 		h.Issuer = strings.ToLower(h.Issuer)
+		h.Binding = defaultHeader(h.Binding, DefaultBindingHeader)
+		if r.DPoP == "" {
+			r.DPoP = BindingOff
+		}
+		if r.MTLSBound == "" {
+			r.MTLSBound = BindingOff
+		}
 		for claim, name := range h.Claims {
 			h.Claims[claim] = strings.ToLower(name)
 		}

@@ -37,6 +37,7 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("cors.allowed_origins[%d]", i), "%q is not an origin: write scheme://host[:port] in lower case, no path (e.g. https://app.example.com), or \"*\"", o)
 		}
 	}
+	c.validateDPoP(bad)
 	switch c.Tracing.Exporter {
 	case "", "otlp-grpc", "otlp-http":
 	default:
@@ -331,7 +332,7 @@ func (c *Config) Validate() error {
 		validateRules(bad, key, &c.Resources[i])
 		c.validateUpstream(bad, key, &c.Resources[i])
 		h := r.IdentityHeaders
-		for _, f := range []struct{ name, v string }{{"subject", h.Subject}, {"client_id", h.ClientID}, {"scopes", h.Scopes}, {"issuer", h.Issuer}} {
+		for _, f := range []struct{ name, v string }{{"subject", h.Subject}, {"client_id", h.ClientID}, {"scopes", h.Scopes}, {"issuer", h.Issuer}, {"binding", h.Binding}} {
 			checkHeaderName(bad, key+".identity_headers."+f.name, f.v)
 		}
 		for claim, hn := range h.Claims {

@@ -4,7 +4,8 @@
 //
 // It implements just enough of RFC 8414 (metadata, also served as OIDC discovery), RFC 7517
 // (JWKS), RFC 6749 §4.4 (client_credentials), RFC 8707 (resource indicators), RFC 9068 (JWT
-// access tokens) and RFC 7662 (introspection of its opaque tokens).
+// access tokens), RFC 7662 (introspection of its opaque tokens), and sender-constrained tokens:
+// RFC 9449 DPoP proofs at the token endpoint and RFC 8705 certificate-bound tokens (dpop.go).
 package demoas
 
 import (
@@ -38,6 +39,8 @@ type Client struct {
 	Claims map[string]any
 	// TokenExchange lets the client use the RFC 8693 token-exchange grant (exchange.go).
 	TokenExchange bool
+	DPoP          bool // token requests must carry a DPoP proof (any client's proof binds its token)
+	MTLS          bool // tokens are bound to the TLS client certificate presented at the token endpoint
 }
 
 // Config configures a Server.
@@ -49,6 +52,8 @@ type Config struct {
 	TokenTTL             time.Duration
 	IntrospectionClients map[string]string // client id → secret allowed to call /introspect
 	Now                  func() time.Time
+	DPoPWindow           time.Duration // ± around now for a token request proof's iat; default 5m
+	DPoPNonce            bool          // proofs must carry a nonce from this server (RFC 9449 §8)
 }
 
 // MintOptions shape a token minted directly by a test.
@@ -57,6 +62,7 @@ type MintOptions struct {
 	Typ          string // default "at+jwt"; "-" omits it
 	KID          string // override; "-" omits it
 	ExtraHeaders map[string]any
+	Bind         Binding // adds cnf (RFC 9449 jkt, RFC 8705 x5t#S256); the claims must have none
 }
 
 // Counts are per-endpoint request counters.
@@ -66,6 +72,7 @@ type opaqueToken struct {
 	sub, clientID, resource string
 	scopes                  []string
 	iat, exp                time.Time
+	bind                    Binding
 }
 
 type signingKey struct {
@@ -88,6 +95,7 @@ type Server struct {
 	current string                // kid of the RSA key that signs issued tokens
 	nextRSA int
 	opaque  map[string]opaqueToken
+	dpop    dpopState // DPoP proofs seen at the token endpoint, nonce key
 }
 
 // New generates keys (RSA "rsa-1", EC P-256 "ec-1", Ed25519 "ed-1") and returns the server.
@@ -181,7 +189,7 @@ func (s *Server) metadata() map[string]any {
 		}
 	}
 	auth := []string{"client_secret_basic", "client_secret_post"}
-	return map[string]any{
+	m := map[string]any{
 		"issuer":                                        iss,
 		"authorization_endpoint":                        iss + "/authorize",
 		"token_endpoint":                                iss + "/token",
@@ -196,6 +204,8 @@ func (s *Server) metadata() map[string]any {
 		"subject_types_supported":                       []string{"public"},
 		"id_token_signing_alg_values_supported":         []string{"RS256"},
 	}
+	s.bindingMetadata(m)
+	return m
 }
 
 func (s *Server) jwks(w http.ResponseWriter, _ *http.Request) {
@@ -273,10 +283,15 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "invalid_target", "a resource is required")
 		return
 	}
+	// Last of the checks, so that a request refused for another reason spends no proof.
+	bind, ok := s.tokenBinding(w, r, client)
+	if !ok {
+		return
+	}
 	now := s.now()
 	var tok string
 	if client.Opaque {
-		tok = s.IssueOpaque(client.ID, client.ID, scopes, resource, s.cfg.TokenTTL)
+		tok = s.IssueOpaqueBound(client.ID, client.ID, scopes, resource, s.cfg.TokenTTL, bind)
 	} else {
 		claims := map[string]any{
 			"iss": s.cfg.Issuer, "sub": client.ID, "aud": resource, "client_id": client.ID,
@@ -291,12 +306,12 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		var err error
-		if tok, err = s.Mint(claims, MintOptions{}); err != nil {
+		if tok, err = s.Mint(claims, MintOptions{Bind: bind}); err != nil {
 			oauthError(w, http.StatusInternalServerError, "server_error", "signing failed")
 			return
 		}
 	}
-	resp := map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": int(s.cfg.TokenTTL.Seconds())}
+	resp := map[string]any{"access_token": tok, "token_type": bind.tokenType(), "expires_in": int(s.cfg.TokenTTL.Seconds())}
 	if len(scopes) > 0 {
 		resp["scope"] = strings.Join(scopes, " ")
 	}
@@ -341,6 +356,9 @@ func (s *Server) Mint(claims map[string]any, opt MintOptions) (string, error) {
 	}
 	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: k.alg, Key: jose.JSONWebKey{Key: k.key, KeyID: kid}}, so)
 	if err != nil {
+		return "", err
+	}
+	if claims, err = opt.Bind.withCnf(claims); err != nil {
 		return "", err
 	}
 	payload, err := json.Marshal(claims)
@@ -401,7 +419,10 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := map[string]any{
 		"active": true, "client_id": t.clientID, "sub": t.sub, "aud": t.resource, "iss": s.cfg.Issuer,
-		"exp": t.exp.Unix(), "iat": t.iat.Unix(), "token_type": "Bearer",
+		"exp": t.exp.Unix(), "iat": t.iat.Unix(), "token_type": t.bind.tokenType(),
+	}
+	if t.bind.bound() {
+		resp["cnf"] = t.bind.cnf() // RFC 9449 §6.2, RFC 8705 §3.2
 	}
 	if len(t.scopes) > 0 {
 		resp["scope"] = strings.Join(t.scopes, " ")

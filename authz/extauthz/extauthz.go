@@ -247,6 +247,9 @@ func Request(in *authv3.CheckRequest) *authz.Request {
 	} else if b := h.GetBody(); b != "" {
 		r.Body = []byte(b)
 	}
+	// Envoy's include_peer_certificate: the client certificate of the TLS connection Envoy
+	// terminated, URL-encoded PEM (RFC 8705 certificate-bound tokens).
+	r.ClientCert = in.GetAttributes().GetSource().GetCertificate()
 	if md := in.GetAttributes().GetMetadataContext().GetFilterMetadata()[mcpFilterNamespace]; md != nil {
 		r.MCP = filterOperation(md)
 	}
@@ -281,7 +284,7 @@ func filterOperation(md *structpb.Struct) *authz.FilterOperation {
 func dynamicMetadata(d *authz.Decision) *structpb.Struct {
 	// One allocation for all values and one for their kinds, instead of two per field: this
 	// runs on every allow.
-	var kv [9]struct{ k, v string }
+	var kv [10]struct{ k, v string }
 	n := 0
 	str := func(k, v string) {
 		if v != "" {
@@ -300,6 +303,7 @@ func dynamicMetadata(d *authz.Decision) *structpb.Struct {
 			str("scope", strings.Join(id.Scopes, " "))
 		}
 		str("token_source", id.Source.String())
+		str("token_binding", authz.TokenBinding(id))
 	} else {
 		str("token_source", "none")
 	}
@@ -326,7 +330,8 @@ var okStatus = &rpcstatus.Status{Code: int32(codes.OK)}
 // slice). The core's numbers have neither problem.
 func (s *checkerBox) response(d *authz.Decision) *authv3.CheckResponse {
 	if d.Allow {
-		ok := &authv3.OkHttpResponse{Headers: headerOptions(d.Headers), HeadersToRemove: d.Remove}
+		ok := &authv3.OkHttpResponse{Headers: headerOptions(d.Headers), HeadersToRemove: d.Remove,
+			ResponseHeadersToAdd: headerOptions(d.ResponseHeaders)}
 		return &authv3.CheckResponse{Status: okStatus, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
 			DynamicMetadata: dynamicMetadata(d)}
 	}

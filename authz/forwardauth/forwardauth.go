@@ -22,6 +22,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/mcp-authz/mcp-authz/authz"
@@ -32,15 +33,38 @@ type Checker interface {
 	Check(ctx context.Context, req *authz.Request) *authz.Decision
 }
 
+// Options configure a Handler.
+type Options struct {
+	// ClientCertHeader names the header in which the proxy that terminated TLS passes the
+	// client's certificate (RFC 8705 certificate-bound tokens): Envoy's
+	// x-forwarded-client-cert (its Cert= field), or URL-encoded PEM (nginx's
+	// $ssl_client_escaped_cert). Read only from TrustedProxies; "" disables.
+	ClientCertHeader string
+	// TrustedProxies are the peers whose ClientCertHeader is believed.
+	TrustedProxies []netip.Prefix
+}
+
 // Handler answers forward-auth subrequests with c's decisions.
-func Handler(c Checker) http.Handler {
+func Handler(c Checker) http.Handler { return HandlerWith(c, Options{}) }
+
+// HandlerWith is Handler with options.
+func HandlerWith(c Checker, o Options) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		d := c.Check(r.Context(), Request(r))
+		req := Request(r)
+		if o.ClientCertHeader != "" {
+			req.ClientCert = clientCert(r, o)
+		}
+		d := c.Check(r.Context(), req)
 		h := w.Header()
 		for _, hd := range d.Headers {
 			h.Set(hd.Name, hd.Value)
 		}
 		if d.Allow {
+			// For the client's response (a new DPoP-Nonce): nginx copies it with
+			// auth_request_set, Envoy with allowed_client_headers_on_success.
+			for _, hd := range d.ResponseHeaders {
+				h.Set(hd.Name, hd.Value)
+			}
 			// Names the proxy must not pass upstream as the client sent them.
 			if len(d.Remove) > 0 {
 				list := strings.Join(d.Remove, ", ")
@@ -56,6 +80,60 @@ func Handler(c Checker) http.Handler {
 			w.Write(d.Body)
 		}
 	})
+}
+
+// clientCert reads the client certificate a trusted proxy forwarded; "" when there is none,
+// the peer is not trusted, or the header could be read two ways (repeated, several XFCC
+// elements), so that a certificate-bound token is then refused.
+func clientCert(r *http.Request, o Options) string {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return ""
+	}
+	trusted := false
+	for _, p := range o.TrustedProxies {
+		if p.Contains(ap.Addr().Unmap()) {
+			trusted = true
+			break
+		}
+	}
+	vals := r.Header.Values(o.ClientCertHeader)
+	if !trusted || len(vals) != 1 {
+		return ""
+	}
+	v := vals[0]
+	if !strings.Contains(v, "Cert=") {
+		return v // URL-encoded PEM
+	}
+	// XFCC: elements separated by commas (one per proxy hop), fields by semicolons; Cert is
+	// quoted URL-encoded PEM. Only a single element is unambiguous.
+	cert := ""
+	inQuote := false
+	start := 0
+	var fields []string
+	for i := 0; i <= len(v); i++ {
+		if i == len(v) || !inQuote && (v[i] == ';' || v[i] == ',') {
+			fields = append(fields, v[start:i])
+			if i < len(v) && v[i] == ',' {
+				return ""
+			}
+			start = i + 1
+			continue
+		}
+		if v[i] == '"' {
+			inQuote = !inQuote
+		}
+	}
+	for _, f := range fields {
+		k, val, _ := strings.Cut(f, "=")
+		if strings.EqualFold(strings.TrimSpace(k), "Cert") {
+			if cert != "" {
+				return ""
+			}
+			cert = strings.Trim(val, `"`)
+		}
+	}
+	return cert
 }
 
 // MaxBody is how much of a forwarded request body is read; a longer body counts as cut short,

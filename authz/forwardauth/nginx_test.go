@@ -17,37 +17,20 @@ import (
 	"time"
 
 	"github.com/mcp-authz/mcp-authz/authz/service"
-)
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+	"github.com/mcp-authz/mcp-authz/internal/testenv"
+)
 
 // startNginx runs a real nginx on loopback with the shipped deploy/nginx/mcp-authz.conf,
 // pointed at the given upstream and mcp-authz HTTP addresses.
 func startNginx(t *testing.T, authz, upstream string) string {
 	t.Helper()
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		bin = "/usr/sbin/nginx"
-		if _, err := os.Stat(bin); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatal("nginx not installed (apt-get install -y nginx)")
-			}
-			t.Skip("nginx not installed: apt-get install -y nginx")
-		}
-	}
+	bin := testenv.Tool(t, "nginx", "apt-get install -y nginx", "/usr/sbin/nginx")
 	site, err := os.ReadFile("../../deploy/nginx/mcp-authz.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
-	listen := freePort(t)
+	listen := testenv.FreeAddr(t)
 	conf := strings.NewReplacer("127.0.0.1:8080", listen, "127.0.0.1:9192", authz, "127.0.0.1:3000", upstream).Replace(string(site))
 	dir := t.TempDir()
 	main := fmt.Sprintf(`daemon off;

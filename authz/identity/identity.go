@@ -7,9 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
+	"slices"
 	"strings"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Identity is a verified access token reduced to what decisions and identity headers need.
@@ -28,7 +31,20 @@ type Identity struct {
 	// for a header.
 	Claims map[string]string
 	Source Source
+	// Confirmation is the token's cnf claim (RFC 7800): the key (RFC 9449 §6) or certificate
+	// (RFC 8705 §3.1) it is bound to. A bound token is good only with proof of that key or
+	// certificate; the decision core refuses it otherwise, on every resource.
+	Confirmation Confirmation
 }
+
+// Confirmation holds the members of cnf this service can enforce. Both empty: a bearer token.
+type Confirmation struct {
+	JKT     string // cnf.jkt: base64url SHA-256 JWK thumbprint of the DPoP key (RFC 9449 §6.1)
+	X5TS256 string // cnf["x5t#S256"]: base64url SHA-256 of the client certificate's DER (RFC 8705 §3.1)
+}
+
+// Bound reports whether the token is sender-constrained.
+func (c Confirmation) Bound() bool { return c.JKT != "" || c.X5TS256 != "" }
 
 // Source says which verifier produced an Identity.
 type Source uint8
@@ -97,19 +113,44 @@ func ClaimText(raw string) (string, bool) {
 	return "", false // an object, null, or not JSON
 }
 
-// Token is a credential that cannot leak through fmt or slog by accident.
-type Token string
-
-func (Token) String() string       { return "[REDACTED]" }
-func (Token) GoString() string     { return "[REDACTED]" }
-func (Token) LogValue() slog.Value { return slog.StringValue("[REDACTED]") }
-
 // HasScope reports whether the identity was granted scope s exactly.
-func (id *Identity) HasScope(s string) bool {
-	for _, g := range id.Scopes {
-		if g == s {
-			return true
+func (id *Identity) HasScope(s string) bool { return slices.Contains(id.Scopes, s) }
+
+// ErrUnsupportedConfirmation: a cnf claim binds the token in a way this service cannot check
+// (cnf.jwk, cnf.kid, …); treating such a token as a bearer token would defeat the binding.
+var ErrUnsupportedConfirmation = errors.New("cnf names no confirmation method this service checks")
+
+// ParseConfirmation reads a cnf claim or introspection member (RFC 7800 §3.1): nil or absent is
+// no binding; otherwise an object whose jkt and x5t#S256 members, matched exactly, are
+// non-empty strings. Any other member binds the token to something unchecked: an error, as is
+// a cnf without jkt or x5t#S256. raw has passed the strict JSON reader (no duplicates).
+func ParseConfirmation(raw []byte) (Confirmation, error) {
+	var c Confirmation
+	if len(raw) == 0 || string(raw) == "null" {
+		return c, nil
+	}
+	var m map[string]jsontext.Value
+	if err := jsonv2.Unmarshal(raw, &m); err != nil {
+		return c, fmt.Errorf("cnf is not a JSON object: %w", err)
+	}
+	for k, v := range m {
+		var s string
+		switch k {
+		case "jkt", "x5t#S256":
+			if err := jsonv2.Unmarshal(v, &s); err != nil || s == "" || len(s) > 128 {
+				return Confirmation{}, fmt.Errorf("cnf.%s is not a thumbprint string", k)
+			}
+		default:
+			return Confirmation{}, ErrUnsupportedConfirmation
+		}
+		if k == "jkt" {
+			c.JKT = s
+		} else {
+			c.X5TS256 = s
 		}
 	}
-	return false
+	if !c.Bound() {
+		return Confirmation{}, ErrUnsupportedConfirmation
+	}
+	return c, nil
 }

@@ -62,6 +62,8 @@ const (
 	ClassScope         Class = "scope"       // valid, but lacks a scope the operation needs
 	ClassCredentials   Class = "credentials" // the introspection endpoint refused our credentials
 	ClassCached        Class = "cached"      // refused earlier; the class was logged then
+	ClassBinding       Class = "binding"     // a sender-constrained token without its proof, or with another key's or certificate's
+	ClassDPoPProof     Class = "dpop_proof"  // the DPoP proof is invalid (RFC 9449 §4.3)
 	ClassUnavailable   Class = "unavailable"
 	ClassOther         Class = "other"
 )

@@ -502,6 +502,8 @@ type answer struct {
 	Scope     stringList `json:"scope"`
 	Exp       *float64   `json:"exp"`
 	Nbf       *float64   `json:"nbf"`
+	// Cnf: RFC 7800 confirmation, as for a JWT (RFC 9449 §6.2, RFC 8705 §3.2).
+	Cnf jsontext.Value `json:"cnf"`
 
 	// What kind of token the server says it is (see notAccess); read whatever their JSON
 	// type, so that an unexpected type cannot hide them.
@@ -568,16 +570,28 @@ func (v *Verifier) identity(body []byte) (identity.Identity, error) {
 	if err := a.notAccess(); err != nil {
 		return identity.Identity{}, err
 	}
-	// RFC 9449 §7.2: a DPoP-bound token must come with its proof, not as a Bearer token.
-	if a.TokenType != "" && !strings.EqualFold(a.TokenType, "Bearer") {
+	// RFC 9449 §6.2: a DPoP-bound token is token_type DPoP with cnf.jkt; whether it came with
+	// its proof is the decision core's check (it refuses a bound token sent as Bearer).
+	cnf, err := identity.ParseConfirmation(a.Cnf)
+	if err != nil {
+		return identity.Identity{}, errCnf
+	}
+	switch {
+	case a.TokenType == "" || strings.EqualFold(a.TokenType, "Bearer"):
+	case strings.EqualFold(a.TokenType, "DPoP"):
+		if cnf.JKT == "" {
+			return identity.Identity{}, errCnf
+		}
+	default:
 		return identity.Identity{}, errTokenType
 	}
 	now := v.now()
 	id := identity.Identity{
-		Issuer:   v.issuer,
-		Subject:  a.Sub,
-		ClientID: a.ClientID,
-		Source:   identity.SourceIntrospection,
+		Issuer:       v.issuer,
+		Subject:      a.Sub,
+		ClientID:     a.ClientID,
+		Source:       identity.SourceIntrospection,
+		Confirmation: cnf,
 	}
 	// Empty stays nil, which no resource accepts (see the package doc).
 	if len(a.Aud) > 0 {
@@ -633,7 +647,9 @@ func (a *answer) notAccess() error {
 			return errNotAccess
 		}
 	}
-	if k := identity.KindOf(a.TokenType); k != identity.KindUnknown && k != identity.KindAccess {
+	// token_type DPoP is an access token type (RFC 9449 §6.2), though KindOf calls "dpop"
+	// (a proof's JWT typ) another kind.
+	if k := identity.KindOf(a.TokenType); k != identity.KindUnknown && k != identity.KindAccess && !strings.EqualFold(a.TokenType, "DPoP") {
 		return errNotAccess
 	}
 	return nil
@@ -730,7 +746,8 @@ var (
 	errTooLong     = classed(identity.ClassMalformed, invalid("introspect: token too long"))
 	errInactive    = classed(identity.ClassInactive, invalid("introspect: not active"))
 	errIssuer      = classed(identity.ClassIssuer, invalid("introspect: iss is another issuer"))
-	errTokenType   = classed(identity.ClassNotAccess, invalid("introspect: token_type is not Bearer"))
+	errTokenType   = classed(identity.ClassNotAccess, invalid("introspect: token_type is neither Bearer nor DPoP"))
+	errCnf         = classed(identity.ClassBinding, invalid("introspect: cnf is malformed, binds the token to a method not checked here, or token_type DPoP has no cnf.jkt"))
 	errExpired     = classed(identity.ClassExpired, invalid("introspect: expired"))
 	errNotYet      = classed(identity.ClassNotYetValid, invalid("introspect: not yet valid (nbf)"))
 	errBusy        = unavailable("introspect: too many calls in flight", nil)

@@ -386,6 +386,10 @@ func (v *Verifier) identity(payload []byte) (identity.Identity, error) {
 	if id.ClientID == "" {
 		id.ClientID = cl.Azp
 	}
+	var err error
+	if id.Confirmation, err = identity.ParseConfirmation(cl.Cnf); err != nil {
+		return identity.Identity{}, errCnf
+	}
 	if v.rolesAsScopes && cl.Roles != nil {
 		var roles stringList
 		if json.Unmarshal(cl.Roles, &roles) != nil {
@@ -417,6 +421,9 @@ type claims struct {
 	Exp   *float64       `json:"exp"`
 	Nbf   *float64       `json:"nbf"`
 	Iat   *float64       `json:"iat"`
+	// Cnf: RFC 7800; jkt (RFC 9449 §6.1) and x5t#S256 (RFC 8705 §3.1) are enforced by the
+	// decision core, any other confirmation method makes the token invalid.
+	Cnf jsontext.Value `json:"cnf"`
 
 	// Read only to tell ID tokens and other JWTs from access tokens (notAccess); their
 	// presence counts, whatever their JSON type.
@@ -796,6 +803,7 @@ var (
 	errTypJWT       = classed(identity.ClassTyp, invalid("jwt: typ is JWT, not at+jwt"))
 	errIssuer       = classed(identity.ClassIssuer, invalid("jwt: wrong issuer"))
 	errClaims       = classed(identity.ClassMalformed, invalid("jwt: malformed claims"))
+	errCnf          = classed(identity.ClassBinding, invalid("jwt: cnf is malformed or binds the token to a method not checked here"))
 	errAmbiguous    = classed(identity.ClassMalformed, invalid("jwt: ambiguous JSON (a duplicate or case-variant name, or not UTF-8)"))
 	errIDToken      = classed(identity.ClassNotAccess, invalid("jwt: an ID token, not an access token"))
 	errNotAccess    = classed(identity.ClassNotAccess, invalid("jwt: not an access token"))

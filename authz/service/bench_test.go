@@ -26,7 +26,7 @@ func benchServiceFull(b *testing.B, l1 int) (*Service, string) {
 	return benchServiceWith(b, l1, nil)
 }
 
-func benchServiceWith(b *testing.B, l1 int, mod func(*config.Config)) (*Service, string) {
+func benchServiceWith(b testing.TB, l1 int, mod func(*config.Config)) (*Service, string) {
 	b.Helper()
 	a, srv := asServer(b)
 	cfg := &config.Config{

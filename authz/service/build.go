@@ -153,6 +153,10 @@ func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authoriz
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	dp, err := o.senders.checker(cfg, o)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	core, err := authz.New(authz.Options{
 		Resources:    cfg.AuthzResources(),
 		Verifiers:    vs,
@@ -168,6 +172,7 @@ func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authoriz
 
 		CORSAllowedOrigins: cfg.CORS.AllowedOrigins,
 		Upstream:           ups,
+		DPoP:               dp,
 		Now:                o.Now,
 		Logger:             o.Logger,
 	})
@@ -222,6 +227,11 @@ func buildCache(cfg *config.Config, o Options, p *parts) error {
 	} else if len(key) < 32 {
 		return fmt.Errorf("cache.secret: %d bytes; use at least 32 random bytes (e.g. openssl rand -hex 32)", len(key))
 	}
+	defer func() {
+		if o.senders != nil {
+			o.senders.start(cfg, o, key, p.redis)
+		}
+	}()
 	l1 := cfg.Cache.L1Size
 	if l1 < 0 {
 		l1 = 0

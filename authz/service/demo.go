@@ -115,6 +115,9 @@ func StartDemo(o DemoOptions) (*Demo, error) {
 			{ID: "demo-finance", Secret: "demo-secret", Scopes: []string{"mcp:tools", "mcp:read", "payments:write"},
 				Claims: map[string]any{"groups": []string{"staff", "finance"}}},
 			{ID: "demo-opaque", Secret: "demo-secret", Scopes: []string{"mcp:tools", "mcp:read"}, Opaque: true},
+			// Its token requests must carry a DPoP proof (mcp-authz token -dpop-key); its
+			// tokens carry cnf.jkt (RFC 9449).
+			{ID: "demo-dpop", Secret: "demo-secret", Scopes: []string{"mcp:tools", "mcp:read"}, DPoP: true},
 		},
 		Resources:            []string{o.Resource, PaymentsResource(o.Resource)},
 		DefaultResource:      o.Resource,

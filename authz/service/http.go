@@ -28,7 +28,8 @@ func (s *Service) httpHandler() http.Handler {
 	// Forward-auth for HTTP proxies: nginx auth_request, Traefik/Caddy forward-auth (original
 	// request in X-Forwarded-*/X-Original-* headers), and Envoy's HTTP ext_authz service with
 	// path_prefix /forward-auth (original path appended).
-	fa := forwardauth.Handler(liveCore{s})
+	fa := forwardauth.HandlerWith(liveCore{s}, forwardauth.Options{
+		ClientCertHeader: s.cfg.ForwardAuth.ClientCertificateHeader, TrustedProxies: s.cfg.TrustedProxies()})
 	mux.Handle("/forward-auth", fa)
 	mux.Handle("/forward-auth/", http.StripPrefix("/forward-auth", fa))
 	return mux

@@ -128,6 +128,8 @@ func restartOnly(a, b *config.Config, liveLevel bool) []string {
 	keys = changedKeys(keys, "tracing", reflect.ValueOf(a.Tracing), reflect.ValueOf(b.Tracing))
 	keys = changedKeys(keys, "cache", reflect.ValueOf(a.Cache), reflect.ValueOf(b.Cache))
 	keys = changedKeys(keys, "admin", reflect.ValueOf(a.Admin), reflect.ValueOf(b.Admin))
+	keys = changedKeys(keys, "forward_auth", reflect.ValueOf(a.ForwardAuth), reflect.ValueOf(b.ForwardAuth))
+	keys = changedKeys(keys, "dpop.replay_memory", reflect.ValueOf(a.DPoP.ReplayMemory), reflect.ValueOf(b.DPoP.ReplayMemory))
 	return keys
 }
 
@@ -270,6 +272,7 @@ type Options struct {
 	tp      trace.TracerProvider // set by New: nil without tracing
 	// upstream: set by New: the exchanged-token cache, kept across reloads (upstream.go).
 	upstream *upstreamState
+	senders  *senders // set by New: DPoP state that outlives a reload
 }
 
 // New builds everything a configuration describes without touching the network: discovery
@@ -316,6 +319,7 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 		s.stopTracing = shutdown
 	}
 	o.metrics, o.tp, o.upstream = s.metrics, tp, &upstreamState{}
+	o.senders = new(senders)
 	p, err := build(cfg, o)
 	if err != nil {
 		if s.stopTracing != nil {

@@ -447,7 +447,7 @@ func TestMetrics(t *testing.T) {
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
 	defer rdb.Close()
-	if err := rdb.Publish(context.Background(), "mcp-authz:v4:revoke", "forged").Err(); err != nil {
+	if err := rdb.Publish(context.Background(), "mcp-authz:v5:revoke", "forged").Err(); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "the forged announcement to be refused", func() bool { return r.cache.Stats().AnnouncementsRejected == 1 })

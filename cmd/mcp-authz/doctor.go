@@ -116,6 +116,9 @@ type metadata struct {
 	Issuer                string `json:"issuer"`
 	JWKSURI               string `json:"jwks_uri"`
 	IntrospectionEndpoint string `json:"introspection_endpoint"`
+	// Sender-constrained tokens: RFC 9449 §5.1 and RFC 8705 §3.3.
+	DPoPAlgs  []string `json:"dpop_signing_alg_values_supported"`
+	MTLSBound bool     `json:"tls_client_certificate_bound_access_tokens"`
 }
 
 // discovery URLs, RFC 8414 §3.1 first, then OIDC Discovery §4.
@@ -214,6 +217,7 @@ func checkIssuer(ctx context.Context, f *findings, client *http.Client, cfg *con
 		return
 	} else {
 		f.ok(key+".issuer", "matches the metadata at %s", where)
+		checkBindingSupport(f, cfg, key, is.Issuer, md)
 	}
 
 	if is.VerifyJWT == nil || *is.VerifyJWT {
@@ -442,4 +446,43 @@ func profileComments(cfg *config.Config) string {
 		}
 	}
 	return b.String()
+}
+
+// checkBindingSupport compares what the resources that take this issuer's tokens ask of
+// sender-constrained tokens with what the authorization server's metadata says it issues.
+// A missing metadata parameter proves nothing (it is optional), so it is a note; an AS that
+// lists DPoP algorithms none of which mcp-authz accepts is a mismatch: a client's one key
+// could not make proofs both accept.
+func checkBindingSupport(f *findings, cfg *config.Config, key, issuer string, md metadata) {
+	var dpopKeys, mtlsKeys []string
+	for i, r := range cfg.Resources {
+		if len(r.Issuers) > 0 && !slices.Contains(r.Issuers, issuer) {
+			continue
+		}
+		if r.DPoP == config.BindingAllowed || r.DPoP == config.BindingRequired {
+			dpopKeys = append(dpopKeys, fmt.Sprintf("resources[%d].dpop: %s", i, r.DPoP))
+		}
+		if r.MTLSBound == config.BindingRequired {
+			mtlsKeys = append(mtlsKeys, fmt.Sprintf("resources[%d].mtls_bound: %s", i, r.MTLSBound))
+		}
+	}
+	if len(dpopKeys) > 0 {
+		var common []string
+		for _, a := range md.DPoPAlgs {
+			if slices.Contains(cfg.DPoP.Algs, a) {
+				common = append(common, a)
+			}
+		}
+		switch {
+		case len(md.DPoPAlgs) == 0:
+			f.note(key, "the metadata has no dpop_signing_alg_values_supported, so this authorization server may not issue DPoP-bound tokens (RFC 9449 §5.1) for %s", strings.Join(dpopKeys, ", "))
+		case len(common) == 0:
+			f.fail("dpop.algs", "%v, and %s takes DPoP proofs in %v only: no key could sign proofs for both; add one of %v to dpop.algs", cfg.DPoP.Algs, issuer, md.DPoPAlgs, md.DPoPAlgs)
+		default:
+			f.ok(key, "issues DPoP-bound tokens; proof algorithms both accept: %s", strings.Join(common, " "))
+		}
+	}
+	if len(mtlsKeys) > 0 && !md.MTLSBound {
+		f.note(key, "the metadata does not say tls_client_certificate_bound_access_tokens: true, so this authorization server may not issue certificate-bound tokens (RFC 8705 §3.3) for %s", strings.Join(mtlsKeys, ", "))
+	}
 }

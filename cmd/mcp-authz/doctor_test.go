@@ -231,3 +231,64 @@ func TestCheckConfigPrintsProfile(t *testing.T) {
 		}
 	}
 }
+
+// The doctor compares the resources' sender-constrained tokens with what the AS's metadata
+// says it issues.
+func TestDoctorSenderConstrained(t *testing.T) {
+	srv := demoDoctorAS(t, "")
+	noDPoP := demoDoctorAS(t, "dpop_signing_alg_values_supported")
+	noMTLS := demoDoctorAS(t, "tls_client_certificate_bound_access_tokens")
+	// An AS that takes ES256 proofs only (oidc-provider's default list is ES256, Ed25519, EdDSA).
+	es256 := httptest.NewServer(nil)
+	t.Cleanup(es256.Close)
+	a, err := demoas.New(demoas.Config{Issuer: es256.URL, Resources: []string{doctorResource}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	es256.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		a.Handler().ServeHTTP(rec, r)
+		var md map[string]any
+		if !strings.Contains(r.URL.Path, "/.well-known/") || json.Unmarshal(rec.Body.Bytes(), &md) != nil {
+			w.WriteHeader(rec.Code)
+			w.Write(rec.Body.Bytes())
+			return
+		}
+		md["dpop_signing_alg_values_supported"] = []string{"ES256"}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(md)
+	})
+	with := func(issuer, global, resource string) string {
+		return global + doctorYAML(issuer, "") + resource
+	}
+	cases := []struct {
+		name, yml string
+		code      int
+		want, not []string
+	}{
+		{"DPoP, algs in common", with(srv.URL, "", "    dpop: required\n"), 0, []string{"ok    issuers[0]: issues DPoP-bound tokens; proof algorithms both accept: ES256 ES384"}, nil},
+		{"DPoP, AS advertises none", with(noDPoP.URL, "", "    dpop: allowed\n"), 0, []string{"note  issuers[0]: the metadata has no dpop_signing_alg_values_supported", "resources[0].dpop: allowed"}, nil},
+		{"DPoP, no alg in common", with(es256.URL, "dpop: {algs: [EdDSA, PS256]}\n", "    dpop: required\n"), 2, []string{"FAIL  dpop.algs: [EdDSA PS256], and " + es256.URL + " takes DPoP proofs in [ES256] only", "add one of [ES256] to dpop.algs"}, nil},
+		{"DPoP off: nothing said", with(noDPoP.URL, "", ""), 0, nil, []string{"dpop"}},
+		{"mtls_bound required, AS silent", with(noMTLS.URL, "", "    mtls_bound: required\n"), 0, []string{"note  issuers[0]: the metadata does not say tls_client_certificate_bound_access_tokens", "resources[0].mtls_bound: required"}, nil},
+		{"mtls_bound required, AS says so", with(srv.URL, "", "    mtls_bound: required\n"), 0, nil, []string{"tls_client_certificate_bound_access_tokens"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out, code := runDoctor(t, tc.yml)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d:\n%s", code, tc.code, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("no %q in:\n%s", w, out)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(out, n) {
+					t.Errorf("%q in:\n%s", n, out)
+				}
+			}
+		})
+	}
+}

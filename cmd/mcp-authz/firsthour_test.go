@@ -11,13 +11,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcp-authz/mcp-authz/internal/testenv"
 )
 
 // startDemo runs `mcp-authz demo` in process on free loopback ports and returns its printout
 // once complete, with the addresses it used.
 func startDemo(t *testing.T) (printout, grpcAddr, httpAddr, asAddr string) {
 	t.Helper()
-	grpcAddr, httpAddr, asAddr = freeAddr(t), freeAddr(t), freeAddr(t)
+	a := testenv.FreeAddrs(t, 3)
+	grpcAddr, httpAddr, asAddr = a[0], a[1], a[2]
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	var out, errb syncBuffer
@@ -61,13 +64,7 @@ func TestREADMEDemoIsTheDemosPrintout(t *testing.T) {
 // shell (with the built command in place of `go run ./cmd/mcp-authz`), exit statuses
 // included.
 func TestDemoWalkthroughRuns(t *testing.T) {
-	if _, err := exec.LookPath("curl"); err != nil {
-		msg := "curl is not on PATH (step 5 uses it): apt-get install -y curl"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	testenv.Tool(t, "curl", "apt-get install -y curl (step 5 uses it)")
 	bin := stamped(t)
 	printout, _, _, _ := startDemo(t)
 	steps := map[string]string{}
@@ -137,7 +134,7 @@ func TestTokenFailsVisibly(t *testing.T) {
 	if strings.Contains(err.Error(), "s3cr3t-xyzzy") {
 		t.Error("the error echoes the secret")
 	}
-	err = run(context.Background(), []string{"token", "-token-url", "http://" + freeAddr(t) + "/token"}, func(string) string { return "" }, &out, &errb)
+	err = run(context.Background(), []string{"token", "-token-url", "http://" + testenv.FreeAddr(t) + "/token"}, func(string) string { return "" }, &out, &errb)
 	if err == nil || !strings.Contains(err.Error(), "refused") {
 		t.Errorf("nothing listening: %v", err)
 	}
@@ -158,7 +155,7 @@ func TestTokenFailsVisibly(t *testing.T) {
 func TestCheckWithConfig(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "c.yaml")
-	grpcAddr := freeAddr(t)
+	grpcAddr := testenv.FreeAddr(t)
 	os.WriteFile(cfg, []byte("listen:\n  grpc: "+grpcAddr+"\n  http: \"\"\nshutdown: {drain: 0s}\nissuers:\n  - issuer: https://127.0.0.1:1\nresources:\n  - resource: https://mcp.example.com/tools/mcp\n"), 0o600)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

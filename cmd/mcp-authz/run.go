@@ -54,6 +54,7 @@ const usage = `usage:
                                    send one ext_authz Check to a running service and print the
                                    answer; exit 0 allowed, 2 denied 401, 3 denied 403, 4 other denial
   mcp-authz token [flags]           get an access token (client_credentials; defaults: the demo's) and print it
+  mcp-authz dpop-key [-alg A] FILE  write a new private DPoP key (JWK) for token and check -dpop-key
   mcp-authz version                 print the version, commit, build date and Go version (also --version)
 Run "mcp-authz COMMAND -h" for a command's flags.`
 
@@ -83,6 +84,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return check(ctx, args[1:], getenv, stdout, stderr)
 	case "token":
 		return token(ctx, args[1:], getenv, stdout, stderr)
+	case "dpop-key":
+		return newDPoPKey(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprint(stdout, buildinfo.Read())
 		return nil
@@ -156,7 +159,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 func checkConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	envoyFile := fs.String("envoy", "", "also check that this Envoy bootstrap sends what per-operation rules read")
+	envoyFile := fs.String("envoy", "", "also check that this Envoy bootstrap sends what per-operation rules and sender-constrained tokens (dpop, mtls_bound) need")
 	flagPath := fs.String("config", "", "configuration file (YAML); or give it as the argument")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -190,17 +193,37 @@ func checkConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 			perOp = append(perOp, fmt.Sprintf("resources[%d].rules", i))
 		}
 	}
-	if *envoyFile != "" && len(perOp) > 0 {
+	var dpopKeys, mtlsKeys []string
+	for i, r := range cfg.Resources {
+		if r.DPoP == config.BindingAllowed || r.DPoP == config.BindingRequired {
+			dpopKeys = append(dpopKeys, fmt.Sprintf("resources[%d].dpop", i))
+		}
+		if r.MTLSBound == config.BindingAllowed || r.MTLSBound == config.BindingRequired {
+			mtlsKeys = append(mtlsKeys, fmt.Sprintf("resources[%d].mtls_bound", i))
+		}
+	}
+	if *envoyFile != "" && len(perOp)+len(dpopKeys)+len(mtlsKeys) > 0 {
 		src, err := os.ReadFile(*envoyFile)
 		if err != nil {
 			return fmt.Errorf("-envoy: %v", err)
 		}
-		problems, err := envoy.CheckPerOperation(src)
-		if err != nil {
-			return fmt.Errorf("-envoy %s: %v", *envoyFile, err)
+		if len(perOp) > 0 {
+			problems, err := envoy.CheckPerOperation(src)
+			if err != nil {
+				return fmt.Errorf("-envoy %s: %v", *envoyFile, err)
+			}
+			if len(problems) > 0 {
+				return fmt.Errorf("-envoy %s: %s has per-operation rules, but:\n  %s", *envoyFile, strings.Join(perOp, ", "), strings.Join(problems, "\n  "))
+			}
 		}
-		if len(problems) > 0 {
-			return fmt.Errorf("-envoy %s: %s has per-operation rules, but:\n  %s", *envoyFile, strings.Join(perOp, ", "), strings.Join(problems, "\n  "))
+		if len(dpopKeys)+len(mtlsKeys) > 0 {
+			problems, err := envoy.CheckSenderConstrained(src, len(dpopKeys) > 0, len(mtlsKeys) > 0)
+			if err != nil {
+				return fmt.Errorf("-envoy %s: %v", *envoyFile, err)
+			}
+			if len(problems) > 0 {
+				return fmt.Errorf("-envoy %s: %s accept sender-constrained tokens, but:\n  %s", *envoyFile, strings.Join(append(dpopKeys, mtlsKeys...), ", "), strings.Join(problems, "\n  "))
+			}
 		}
 	}
 	fmt.Fprintf(stdout, "# %s: valid. Resolved configuration, defaults included:\n", file)
@@ -270,10 +293,30 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 	path := fs.String("path", "/mcp", "path (with query) of the request")
 	token := fs.String("token", "", "Bearer token to send (none: no Authorization header)")
 	traced := fs.Bool("trace", false, "send a new W3C traceparent and print its trace id (to find the Check in Jaeger)")
+	keyFile := fs.String("dpop-key", "", "send -token as \"Authorization: DPoP\" with a new DPoP proof signed by this private key (JWK or PEM)")
+	htu := fs.String("htu", "", "the proof's htu (default: the resource's origin from -config, else http://HOST, and -path without its query)")
+	certFile := fs.String("cert", "", "PEM client certificate to put in attributes.source.certificate, as Envoy does for an mTLS client (include_peer_certificate)")
 	var headers headerFlags
 	fs.Var(&headers, "H", `extra request header "name: value" (repeatable)`)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	var key *dpopKey
+	if *keyFile != "" {
+		if *token == "" {
+			return errors.New("check: -dpop-key needs -token: a DPoP proof goes with a token")
+		}
+		var err error
+		if key, err = loadDPoPKey(*keyFile); err != nil {
+			return fmt.Errorf("check: -dpop-key %v", err)
+		}
+	}
+	var cert string
+	if *certFile != "" {
+		var err error
+		if cert, err = peerCertificate(*certFile); err != nil {
+			return fmt.Errorf("check: -cert %v", err)
+		}
 	}
 	if *cfgPath != "" || fs.NArg() > 0 {
 		f, err := configFile("check", *cfgPath, fs.Args())
@@ -322,6 +365,7 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 	if *token != "" {
 		h["authorization"] = "Bearer " + *token
 	}
+	origin := "http://" + *host
 	if *traced {
 		var id [24]byte
 		rand.Read(id[:])
@@ -331,16 +375,55 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	if route != nil {
 		if res, ok := route(*host, *path); ok {
+			if u, err := url.Parse(res); err == nil && u.Scheme != "" && u.Host != "" {
+				origin = u.Scheme + "://" + u.Host // htu is built from the configured URL, not Host
+			}
 			fmt.Fprintf(stderr, "%s %s%s matches resource %s in %s\n", *method, *host, *path, res, *cfgPath)
 		} else {
 			fmt.Fprintf(stderr, "%s %s%s matches no resource in %s: expect 403 access_denied (set -host and -path to a resource's)\n", *method, *host, *path, *cfgPath)
 		}
 	}
+	if *htu == "" {
+		*htu = origin + *path
+	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	out, allowed, status, err := extauthz.CheckJSON(cctx, *addr, *method, *host, *path, h)
-	if err != nil {
-		return err
+	var nonce string
+	var (
+		out     []byte
+		allowed bool
+		status  int
+	)
+	// A service that wants a DPoP nonce answers 401 use_dpop_nonce with a DPoP-Nonce header;
+	// like a client, check then sends one more proof with it (RFC 9449 §9).
+	for attempt := 0; ; attempt++ {
+		if key != nil {
+			h["authorization"] = "DPoP " + *token
+			p, err := key.proof(*method, *htu, *token, nonce, time.Now())
+			if err != nil {
+				return fmt.Errorf("check: -htu: %v", err)
+			}
+			h["dpop"] = p
+		}
+		req := extauthz.NewCheckRequest(*method, *host, *path, h)
+		if cert != "" {
+			req.Attributes.Source.Certificate = cert
+		}
+		resp, err := sendCheck(cctx, *addr, req)
+		if err != nil {
+			return err
+		}
+		var n string
+		out, allowed, status, n, err = describeCheck(resp)
+		if err != nil {
+			return err
+		}
+		if key != nil && attempt == 0 && status == 401 && n != "" {
+			fmt.Fprintln(stderr, "the service asked for a DPoP nonce (use_dpop_nonce): checking again with a proof that carries it")
+			nonce = n
+			continue
+		}
+		break
 	}
 	fmt.Fprintln(stdout, string(out))
 	switch {

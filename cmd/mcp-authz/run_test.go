@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mcp-authz/mcp-authz/internal/testenv"
 )
 
 func runCmd(args ...string) (string, string, error) {
@@ -112,7 +113,7 @@ func TestCheckConfigSecrets(t *testing.T) {
 func TestServeReloadsOnSIGHUP(t *testing.T) {
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "c.yaml")
-	httpAddr := freeAddr(t)
+	httpAddr := testenv.FreeAddr(t)
 	level := "info"
 	write := func(scope string) {
 		os.WriteFile(cfgPath, []byte("listen:\n  grpc: 127.0.0.1:0\n  http: "+httpAddr+"\nshutdown: {drain: 0s}\nlog: {format: text, level: "+level+"}\nissuers:\n  - issuer: https://127.0.0.1:1\nresources:\n  - resource: https://mcp.example.com/mcp\n    scopes: {required: ["+scope+"]}\n"), 0o600)
@@ -166,15 +167,6 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -191,7 +183,7 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 func TestServeReloadsOnFileChange(t *testing.T) {
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "c.yaml")
-	httpAddr := freeAddr(t)
+	httpAddr := testenv.FreeAddr(t)
 	write := func(scope string) {
 		os.WriteFile(cfgPath, []byte("listen:\n  grpc: 127.0.0.1:0\n  http: "+httpAddr+"\nshutdown: {drain: 0s}\nissuers:\n  - issuer: https://127.0.0.1:1\nresources:\n  - resource: https://mcp.example.com/mcp\n    scopes: {required: ["+scope+"]}\n"), 0o600)
 	}

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mcp-authz/mcp-authz/internal/testenv"
 )
 
 // stampedBin is one stamped build shared by the tests that run the binary: a build costs
@@ -91,7 +93,7 @@ func TestVersionStamped(t *testing.T) {
 
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "c.yaml")
-	httpAddr := freeAddr(t)
+	httpAddr := testenv.FreeAddr(t)
 	os.WriteFile(cfg, []byte("listen:\n  grpc: 127.0.0.1:0\n  http: "+httpAddr+"\nshutdown: {drain: 0s}\nissuers:\n  - issuer: https://127.0.0.1:1\nresources:\n  - resource: https://mcp.example.com/mcp\n"), 0o600)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -24,6 +24,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/authz/service"
 	"github.com/mcp-authz/mcp-authz/cache/redistest"
 	"github.com/mcp-authz/mcp-authz/deploy/internal/nodeenv"
+	"github.com/mcp-authz/mcp-authz/internal/testenv"
 )
 
 const downstreamAPI = "https://api.example.com"
@@ -78,7 +79,7 @@ func TestTokenExchangeInterop(t *testing.T) {
 			}
 		}
 	})
-	addr := freeAddrs(t, 3)
+	addr := testenv.FreeAddrs(t, 3)
 	front, asAddr, upstream := addr[0], addr[1], addr[2]
 	resource := "http://" + front + "/mcp"
 	issuer := "http://" + asAddr

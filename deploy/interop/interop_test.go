@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -31,6 +32,8 @@ import (
 	"github.com/mcp-authz/mcp-authz/authz/service"
 	"github.com/mcp-authz/mcp-authz/cache/redistest"
 	"github.com/mcp-authz/mcp-authz/deploy/internal/nodeenv"
+
+	"github.com/mcp-authz/mcp-authz/internal/testenv"
 )
 
 // The whole test, processes included, ends within this.
@@ -63,12 +66,13 @@ func TestInterop(t *testing.T) {
 		}
 	})
 
-	addr := freeAddrs(t, 4)
+	addr := testenv.FreeAddrs(t, 4)
 	front, asAddr, upstream, authzHTTP := addr[0], addr[1], addr[2], addr[3]
 	resource := "http://" + front + "/mcp" // the SDK requires the PRM resource to be the URL it calls
 	payments := resource + "/payments"     // the SDK 2.x server, with the refund rule
 	issuer := "http://" + asAddr
 
+	asTLS := setupASTLS(t, dir) // oidc-provider's https listener, for certificate-bound tokens (mtls_test.go)
 	logs["oidc-provider"] = start(ctx, t, dir, "oidc-provider", asAddr, node, "as.mjs", port(asAddr), resource, payments)
 	serverLog := start(ctx, t, dir, "mcp-server", upstream, node, "server.mjs", port(upstream))
 	logs["MCP server"] = serverLog
@@ -335,6 +339,28 @@ func TestInterop(t *testing.T) {
 			}
 		}
 	})
+
+	// Sender-constrained tokens, last: their tool calls are not among those counted above.
+	// DPoP (dpop_test.go): oidc-provider binds the tokens to the key oauth4webapi proves.
+	var runs dpopClients
+	t.Run("DPoP tokens from oidc-provider, proofs from oauth4webapi", func(t *testing.T) {
+		runs = testDPoPTokens(ctx, t, node, resource, issuer)
+	})
+	t.Run("DPoP through nginx and on the gRPC path", func(t *testing.T) {
+		testDPoPThroughMCPAuthz(ctx, t, runs, resource, svc.GRPCAddr(), front)
+	})
+	// RFC 8705 (mtls_test.go): oidc-provider binds agent-mtls's token to its TLS client certificate.
+	var mtlsTok string
+	var mtlsCert tls.Certificate
+	t.Run("certificate-bound token from oidc-provider", func(t *testing.T) {
+		mtlsTok, mtlsCert = testMTLSToken(ctx, t, asTLS, resource)
+	})
+	t.Run("certificate-bound token on the gRPC path", func(t *testing.T) {
+		if mtlsTok == "" {
+			t.Fatal("no certificate-bound token: the subtest above failed")
+		}
+		testMTLSThroughMCPAuthz(ctx, t, mtlsTok, mtlsCert, svc.GRPCAddr(), front, resource)
+	})
 }
 
 // runClient runs an MCP client program of this directory with --expect (run.sh runs the
@@ -416,21 +442,6 @@ func header(hs []*corev3.HeaderValueOption, name string) string {
 	return ""
 }
 
-// freeAddrs returns n distinct free loopback addresses (held together while chosen).
-func freeAddrs(t *testing.T, n int) []string {
-	t.Helper()
-	var addrs []string
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		addrs = append(addrs, l.Addr().String())
-	}
-	return addrs
-}
-
 func port(addr string) string {
 	_, p, _ := net.SplitHostPort(addr)
 	return p
@@ -461,21 +472,11 @@ func start(ctx context.Context, t *testing.T, dir, name, addr, bin string, args 
 		cmd.Process.Kill()
 		<-exited
 	})
-	for {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return log
-		}
-		select {
-		case <-exited:
-			b, _ := os.ReadFile(log)
-			t.Fatalf("%s exited at start (%v):\n%s", name, cmd.ProcessState, b)
-		case <-ctx.Done():
-			b, _ := os.ReadFile(log)
-			t.Fatalf("%s did not listen on %s: %v\n%s", name, addr, ctx.Err(), b)
-		case <-time.After(50 * time.Millisecond):
-		}
+	if err := testenv.WaitAddr(ctx, addr, exited); err != nil {
+		b, _ := os.ReadFile(log)
+		t.Fatalf("%s did not listen on %s: %v (%v)\n%s", name, addr, err, cmd.ProcessState, b)
 	}
+	return log
 }
 
 // startNginx runs nginx with the shipped deploy/nginx/mcp-authz.conf, its three loopback

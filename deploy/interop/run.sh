@@ -6,7 +6,8 @@
 # free loopback ports, runs the client scenarios (three with SDK 1.x on /mcp, three with SDK
 # 2.x on /mcp/payments, whose refund tool is for the finance group), prints PASS or FAIL for
 # each, and stops everything it started on exit. Exit status 0 only when every check passed.
-# The ext_authz gRPC half of the header/body mismatch is in the Go test only.
+# The ext_authz gRPC half of the header/body mismatch, and of the DPoP and certificate-bound
+# scenarios, is in the Go test only.
 # Needs: node >= 20, npm, go, nginx (with auth_request), redis-server.
 # KEEP=1 keeps the logs and generated configurations (they are always kept on failure).
 # `go test ./deploy/interop/` runs the same scenarios (with mcp-authz in-process).
@@ -24,7 +25,8 @@ if [ -z "$NGINX" ] && [ -x /usr/sbin/nginx ]; then NGINX=/usr/sbin/nginx; fi
 [ -n "$NGINX" ] || die "nginx is missing: apt-get install -y nginx"
 
 if [ ! -d node_modules/oidc-provider ] || [ ! -d node_modules/@modelcontextprotocol/sdk ] || [ ! -d node_modules/zod ] ||
-  [ ! -d node_modules/@modelcontextprotocol/client ] || [ ! -d node_modules/@modelcontextprotocol/server ]; then
+  [ ! -d node_modules/@modelcontextprotocol/client ] || [ ! -d node_modules/@modelcontextprotocol/server ] ||
+  [ ! -d node_modules/oauth4webapi ]; then
   echo "== npm ci (versions pinned by package-lock.json)"
   npm ci --no-audit --no-fund
 fi
@@ -127,6 +129,10 @@ pay=$(node -e 'console.log(require("fs").readFileSync(process.argv[1], "utf8").s
   .filter((l) => l.includes("\"payments_call\"")).map((l) => { const j = JSON.parse(l); return `${j.payments_call} by ${j.client_id}`; }).join(","))' "$work/server.log")
 want="echo by finance,refund by finance,echo by agent,echo by agent"
 result "$([ "$pay" = "$want" ] && echo 0 || echo 1)" "the payments server ran only the allowed tools: $want (saw $pay)"
+
+# Sender-constrained tokens, after the counts above (their tool calls are not among them).
+scenario "(g) DPoP (oauth4webapi), JWT: tools/call with proofs; as Bearer, replayed, for another URL or method, without a proof: 401" dpop agent-dpop agent-dpop-secret mcp:tools client-dpop.mjs
+scenario "(g) DPoP (oauth4webapi), opaque token via introspection: the same" dpop agent-dpop-opaque agent-dpop-opaque-secret mcp:tools client-dpop.mjs
 
 echo "== $pass passed, $fail failed"
 [ "$fail" = 0 ] && status=0

@@ -37,6 +37,9 @@ http.createServer(async (req, res) => {
       client_id: req.headers['x-auth-client-id'] ?? null,
       scopes: req.headers['x-auth-scopes'] ?? null,
       authorization_seen: req.headers.authorization !== undefined && req.headers.authorization !== '',
+      // A DPoP proof is for mcp-authz; it must not reach the server either.
+      dpop_seen: req.headers.dpop !== undefined && req.headers.dpop !== '',
+      token_binding: req.headers['x-auth-token-binding'] || null,
     };
     console.log(JSON.stringify({ tool_call: 'echo', ...seen }));
     return { content: [{ type: 'text', text: JSON.stringify(seen) }] };

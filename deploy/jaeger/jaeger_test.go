@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -24,41 +23,22 @@ import (
 	"github.com/mcp-authz/mcp-authz/authz/demoas"
 	"github.com/mcp-authz/mcp-authz/authz/service"
 	"github.com/mcp-authz/mcp-authz/cache/redistest"
+
+	"github.com/mcp-authz/mcp-authz/internal/testenv"
 )
 
 const resource = "http://localhost:8080/mcp"
 
 // binary finds the Jaeger build.sh made.
 func binary(t *testing.T) string {
-	tools := os.Getenv("MCP_AUTHZ_TOOLS")
-	if tools == "" {
-		home, _ := os.UserHomeDir()
-		tools = filepath.Join(home, ".cache", "mcp-authz-tools")
-	}
-	bin := filepath.Join(tools, "jaeger-v1.76.0")
-	if _, err := os.Stat(bin); err != nil {
-		msg := "no Jaeger at " + bin + ": run deploy/jaeger/build.sh (about 4 minutes, once)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg + "; .ci/run builds it")
-		}
-		t.Skip(msg)
-	}
-	return bin
-}
-
-func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return testenv.CachedTool(t, "jaeger-v1.76.0", "deploy/jaeger/build.sh (about 4 minutes, once)")
 }
 
 // startJaeger runs Jaeger on free loopback ports and returns its OTLP/gRPC and query addresses.
 func startJaeger(t *testing.T) (otlp, query string) {
 	bin := binary(t)
-	otlp, otlpHTTP, query, queryGRPC, health := freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)
+	a := testenv.FreeAddrs(t, 5)
+	otlp, otlpHTTP, query, queryGRPC, health := a[0], a[1], a[2], a[3], a[4]
 	cfg := fmt.Sprintf(`
 service:
   extensions: [jaeger_storage, jaeger_query, healthcheckv2]
@@ -92,21 +72,15 @@ exporters:
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + query + "/api/services")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return otlp, query
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Jaeger did not come up:\n%s", logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := testenv.WaitURL(ctx, "http://"+query+"/api/services", exited); err != nil {
+		t.Fatalf("Jaeger did not come up: %v\n%s", err, logs.String())
 	}
+	return otlp, query
 }
 
 // jaegerTrace is the part of Jaeger's query API answer (GET /api/traces/{id}) checked here.

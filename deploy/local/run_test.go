@@ -3,12 +3,13 @@ package local
 import (
 	"bytes"
 	"context"
-	"os"
 	"os/exec"
 	"regexp"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mcp-authz/mcp-authz/internal/testenv"
 )
 
 // TestRunScript runs run.sh as a person would and requires every one of its checks to pass:
@@ -18,14 +19,9 @@ func TestRunScript(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds mcp-authz and starts six processes")
 	}
-	for _, tool := range []string{"redis-server", "nginx", "curl"} {
-		if _, err := exec.LookPath(tool); err != nil && !(tool == "nginx" && isFile("/usr/sbin/nginx")) {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s is missing (.ci/run installs it)", tool)
-			}
-			t.Skipf("%s is missing", tool)
-		}
-	}
+	testenv.Tool(t, "redis-server", "apt-get install -y redis-server")
+	testenv.Tool(t, "nginx", "apt-get install -y nginx", "/usr/sbin/nginx")
+	testenv.Tool(t, "curl", "apt-get install -y curl")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "run.sh")
@@ -44,5 +40,3 @@ func TestRunScript(t *testing.T) {
 		t.Logf("run.sh:\n%s", out.Bytes())
 	}
 }
-
-func isFile(p string) bool { fi, err := os.Stat(p); return err == nil && fi.Mode().IsRegular() }

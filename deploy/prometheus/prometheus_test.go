@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,22 +20,15 @@ import (
 
 	"github.com/mcp-authz/mcp-authz/authz/extauthz"
 	"github.com/mcp-authz/mcp-authz/authz/service"
+
+	"github.com/mcp-authz/mcp-authz/internal/testenv"
 )
 
 // need finds a tool of Debian's prometheus package; without it the test skips, except in CI,
 // where .ci/run installs it and its absence is a failure.
 func need(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	msg := name + " is not on PATH: apt-get install -y --no-install-recommends prometheus"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg + " (.ci/run should have)")
-	}
-	t.Skip(msg)
-	return ""
+	return testenv.Tool(t, name, "apt-get install -y --no-install-recommends prometheus")
 }
 
 func TestPromtoolCheckRules(t *testing.T) {
@@ -55,15 +47,6 @@ func TestPromtoolTestRules(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "SUCCESS") {
 		t.Errorf("promtool test rules: %v\n%s", err, out)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func getJSON(u string, v any) error {
@@ -102,7 +85,7 @@ func TestPrometheusScrapesAndEvaluates(t *testing.T) {
 	}
 	cfg := fmt.Sprintf("global: {scrape_interval: 1s, evaluation_interval: 1s}\nrule_files: [%q]\nscrape_configs:\n  - job_name: mcp-authz\n    static_configs: [{targets: [%q]}]\n", rules, d.HTTPAddr())
 	os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644)
-	web := freeAddr(t)
+	web := testenv.FreeAddr(t)
 	cmd := exec.Command(prom, "--config.file="+filepath.Join(dir, "prometheus.yml"), "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+web, "--log.level=warn")
 	var logs strings.Builder

@@ -24,25 +24,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcp-authz/mcp-authz/internal/testenv"
 )
 
 // Binary finds the Hydra build.sh made. Without it the test is skipped, except under CI
 // (CI=true), where .ci/run builds it and its absence is a failure.
 func Binary(t testing.TB) string {
-	tools := os.Getenv("MCP_AUTHZ_TOOLS")
-	if tools == "" {
-		home, _ := os.UserHomeDir()
-		tools = filepath.Join(home, ".cache", "mcp-authz-tools")
-	}
-	bin := filepath.Join(tools, "hydra-v2.3.0")
-	if _, err := os.Stat(bin); err != nil {
-		msg := "no Ory Hydra at " + bin + ": run deploy/hydra/build.sh (several minutes, once)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg + "; .ci/run builds it")
-		}
-		t.Skip(msg)
-	}
-	return bin
+	return testenv.CachedTool(t, "hydra-v2.3.0", "deploy/hydra/build.sh (several minutes, once)")
 }
 
 // Hydra is one running Hydra.
@@ -54,15 +43,6 @@ type Hydra struct {
 	t             testing.TB
 }
 
-func freeAddr(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // Start runs Hydra with in-memory storage until the test ends. issuerSuffix is appended to
 // the issuer URL it is configured with ("/" to reproduce a trailing-slash mismatch).
 func Start(t testing.TB, issuerSuffix string) *Hydra {
@@ -71,7 +51,8 @@ func Start(t testing.TB, issuerSuffix string) *Hydra {
 	h := &Hydra{t: t}
 	h.login = httptest.NewServer(http.HandlerFunc(h.serveLoginConsent))
 	t.Cleanup(h.login.Close)
-	pub, adm := freeAddr(t), freeAddr(t)
+	a := testenv.FreeAddrs(t, 2)
+	pub, adm := a[0], a[1]
 	h.Public, h.Admin = "http://"+pub, "http://"+adm
 	h.Issuer = h.Public + issuerSuffix
 	_, pubPort, _ := net.SplitHostPort(pub)
@@ -109,24 +90,11 @@ func Start(t testing.TB, issuerSuffix string) *Hydra {
 			t.Logf("--- hydra log:\n%s", b)
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(h.Admin + "/health/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		select {
-		case <-exited:
-			b, _ := os.ReadFile(h.Log)
-			t.Fatalf("hydra exited at start (%v):\n%s", cmd.ProcessState, b)
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("hydra not ready within 30s: %v", err)
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := testenv.WaitURL(ctx, h.Admin+"/health/ready", exited); err != nil {
+		b, _ := os.ReadFile(h.Log)
+		t.Fatalf("hydra not ready: %v (%v)\n%s", err, cmd.ProcessState, b)
 	}
 	return h
 }
