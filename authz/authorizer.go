@@ -111,6 +111,9 @@ type Options struct {
 	// every origin ("*"). The metadata document is always readable from any origin.
 	CORSAllowedOrigins []string
 
+	// Upstream: by resource name, what mints the credential an allowed request carries to
+	// that resource's upstream (upstream.go). A resource without one gets none.
+	Upstream map[string]UpstreamCredentials
 	// DPoP checks proofs (RFC 9449) for resources that accept DPoP; required when one does.
 	DPoP *dpop.Checker
 
@@ -143,6 +146,7 @@ type Authorizer struct {
 	now         func() time.Time
 	log         *slog.Logger
 	inflight    singleflight.Group
+	upstream    map[string]*upstreamRoute // by resource name; nil: none configured
 }
 
 // New checks the options and precomputes every route's metadata and challenges.
@@ -205,6 +209,10 @@ func New(o Options) (*Authorizer, error) {
 			rt.dpDenials.withUnavailable(rt, o.Unavailable)
 		}
 		rt.numberShared(a.nextShared)
+		if err := a.withUpstream(rt, o.Upstream[rt.Name]); err != nil {
+			errs = append(errs, fmt.Errorf("resources[%d]: %w", i, err))
+			continue
+		}
 		a.routes = append(a.routes, rt)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -324,6 +332,9 @@ func (a *Authorizer) check(ctx context.Context, req *Request) *Decision {
 		d = withErr(ds.invalid, err)
 	}
 	d.Tier = tier // d is this request's own: authorize and withErr never return a shared one
+	if a.upstream != nil {
+		d = a.upstreamCredential(ctx, rt, token, d)
+	}
 	return d
 }
 
@@ -430,7 +441,11 @@ func (a *Authorizer) checkAPIKey(ctx context.Context, rt *route, req *Request, p
 	if err != nil {
 		return withErr(rt.denials.invalid, err)
 	}
-	return a.authorize(rt, &rt.denials, req, path, &id)
+	d := a.authorize(rt, &rt.denials, req, path, &id)
+	if a.upstream != nil {
+		d = a.upstreamCredential(ctx, rt, key, d)
+	}
+	return d
 }
 
 var (

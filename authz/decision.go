@@ -19,6 +19,7 @@ const (
 	ReasonNoRoute                             // no protected resource matches
 	ReasonInternal                            // recovered fault: 503
 	ReasonPolicy                              // 403 without a challenge: a rule's condition refused the caller
+	ReasonUpstream                            // 403 without a challenge: the upstream credential was refused
 )
 
 var reasonNames = [...]string{
@@ -34,6 +35,7 @@ var reasonNames = [...]string{
 	ReasonNoRoute:           "no_route",
 	ReasonInternal:          "internal",
 	ReasonPolicy:            "policy_denied",
+	ReasonUpstream:          "upstream_credential_refused",
 }
 
 func (r Reason) String() string {

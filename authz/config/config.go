@@ -262,6 +262,8 @@ type Resource struct {
 	Documentation        string          `yaml:"resource_documentation"`
 	PolicyURI            string          `yaml:"resource_policy_uri"`
 	TOSURI               string          `yaml:"resource_tos_uri"`
+	// UpstreamCredentials: what the upstream receives in place of the caller's token (upstream.go).
+	UpstreamCredentials *UpstreamCredentials `yaml:"upstream_credentials,omitempty"`
 	// DPoP and MTLSBound: off (default), allowed or required; see the README, "Sender-constrained tokens".
 	DPoP      string `yaml:"dpop"`
 	MTLSBound string `yaml:"mtls_bound"`

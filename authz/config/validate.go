@@ -375,6 +375,7 @@ func (c *Config) validateResources(bad badFunc, issuers map[string]bool) {
 			}
 		}
 		validateRules(bad, key, &c.Resources[i])
+		c.validateUpstream(bad, key, &c.Resources[i])
 		h := r.IdentityHeaders
 		for _, f := range []struct{ name, v string }{{"subject", h.Subject}, {"client_id", h.ClientID}, {"scopes", h.Scopes}, {"issuer", h.Issuer}, {"binding", h.Binding}} {
 			checkHeaderName(bad, key+".identity_headers."+f.name, f.v)

@@ -37,8 +37,10 @@ type Client struct {
 	Opaque     bool     // tokens are opaque strings validated through introspection
 	// Claims are added to the client's JWTs (groups, say), never replacing a registered one.
 	Claims map[string]any
-	DPoP   bool // token requests must carry a DPoP proof (any client's proof binds its token)
-	MTLS   bool // tokens are bound to the TLS client certificate presented at the token endpoint
+	// TokenExchange lets the client use the RFC 8693 token-exchange grant (exchange.go).
+	TokenExchange bool
+	DPoP          bool // token requests must carry a DPoP proof (any client's proof binds its token)
+	MTLS          bool // tokens are bound to the TLS client certificate presented at the token endpoint
 }
 
 // Config configures a Server.
@@ -81,11 +83,12 @@ type signingKey struct {
 
 // Server is the demo authorization server.
 type Server struct {
-	cfg   Config
-	path  string // issuer path, "" for an origin-only issuer
-	now   func() time.Time
-	down  atomic.Bool
-	count struct{ metadata, jwks, token, introspect atomic.Int64 }
+	cfg       Config
+	path      string // issuer path, "" for an origin-only issuer
+	now       func() time.Time
+	down      atomic.Bool
+	count     struct{ metadata, jwks, token, introspect atomic.Int64 }
+	exchanges atomic.Int64
 
 	mu      sync.Mutex
 	keys    map[string]signingKey // by kid; all published
@@ -193,7 +196,7 @@ func (s *Server) metadata() map[string]any {
 		"jwks_uri":                                      iss + "/jwks",
 		"introspection_endpoint":                        iss + "/introspect",
 		"response_types_supported":                      []string{"code"},
-		"grant_types_supported":                         []string{"client_credentials"},
+		"grant_types_supported":                         []string{"client_credentials", grantTokenExchange},
 		"code_challenge_methods_supported":              []string{"S256"},
 		"token_endpoint_auth_methods_supported":         auth,
 		"introspection_endpoint_auth_methods_supported": auth,
@@ -246,6 +249,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="demoas"`)
 		}
 		oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown client or wrong secret")
+		return
+	}
+	if r.PostForm.Get("grant_type") == grantTokenExchange {
+		s.exchange(w, r, client)
 		return
 	}
 	if gt := r.PostForm.Get("grant_type"); gt != "client_credentials" {

@@ -48,6 +48,9 @@ func build(cfg *config.Config, o Options) (p parts, err error) {
 	if err := buildCache(cfg, o, &p); err != nil {
 		return p, err
 	}
+	if o.upstream != nil {
+		o.upstream.redis = p.redis
+	}
 	if p.adminToken, err = cfg.Admin.Token.Read("admin.token", o.Getenv); err != nil {
 		return p, err
 	}
@@ -146,6 +149,10 @@ func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authoriz
 	if tc != nil {
 		c = tc
 	}
+	ups, err := buildUpstream(cfg, o, tc)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	dp, err := o.senders.checker(cfg, o)
 	if err != nil {
 		return nil, nil, nil, err
@@ -164,6 +171,7 @@ func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authoriz
 		RevalidateAfter: revalidateAfter(cfg),
 
 		CORSAllowedOrigins: cfg.CORS.AllowedOrigins,
+		Upstream:           ups,
 		DPoP:               dp,
 		Now:                o.Now,
 		Logger:             o.Logger,

@@ -270,7 +270,9 @@ type Options struct {
 
 	metrics *telemetry.Metrics   // set by New: IdP call and key-set metrics
 	tp      trace.TracerProvider // set by New: nil without tracing
-	senders *senders             // set by New: DPoP state that outlives a reload
+	// upstream: set by New: the exchanged-token cache, kept across reloads (upstream.go).
+	upstream *upstreamState
+	senders  *senders // set by New: DPoP state that outlives a reload
 }
 
 // New builds everything a configuration describes without touching the network: discovery
@@ -316,7 +318,7 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 		}
 		s.stopTracing = shutdown
 	}
-	o.metrics, o.tp = s.metrics, tp
+	o.metrics, o.tp, o.upstream = s.metrics, tp, &upstreamState{}
 	o.senders = new(senders)
 	p, err := build(cfg, o)
 	if err != nil {
@@ -387,6 +389,7 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 // Close releases what New built (the cache, the Redis client) for a Service that was never
 // started; a started one is stopped with Shutdown.
 func (s *Service) Close() {
+	s.opts.upstream.close()
 	if s.cache != nil {
 		s.cache.Close()
 	}

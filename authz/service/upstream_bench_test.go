@@ -1,0 +1,45 @@
+package service
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/mcp-authz/mcp-authz/authz/config"
+)
+
+// A cached exchange: the caller's JWT from L1, its exchanged token from the exchanged-token
+// L1 (issue 19's target: at most 1.2× BenchmarkCheckCachedJWT's CPU in the same run). The
+// difference is the exchange's cache key (an HMAC of the caller's token), the revocation
+// check (the token's cache key, another HMAC) and the credential headers.
+func BenchmarkCheckCachedExchange(b *testing.B) {
+	a, srv := exchangeAS(b, time.Hour)
+	cfg := &config.Config{
+		Listen:    config.Listen{GRPC: "127.0.0.1:0"},
+		Dev:       config.Dev{AllowHTTP: true},
+		Cache:     config.Cache{L1Size: 1000},
+		Issuers:   []config.Issuer{{Issuer: srv.URL}},
+		Resources: []config.Resource{{Resource: resource, Scopes: config.Scopes{Required: []string{"mcp:tools"}}}},
+	}
+	withExchange(b, downstreamAPI)(cfg)
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		b.Fatal(err)
+	}
+	s := startService(b, cfg, Options{})
+	tok := callerToken(b, a, srv.URL, "bench-user", "mcp:tools mcp:read api:read", time.Hour)
+	req := benchReq(tok)
+	ctx := context.Background()
+	if r, _ := s.ext.Check(ctx, req); r.GetOkResponse() == nil {
+		b.Fatal(r)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if r, _ := s.ext.Check(ctx, req); r.GetOkResponse() == nil {
+			b.Fatal(r)
+		}
+	}
+	if n := a.Exchanges(); n != 1 {
+		b.Fatalf("%d exchanges: the loop did not measure cached exchanges", n)
+	}
+}
