@@ -314,7 +314,11 @@ func (a *Authorizer) check(ctx context.Context, req *Request) *Decision {
 		}
 	}
 
-	id, tier, err := a.verify(ctx, token)
+	caller := CallerToken{Token: token}
+	if a.cache != nil {
+		caller.Key, caller.Keyed = a.cache.Key(token), true
+	}
+	id, tier, err := a.verify(ctx, caller)
 	var d *Decision
 	switch {
 	case err == nil:
@@ -333,7 +337,7 @@ func (a *Authorizer) check(ctx context.Context, req *Request) *Decision {
 	}
 	d.Tier = tier // d is this request's own: authorize and withErr never return a shared one
 	if a.upstream != nil {
-		d = a.upstreamCredential(ctx, rt, token, d)
+		d = a.upstreamCredential(ctx, rt, ds, caller, d)
 	}
 	return d
 }
@@ -443,7 +447,7 @@ func (a *Authorizer) checkAPIKey(ctx context.Context, rt *route, req *Request, p
 	}
 	d := a.authorize(rt, &rt.denials, req, path, &id)
 	if a.upstream != nil {
-		d = a.upstreamCredential(ctx, rt, key, d)
+		d = a.upstreamCredential(ctx, rt, &rt.denials, CallerToken{Token: key}, d)
 	}
 	return d
 }
@@ -496,7 +500,8 @@ func (a *Authorizer) match(host, port, path string) *route {
 
 // verify answers from the cache, or runs the verifier chain once for all concurrent callers
 // presenting the same token.
-func (a *Authorizer) verify(ctx context.Context, token string) (identity.Identity, string, error) {
+func (a *Authorizer) verify(ctx context.Context, caller CallerToken) (identity.Identity, string, error) {
+	token := caller.Token
 	// API keys are checked against the live configuration on every Check and never cached:
 	// a key removed by a reload must be refused at once, on every replica.
 	if id, ok := a.bearerAPIKey(ctx, token); ok {
@@ -506,7 +511,7 @@ func (a *Authorizer) verify(ctx context.Context, token string) (identity.Identit
 		id, err := a.chain(ctx, token)
 		return id, TierIdP, err
 	}
-	key := a.cache.Key(token)
+	key := caller.Key
 	var (
 		id       identity.Identity
 		neg, hit bool
@@ -821,7 +826,12 @@ func (a *Authorizer) allow(rt *route, id *identity.Identity) *Decision {
 		add(h.Scopes, strings.Join(id.Scopes, " "))
 	}
 	add(h.Issuer, id.Issuer)
-	add(h.Binding, bindingName(id))
+	// How the token was bound says something only where a binding is accepted: elsewhere
+	// every allowed token is a bearer token (bound ones are refused).
+	if rt.DPoP != BindingOff || rt.MTLSBound != BindingOff {
+		d.Binding = bindingName(id)
+		add(h.Binding, d.Binding)
+	}
 	for _, c := range rt.claimHeaders {
 		if raw, ok := id.Claims[c.claim]; ok {
 			if v, ok := identity.ClaimText(raw); ok {

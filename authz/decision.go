@@ -69,6 +69,9 @@ type Decision struct {
 	Remove []string
 	// ResponseHeaders: on allow, added to the response the client gets (a new DPoP-Nonce).
 	ResponseHeaders []Header
+	// Binding: on allow at a resource that accepts sender-constrained tokens, how the token
+	// was bound (dpop, mtls, dpop+mtls, bearer); "" elsewhere.
+	Binding string
 	Body            []byte // denial body
 
 	Resource string             // name of the matched resource, "" when none

@@ -20,7 +20,16 @@ import (
 // (the authorization server is unreachable): the request gets the configured unavailable
 // answer. Any other error means it was refused: a 403. Either way the request is denied.
 type UpstreamCredentials interface {
-	Credential(ctx context.Context, callerToken string, id *identity.Identity) (UpstreamCredential, error)
+	Credential(ctx context.Context, caller CallerToken, id *identity.Identity) (UpstreamCredential, error)
+}
+
+// CallerToken is the caller's access token and, when the core has a cache, the cache's key for
+// it (Cache.Key), which the core computed once already: an implementation that keys its own
+// state on it need not hash the token again.
+type CallerToken struct {
+	Token string
+	Key   [32]byte
+	Keyed bool // Key is set
 }
 
 // UpstreamCredential is what Credential mints: headers set on the upstream request, replacing
@@ -83,7 +92,7 @@ func nameHeaders(names []string) []Header {
 
 // upstreamCredential adds the resource's upstream credential to an allow, or turns it into a
 // denial: an allow never goes out without the credential its resource is configured with.
-func (a *Authorizer) upstreamCredential(ctx context.Context, rt *route, token string, d *Decision) *Decision {
+func (a *Authorizer) upstreamCredential(ctx context.Context, rt *route, ds *denials, caller CallerToken, d *Decision) *Decision {
 	if !d.Allow || d.Reason != ReasonAllow {
 		return d
 	}
@@ -91,11 +100,11 @@ func (a *Authorizer) upstreamCredential(ctx context.Context, rt *route, token st
 	if u == nil {
 		return d
 	}
-	c, err := u.creds.Credential(ctx, token, d.Identity)
+	c, err := u.creds.Credential(ctx, caller, d.Identity)
 	if err != nil {
 		var den *Decision
 		if errors.Is(err, identity.ErrUnavailable) {
-			den = withErr(rt.denials.unavailable, fmt.Errorf("upstream credential: %w", err))
+			den = withErr(ds.unavailable, fmt.Errorf("upstream credential: %w", err))
 		} else {
 			den = withErr(u.refused, fmt.Errorf("upstream credential: %w", err))
 		}

@@ -303,7 +303,7 @@ func dynamicMetadata(d *authz.Decision) *structpb.Struct {
 			str("scope", strings.Join(id.Scopes, " "))
 		}
 		str("token_source", id.Source.String())
-		str("token_binding", authz.TokenBinding(id))
+		str("token_binding", d.Binding)
 	} else {
 		str("token_source", "none")
 	}

@@ -18,6 +18,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/mcp-authz/mcp-authz/authz"
 	"github.com/mcp-authz/mcp-authz/authz/identity"
 )
 
@@ -162,10 +163,10 @@ func TestExchangeRefusesBroaderScope(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := &identity.Identity{Issuer: "https://as.example.com", Subject: "alice", Scopes: []string{"api:read", "api:admin"}, Expiry: time.Now().Add(time.Hour)}
-	if _, err := x.Credential(context.Background(), "caller-token", id); !errors.Is(err, ErrRefused) {
+	if _, err := x.Credential(context.Background(), authz.CallerToken{Token: "caller-token"}, id); !errors.Is(err, ErrRefused) {
 		t.Fatalf("broader scope: %v", err)
 	}
-	if _, err := x.Credential(context.Background(), "caller-token", &identity.Identity{Source: identity.SourceAPIKey}); !errors.Is(err, ErrRefused) {
+	if _, err := x.Credential(context.Background(), authz.CallerToken{Token: "caller-token"}, &identity.Identity{Source: identity.SourceAPIKey}); !errors.Is(err, ErrRefused) {
 		t.Fatalf("an API key was exchanged: %v", err)
 	}
 }

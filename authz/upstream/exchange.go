@@ -172,7 +172,8 @@ func (x *Exchange) scope(id *identity.Identity) (string, error) {
 
 // Credential returns the exchanged token for the caller's token, from the cache or a new
 // exchange that concurrent callers (on this replica, and with Redis on others) share.
-func (x *Exchange) Credential(ctx context.Context, callerToken string, id *identity.Identity) (authz.UpstreamCredential, error) {
+func (x *Exchange) Credential(ctx context.Context, caller authz.CallerToken, id *identity.Identity) (authz.UpstreamCredential, error) {
+	callerToken := caller.Token
 	if id == nil || id.Source == identity.SourceAPIKey || callerToken == "" {
 		return authz.UpstreamCredential{}, fmt.Errorf("%w: only an OAuth access token can be exchanged, not an API key", ErrRefused)
 	}
@@ -181,7 +182,11 @@ func (x *Exchange) Credential(ctx context.Context, callerToken string, id *ident
 		return authz.UpstreamCredential{}, err
 	}
 	st := x.cfg.Store
-	ck := st.callerKey(callerToken)
+	// The core's cache key of the token when it has one (the same HMAC): not computed twice.
+	ck := caller.Key
+	if !caller.Keyed {
+		ck = st.callerKey(callerToken)
+	}
 	k := st.key(ck, x.params, scope)
 	if e, tier, ok := st.get(ctx, k, ck); ok {
 		if e.neg {

@@ -70,7 +70,7 @@ func NewClientCredentials(cfg ClientCredentialsConfig) (*ClientCredentials, erro
 func (c *ClientCredentials) HeaderNames() []string { return []string{c.in.header} }
 
 // Credential returns the service token, whoever the caller is.
-func (c *ClientCredentials) Credential(ctx context.Context, _ string, _ *identity.Identity) (authz.UpstreamCredential, error) {
+func (c *ClientCredentials) Credential(ctx context.Context, _ authz.CallerToken, _ *identity.Identity) (authz.UpstreamCredential, error) {
 	now := c.now().UnixNano()
 	t := c.cur.Load()
 	if t != nil && now < t.expiry {
@@ -144,6 +144,6 @@ func NewStatic(in Inject, value string) (*Static, error) {
 func (s *Static) HeaderNames() []string { return []string{s.h.Name} }
 
 // Credential returns the secret, whoever the caller is.
-func (s *Static) Credential(context.Context, string, *identity.Identity) (authz.UpstreamCredential, error) {
+func (s *Static) Credential(context.Context, authz.CallerToken, *identity.Identity) (authz.UpstreamCredential, error) {
 	return authz.UpstreamCredential{Headers: []authz.Header{s.h}}, nil
 }
