@@ -72,7 +72,7 @@ type Decision struct {
 	// Binding: on allow at a resource that accepts sender-constrained tokens, how the token
 	// was bound (dpop, mtls, dpop+mtls, bearer); "" elsewhere.
 	Binding string
-	Body            []byte // denial body
+	Body    []byte // denial body
 
 	Resource string             // name of the matched resource, "" when none
 	Identity *identity.Identity // on allow with a token
