@@ -21,10 +21,20 @@
 // names that differ only in case, or invalid UTF-8 make the token invalid, so that no claim
 // can mean one thing here and another to the next reader of the same token.
 //
-// Signature and issuer checks are done by github.com/coreos/go-oidc with a key set of our own,
-// which loads discovery (package asmeta) and the JWKS lazily, so that startup never waits on an
-// identity provider, refreshes on an unknown kid at most once per interval, and keeps the last
-// good keys when the provider is down.
+// Who does what. github.com/coreos/go-oidc verifies the signature, through an oidc.KeySet made
+// for each token that holds exactly the keys chosen for it (tokenKeys: no context plumbing),
+// and compares iss. Everything around that is ours, each for a reason:
+//   - discovery (package asmeta) and the JWKS (keySet): go-oidc's provider knows only OIDC
+//     discovery, not RFC 8414's path-inserted metadata, and its remote key set has neither
+//     bounded staleness nor a rate limit on unknown kids; ours loads lazily, so startup never
+//     waits on an identity provider, refreshes on an unknown kid at most once per interval,
+//     and keeps the last good keys when the provider is down;
+//   - the header checks before any crypto (shape, strict JSON, typ, crit, kid and alg): junk
+//     costs neither a signature check nor a JWKS fetch, and "unavailable" needs no smuggling
+//     through go-oidc's error text;
+//   - the claims, read again with the strict reader (go-oidc reads them with encoding/json,
+//     which folds case: {"ISS": …} passes its iss check), with our own leeway for exp, nbf and
+//     iat (go-oidc has none for exp and five minutes for nbf).
 package jwt
 
 import (
@@ -115,7 +125,7 @@ type Verifier struct {
 	claims        []string
 	now           func() time.Time
 	keys          *keySet
-	oidc          *oidc.IDTokenVerifier
+	oidcConfig    oidc.Config
 }
 
 // maxTokenLen bounds what we parse. Real access tokens are 1–4 KiB; past this a token is an
@@ -218,7 +228,7 @@ func New(cfg Config) (*Verifier, error) {
 		now:           now,
 		keys:          ks,
 	}
-	v.oidc = oidc.NewVerifier(cfg.Issuer, ks, &oidc.Config{
+	v.oidcConfig = oidc.Config{
 		// go-oidc verifies ID tokens; for access tokens the audience is the resource, which
 		// the caller checks per request, and times are checked below with our own leeway
 		// (go-oidc has none for exp and five minutes for nbf).
@@ -226,7 +236,7 @@ func New(cfg Config) (*Verifier, error) {
 		SkipExpiryCheck:      true,
 		SupportedSigningAlgs: algs,
 		Now:                  now,
-	})
+	}
 	return v, nil
 }
 
@@ -311,8 +321,10 @@ func (v *Verifier) Verify(ctx context.Context, token string) (identity.Identity,
 		return identity.Identity{}, err
 	}
 
-	c := &call{token: token, jws: jws, keys: keys}
-	if _, err := v.oidc.Verify(context.WithValue(ctx, callKey{}, c), token); err != nil {
+	// go-oidc checks the signature with exactly the keys resolved above (a verifier costs one
+	// small allocation), then the issuer; the claims are read again strictly below.
+	c := &tokenKeys{token: token, jws: jws, keys: keys}
+	if _, err := oidc.NewVerifier(v.issuer, c, &v.oidcConfig).Verify(ctx, token); err != nil {
 		if c.payload == nil {
 			return identity.Identity{}, errSignature
 		}

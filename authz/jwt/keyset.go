@@ -50,19 +50,32 @@ const (
 	minRSABits = 2048
 )
 
-// call carries one Verify through go-oidc to the key set and back: the token Verify already
-// parsed and the keys it chose (go-oidc keeps its own parse to itself), and the payload once
-// the signature verified, because go-oidc reports key-set errors only as text.
-type call struct {
+// tokenKeys is the oidc.KeySet go-oidc verifies one token with: the keys Verify resolved for
+// it, and the token as Verify already parsed it (go-oidc keeps its own parse to itself). It
+// keeps the payload once the signature verified, because go-oidc reports key-set errors only
+// as text. One per Verify, so nothing travels in the context.
+type tokenKeys struct {
 	token   string
 	jws     *jose.JSONWebSignature
 	keys    []key
 	payload []byte
 }
 
-type callKey struct{}
+// VerifySignature implements oidc.KeySet.
+func (t *tokenKeys) VerifySignature(_ context.Context, jwt string) ([]byte, error) {
+	if jwt != t.token {
+		return nil, errors.New("jwt: key set used for another token") // cannot happen: one per Verify
+	}
+	for _, k := range t.keys {
+		if payload, err := t.jws.Verify(k.pub); err == nil {
+			t.payload = payload
+			return payload, nil
+		}
+	}
+	return nil, errSignature
+}
 
-// keySet is the oidc.KeySet of one issuer: a JWKS loaded lazily (after discovery when no URL
+// keySet is one issuer's keys: a JWKS loaded lazily (after discovery when no URL
 // is configured), refreshed on an unknown kid at most once per interval, kept when a refresh
 // fails.
 type keySet struct {
@@ -129,21 +142,6 @@ type key struct {
 	kid string
 	alg string // from the JWK; when set, the only alg this key verifies (RFC 8725 §3.1)
 	pub crypto.PublicKey
-}
-
-// VerifySignature implements oidc.KeySet with the keys Verify resolved for this token.
-func (ks *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
-	c, _ := ctx.Value(callKey{}).(*call)
-	if c == nil || c.token != jwt {
-		return nil, errors.New("jwt: key set used outside Verify") // cannot happen: unexported
-	}
-	for _, k := range c.keys {
-		if payload, err := c.jws.Verify(k.pub); err == nil {
-			c.payload = payload
-			return payload, nil
-		}
-	}
-	return nil, errSignature
 }
 
 // resolve returns the keys that may verify a token with this kid and alg, loading or
