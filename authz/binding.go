@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/mcp-authz/mcp-authz/authz/dpop"
@@ -60,7 +61,7 @@ func (a *Authorizer) checkProof(ctx context.Context, rt *route, req *Request, ra
 		return dpop.Proof{}, withErr(rt.dpDenials.proof, errNoProof)
 	}
 	// RFC 9449 §4.3 ¶2 item 1: exactly one. A proof has no comma: one is a joined repeat.
-	if strings.IndexByte(v, ',') >= 0 || isRepeated(req, "dpop") {
+	if strings.IndexByte(v, ',') >= 0 || slices.Contains(req.Repeated, "dpop") {
 		return dpop.Proof{}, withErr(rt.dpDenials.proof, errProofRepeated)
 	}
 	p, err := a.dpop.Check(ctx, dpop.Input{Proof: v, Method: req.Method, Origin: rt.origin, Path: rawPath, Token: token})
@@ -73,15 +74,6 @@ func (a *Authorizer) checkProof(ctx context.Context, rt *route, req *Request, ra
 		return dpop.Proof{}, withErr(rt.dpDenials.unavailable, fmt.Errorf("%w: %w", identity.ErrUnavailable, err))
 	}
 	return dpop.Proof{}, withErr(rt.dpDenials.proof, &bindingError{cls: identity.ClassDPoPProof, msg: "proof", err: err})
-}
-
-func isRepeated(req *Request, name string) bool {
-	for _, n := range req.Repeated {
-		if n == name {
-			return true
-		}
-	}
-	return false
 }
 
 // nonceDenial is the use_dpop_nonce answer with a fresh nonce (RFC 9449 §9): the challenge

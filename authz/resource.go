@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -336,7 +337,7 @@ func newRoute(r Resource, corsAnyOrigin bool, dpopAlgs []string) (*route, error)
 		rt.claimHeaders = append(rt.claimHeaders, claimHeader{claim: claim, header: strings.ToLower(name)})
 	}
 	// Map order is random; decisions (and their golden files) must not be.
-	sortClaimHeaders(rt.claimHeaders)
+	slices.SortFunc(rt.claimHeaders, func(a, b claimHeader) int { return strings.Compare(a.header, b.header) })
 	for _, c := range rt.claimHeaders {
 		rt.idHeaders = append(rt.idHeaders, c.header)
 	}
@@ -356,14 +357,6 @@ func newRoute(r Resource, corsAnyOrigin bool, dpopAlgs []string) (*route, error)
 	}
 	rt.metaAnswers = buildMetaAnswers(rt.prm)
 	return rt, nil
-}
-
-func sortClaimHeaders(c []claimHeader) {
-	for i := 1; i < len(c); i++ {
-		for j := i; j > 0 && c[j].header < c[j-1].header; j-- {
-			c[j], c[j-1] = c[j-1], c[j]
-		}
-	}
 }
 
 // joinScopes joins scopes for a challenge, leaving out offline_access: MCP 2026-07-28 says a

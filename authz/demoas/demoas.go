@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -261,7 +262,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 	scopes := strings.Fields(r.PostForm.Get("scope"))
 	for _, sc := range scopes {
-		if !contains(client.Scopes, sc) {
+		if !slices.Contains(client.Scopes, sc) {
 			oauthError(w, http.StatusBadRequest, "invalid_scope", fmt.Sprintf("scope %q is not allowed for this client", sc))
 			return
 		}
@@ -274,7 +275,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		return
 	case len(resources) == 1:
 		resource = resources[0]
-		if !contains(s.cfg.Resources, resource) {
+		if !slices.Contains(s.cfg.Resources, resource) {
 			oauthError(w, http.StatusBadRequest, "invalid_target", "unknown resource")
 			return
 		}
@@ -438,15 +439,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func oauthError(w http.ResponseWriter, status int, code, desc string) {
 	writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func randomString(n int) string {

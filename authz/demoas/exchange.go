@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -107,14 +108,14 @@ func (s *Server) exchange(w http.ResponseWriter, r *http.Request, client *Client
 		return
 	}
 	for _, t := range targets {
-		if !contains(s.cfg.Resources, t) {
+		if !slices.Contains(s.cfg.Resources, t) {
 			oauthError(w, http.StatusBadRequest, "invalid_target", "unknown audience or resource")
 			return
 		}
 	}
 	scopes := strings.Fields(f.Get("scope"))
 	for _, sc := range scopes {
-		if !contains(subj.scopes, sc) {
+		if !slices.Contains(subj.scopes, sc) {
 			oauthError(w, http.StatusBadRequest, "invalid_scope", fmt.Sprintf("scope %q is broader than the subject token's", sc))
 			return
 		}

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -126,22 +127,13 @@ func Merge(lists ...[]string) []string {
 	for _, l := range lists {
 		for _, s := range l {
 			for _, f := range strings.Fields(s) {
-				if !contains(out, f) {
+				if !slices.Contains(out, f) {
 					out = append(out, f)
 				}
 			}
 		}
 	}
 	return out
-}
-
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Error is a verification failure: a fixed private reason (logs only), the kind callers branch
