@@ -19,6 +19,15 @@ import (
 // request body (with_request_body, as bytes), and for the HTTP service the headers it must
 // forward. An empty list means every ext_authz filter in the file sends what is needed.
 func CheckPerOperation(src []byte) ([]string, error) {
+	return eachExtAuthz(src, func(where string, _ *hcmv3.HttpConnectionManager, ea *extauthzv3.ExtAuthz) []string {
+		return checkFilter(where, ea)
+	})
+}
+
+// eachExtAuthz parses an Envoy bootstrap (YAML or JSON) and collects check's problems for every
+// ext_authz filter of its static listeners, with the HTTP connection manager it sits in; a
+// file with none is one problem.
+func eachExtAuthz(src []byte, check func(where string, hcm *hcmv3.HttpConnectionManager, ea *extauthzv3.ExtAuthz) []string) ([]string, error) {
 	var y any
 	if err := yaml.Unmarshal(src, &y); err != nil {
 		return nil, fmt.Errorf("not YAML: %v", err)
@@ -46,8 +55,7 @@ func CheckPerOperation(src []byte) ([]string, error) {
 						continue
 					}
 					seen++
-					where := fmt.Sprintf("listener %q, filter %q", l.GetName(), hf.GetName())
-					problems = append(problems, checkFilter(where, &ea)...)
+					problems = append(problems, check(fmt.Sprintf("listener %q, filter %q", l.GetName(), hf.GetName()), &hcm, &ea)...)
 				}
 			}
 		}

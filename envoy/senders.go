@@ -1,14 +1,8 @@
 package envoy
 
 import (
-	"encoding/json"
-	"fmt"
-
-	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	"go.yaml.in/yaml/v3"
-	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // CheckSenderConstrained reads an Envoy bootstrap (YAML or JSON) and reports, one problem a
@@ -19,43 +13,9 @@ import (
 // x-forwarded-client-cert that Envoy itself sets (forward_client_cert_details: SANITIZE_SET
 // with set_current_client_cert_details.cert). An empty list means it sends what is needed.
 func CheckSenderConstrained(src []byte, dpop, mtls bool) ([]string, error) {
-	var y any
-	if err := yaml.Unmarshal(src, &y); err != nil {
-		return nil, fmt.Errorf("not YAML: %v", err)
-	}
-	js, err := json.Marshal(y)
-	if err != nil {
-		return nil, err
-	}
-	var b bootstrapv3.Bootstrap
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(js, &b); err != nil {
-		return nil, fmt.Errorf("not an Envoy bootstrap: %v", err)
-	}
-	var problems []string
-	seen := 0
-	for _, l := range b.GetStaticResources().GetListeners() {
-		for _, fc := range l.GetFilterChains() {
-			for _, f := range fc.GetFilters() {
-				var hcm hcmv3.HttpConnectionManager
-				if f.GetTypedConfig().UnmarshalTo(&hcm) != nil {
-					continue
-				}
-				for _, hf := range hcm.GetHttpFilters() {
-					var ea extauthzv3.ExtAuthz
-					if hf.GetTypedConfig().UnmarshalTo(&ea) != nil {
-						continue
-					}
-					seen++
-					where := fmt.Sprintf("listener %q, filter %q", l.GetName(), hf.GetName())
-					problems = append(problems, checkSenders(where, &hcm, &ea, dpop, mtls)...)
-				}
-			}
-		}
-	}
-	if seen == 0 {
-		problems = append(problems, "no ext_authz filter in a static listener")
-	}
-	return problems, nil
+	return eachExtAuthz(src, func(where string, hcm *hcmv3.HttpConnectionManager, ea *extauthzv3.ExtAuthz) []string {
+		return checkSenders(where, hcm, ea, dpop, mtls)
+	})
 }
 
 func checkSenders(where string, hcm *hcmv3.HttpConnectionManager, ea *extauthzv3.ExtAuthz, dpop, mtls bool) []string {
