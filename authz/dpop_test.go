@@ -2,7 +2,6 @@ package authz
 
 import (
 	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"math/big"
 	"net/url"
@@ -18,55 +16,10 @@ import (
 	"testing"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
-
 	"github.com/mcp-authz/mcp-authz/authz/dpop"
+	"github.com/mcp-authz/mcp-authz/authz/dpop/dpoptest"
 	"github.com/mcp-authz/mcp-authz/authz/identity"
 )
-
-// proofKey makes DPoP proofs with go-jose, a JOSE library we did not write.
-type proofKey struct {
-	priv *ecdsa.PrivateKey
-	n    int
-}
-
-func newProofKey(t testing.TB) *proofKey {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &proofKey{priv: k}
-}
-
-func (k *proofKey) jkt(t testing.TB) string {
-	tp, err := (&jose.JSONWebKey{Key: k.priv.Public()}).Thumbprint(crypto.SHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return base64.RawURLEncoding.EncodeToString(tp)
-}
-
-func (k *proofKey) proof(t testing.TB, method, htu, token string, mut func(map[string]any)) string {
-	t.Helper()
-	k.n++
-	cl := map[string]any{"jti": "jti-" + string(rune('a'+k.n%26)) + strings.Repeat("x", k.n), "htm": method, "htu": htu,
-		"iat": testNow.Unix(), "ath": dpop.TokenHash(token)}
-	if mut != nil {
-		mut(cl)
-	}
-	sg, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k.priv},
-		&jose.SignerOptions{EmbedJWK: true, ExtraHeaders: map[jose.HeaderKey]any{"typ": "dpop+jwt"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := json.Marshal(cl)
-	jws, err := sg.Sign(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, _ := jws.CompactSerialize()
-	return s
-}
 
 // testCert is a self-signed client certificate, URL-encoded PEM as Envoy forwards it, and its
 // RFC 8705 thumbprint.
@@ -83,10 +36,10 @@ func testCert(t testing.TB, cn string) (escaped, x5t string) {
 		base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
-func dpopAuthorizer(t testing.TB, key *proofKey, certX5T string, mode, mtls BindingMode, nonce bool) *Authorizer {
+func dpopAuthorizer(t testing.TB, key *dpoptest.Key, certX5T string, mode, mtls BindingMode, nonce bool) *Authorizer {
 	t.Helper()
 	bound := goodID()
-	bound.Confirmation.JKT = key.jkt(t)
+	bound.Confirmation.JKT = key.JKT()
 	boundRO := bound
 	boundRO.Scopes = []string{"mcp:read"}
 	certBound := goodID()
@@ -125,14 +78,14 @@ func dpopAuthorizer(t testing.TB, key *proofKey, certX5T string, mode, mtls Bind
 // TestDPoPChallenges pins every DPoP answer byte for byte (RFC 9449 §7.1, §7.2), and shows each
 // is the same when repeated.
 func TestDPoPChallenges(t *testing.T) {
-	key := newProofKey(t)
-	other := newProofKey(t)
+	key := dpoptest.NewKey()
+	other := dpoptest.NewKey()
 	cert, x5t := testCert(t, "client")
 	allowed := dpopAuthorizer(t, key, x5t, BindingAllowed, BindingAllowed, false)
 	required := dpopAuthorizer(t, key, x5t, BindingRequired, BindingOff, false)
 	htu := res
 	dp := func(tok string, mut func(map[string]any)) []string {
-		return []string{"authorization", "DPoP " + tok, "dpop", key.proof(t, "POST", htu, tok, mut)}
+		return []string{"authorization", "DPoP " + tok, "dpop", key.Proof("POST", htu, tok, testNow, mut)}
 	}
 	type tc struct {
 		name string
@@ -150,18 +103,18 @@ func TestDPoPChallenges(t *testing.T) {
 		{"allowed_dpop_good", allowed, rd("/mcp", "bound", nil)},
 		{"allowed_dpop_no_proof", allowed, r("authorization", "DPoP bound")},
 		{"allowed_dpop_two_proofs", allowed, func() *Request {
-			return req("POST", "/mcp", "authorization", "DPoP bound", "dpop", key.proof(t, "POST", htu, "bound", nil)+","+key.proof(t, "POST", htu, "bound", nil))
+			return req("POST", "/mcp", "authorization", "DPoP bound", "dpop", key.Proof("POST", htu, "bound", testNow, nil)+","+key.Proof("POST", htu, "bound", testNow, nil))
 		}},
 		{"allowed_dpop_wrong_htm", allowed, rd("/mcp", "bound", func(c map[string]any) { c["htm"] = "GET" })},
 		{"allowed_dpop_unbound_token", allowed, rd("/mcp", "good", nil)},
 		{"allowed_dpop_wrong_key", allowed, func() *Request {
-			return req("POST", "/mcp", "authorization", "DPoP bound", "dpop", other.proof(t, "POST", htu, "bound", nil))
+			return req("POST", "/mcp", "authorization", "DPoP bound", "dpop", other.Proof("POST", htu, "bound", testNow, nil))
 		}},
 		{"allowed_bound_token_as_bearer", allowed, r("authorization", "Bearer bound")},
 		{"allowed_both_schemes", allowed, r("authorization", "Bearer good, DPoP bound")},
 		{"allowed_dpop_insufficient_scope", allowed, rd("/mcp", "boundro", nil)},
 		{"allowed_dpop_step_up", allowed, func() *Request {
-			return req("POST", "/mcp/admin", "authorization", "DPoP bound", "dpop", key.proof(t, "POST", res+"/admin", "bound", nil))
+			return req("POST", "/mcp/admin", "authorization", "DPoP bound", "dpop", key.Proof("POST", res+"/admin", "bound", testNow, nil))
 		}},
 		{"allowed_dpop_unavailable", allowed, rd("/mcp", "down", nil)},
 		{"allowed_cert_bound_with_cert", allowed, func() *Request {
@@ -209,9 +162,9 @@ func renderResponse(d *Decision) string {
 // TestDPoPReplayAndNonce: a proof is good once; with nonces, the first proof gets
 // use_dpop_nonce and a nonce that then works.
 func TestDPoPReplayAndNonce(t *testing.T) {
-	key := newProofKey(t)
+	key := dpoptest.NewKey()
 	a := dpopAuthorizer(t, key, "", BindingRequired, BindingOff, false)
-	rq := req("POST", "/mcp", "authorization", "DPoP bound", "dpop", key.proof(t, "POST", res, "bound", nil))
+	rq := req("POST", "/mcp", "authorization", "DPoP bound", "dpop", key.Proof("POST", res, "bound", testNow, nil))
 	if d := a.Check(context.Background(), rq); !d.Allow {
 		t.Fatalf("first use: %s", render(d))
 	}
@@ -220,17 +173,17 @@ func TestDPoPReplayAndNonce(t *testing.T) {
 	}
 
 	an := dpopAuthorizer(t, key, "", BindingRequired, BindingOff, true)
-	d := an.Check(context.Background(), req("POST", "/mcp", "authorization", "DPoP bound", "dpop", key.proof(t, "POST", res, "bound", nil)))
+	d := an.Check(context.Background(), req("POST", "/mcp", "authorization", "DPoP bound", "dpop", key.Proof("POST", res, "bound", testNow, nil)))
 	nonce := headerOf(d, "dpop-nonce")
 	if d.Allow || d.Status != 401 || !strings.Contains(headerOf(d, "www-authenticate"), `error="use_dpop_nonce"`) || nonce == "" {
 		t.Fatalf("no nonce: %s", render(d))
 	}
-	d2 := an.Check(context.Background(), req("POST", "/mcp", "authorization", "DPoP bound", "dpop", key.proof(t, "POST", res, "bound", nil)))
+	d2 := an.Check(context.Background(), req("POST", "/mcp", "authorization", "DPoP bound", "dpop", key.Proof("POST", res, "bound", testNow, nil)))
 	if headerOf(d2, "dpop-nonce") == nonce || headerOf(d2, "www-authenticate") != headerOf(d, "www-authenticate") {
 		t.Error("the nonce repeats, or the challenge changed with it")
 	}
 	ok := an.Check(context.Background(), req("POST", "/mcp", "authorization", "DPoP bound", "dpop",
-		key.proof(t, "POST", res, "bound", func(c map[string]any) { c["nonce"] = nonce })))
+		key.Proof("POST", res, "bound", testNow, func(c map[string]any) { c["nonce"] = nonce })))
 	if !ok.Allow {
 		t.Fatalf("with the nonce: %s", render(ok))
 	}
@@ -241,10 +194,10 @@ func TestDPoPReplayAndNonce(t *testing.T) {
 
 // TestDPoPOffRefusesBoundTokens: where no binding is checked, a bound token is worth nothing.
 func TestDPoPOffRefusesBoundTokens(t *testing.T) {
-	key := newProofKey(t)
+	key := dpoptest.NewKey()
 	_, x5t := testCert(t, "c")
 	bound := goodID()
-	bound.Confirmation.JKT = key.jkt(t)
+	bound.Confirmation.JKT = key.JKT()
 	cb := goodID()
 	cb.Confirmation.X5TS256 = x5t
 	a := testAuthorizer(t, func(o *Options) {
