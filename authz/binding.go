@@ -163,6 +163,10 @@ func certThumbprint(escaped string) (string, error) {
 	// Query-style encoders write the armor's spaces as "+"; base64 has "+" of its own (which
 	// such encoders write as %2B), so only the armor lines are mended.
 	s = strings.NewReplacer("BEGIN+CERTIFICATE", "BEGIN CERTIFICATE", "END+CERTIFICATE", "END CERTIFICATE").Replace(s)
+	// pem.Decode skips whatever precedes the armor: here nothing may.
+	if !strings.HasPrefix(strings.TrimLeft(s, " \t\r\n"), "-----BEGIN ") {
+		return "", errors.New("text before the PEM certificate")
+	}
 	b, rest := pem.Decode([]byte(s))
 	if b == nil || b.Type != "CERTIFICATE" || len(b.Headers) > 0 {
 		return "", errors.New("not one PEM certificate")

@@ -210,3 +210,23 @@ func TestDPoPOffRefusesBoundTokens(t *testing.T) {
 		}
 	}
 }
+
+// TestCertThumbprintOneReading: text before or after the one certificate could be read
+// another way by another parser (pem.Decode alone skips what precedes the armor): refused.
+func TestCertThumbprintOneReading(t *testing.T) {
+	cert, x5t := testCert(t, "c")
+	if got, err := certThumbprint(cert); err != nil || got != x5t {
+		t.Fatalf("the certificate: %q %v", got, err)
+	}
+	for name, c := range map[string]string{
+		"text before": "junk%0A" + cert,
+		"text after":  cert + "junk",
+		"two":         cert + cert,
+		"not encoded": "%zz",
+		"empty":       "",
+	} {
+		if _, err := certThumbprint(c); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
