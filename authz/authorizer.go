@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
 	"github.com/mcp-authz/mcp-authz/authz/dpop"
 	"github.com/mcp-authz/mcp-authz/authz/identity"
 )
@@ -22,39 +20,15 @@ type Verifier interface {
 	Verify(ctx context.Context, token string) (identity.Identity, error)
 }
 
-// Cache holds verified results keyed by a keyed hash of the token, never the token.
-// Implementations never return an entry past the TTL it was stored with.
-type Cache interface {
-	Key(token string) [32]byte
-	Get(ctx context.Context, key [32]byte) (id identity.Identity, negative bool, ok bool)
-	Set(ctx context.Context, key [32]byte, id identity.Identity, ttl time.Duration)
-	SetNegative(ctx context.Context, key [32]byte, ttl time.Duration)
-}
-
-// tieredCache is a Cache that also says which tier answered (TierL1, TierRedis).
-type tieredCache interface {
-	GetTier(ctx context.Context, key [32]byte) (id identity.Identity, negative bool, tier string, ok bool)
-}
-
-// staleCache is a Cache that can also return entries it no longer vouches for (see
-// cache.Tiered.Stale), used only when verification is unavailable.
-type staleCache interface {
-	Stale(key [32]byte) (identity.Identity, bool)
-}
-
-// revocationAwareCache is a Cache that knows about revocations made while a verification ran
-// (see cache.Tiered.SetSince), so that a result from before one is not stored after it.
-type revocationAwareCache interface {
-	Mark() int64
-	SetSince(ctx context.Context, key [32]byte, id identity.Identity, ttl time.Duration, mark int64)
-}
-
-// claimCache is a Cache shared by replicas that can let one of them verify a new token for
-// all (see cache.Tiered.Claim).
-type claimCache interface {
-	Claim(ctx context.Context, key [32]byte, ttl time.Duration) bool
-	Unclaim(ctx context.Context, key [32]byte)
-	Await(ctx context.Context, key [32]byte, maxWait time.Duration) (id identity.Identity, negative bool, ok bool)
+// TokenVerifier answers for a token on behalf of Check: the verifier chain (Chain), usually
+// behind a cache (cache.Verifier), which owns every caching decision.
+type TokenVerifier interface {
+	// Key is the token's lookup key, a keyed hash (never the token); ok is false when
+	// nothing is cached. Check hands it to the upstream credentials (CallerToken).
+	Key(token string) (key [32]byte, ok bool)
+	// Verify answers for token, whose Key is key; tier says where the answer came from
+	// (TierL1, TierRedis, TierIdP, TierStale).
+	Verify(ctx context.Context, token string, key [32]byte) (id identity.Identity, tier string, err error)
 }
 
 // Verifiers is the verifier chain of DESIGN.md step 4.
@@ -80,31 +54,16 @@ type Verifiers struct {
 type Options struct {
 	Resources []Resource
 	Verifiers Verifiers
-	Cache     Cache // nil: every token is verified every time
+	// Cache puts a cache in front of the verifier chain built from Verifiers (e.g. with
+	// cache.Tiered.Verifier); nil: every token is verified every time. API keys never reach
+	// it: they are checked against the live configuration on every Check.
+	Cache func(chain *Chain) (TokenVerifier, error)
 
-	CacheMaxTTL time.Duration // upper bound of a positive cache entry; default 5m
-	NegativeTTL time.Duration // how long an invalid token is remembered; default 10s
 	ClockSkew   time.Duration // leeway re-applied to exp/nbf on cached results
 	Unavailable Unavailable
 	// ScopeImplies maps a broad scope to the narrower scopes it grants (MCP 2026-07-28:
 	// resource servers must account for scope hierarchies). Applied transitively.
 	ScopeImplies map[string][]string
-	// StaleWait: when a token this replica verified before is due for re-verification (see
-	// cache.Tiered.Stale), the Check is answered from the earlier verification while the IdP
-	// is asked again in the background, whose answer then replaces it (a definite "invalid"
-	// denies the next Check). 0: at once; positive: after waiting that long for the IdP;
-	// negative: never (the earlier verification is used only when the IdP is unavailable).
-	StaleWait time.Duration
-	// RevalidateAfter, by issuer: an introspected token's cache entry lasts at most this long,
-	// so that once it is due the stale-while-revalidate path above answers from it while the
-	// token is introspected again; a revocation at the issuer then reaches this replica within
-	// about this long rather than CacheMaxTTL. JWTs verified locally are not affected: nothing
-	// would be learnt by verifying their signature again.
-	RevalidateAfter map[string]time.Duration
-	// ClaimWait: with a cache that coordinates replicas (cache.Tiered.Claim), a token headed
-	// for introspection is verified by one replica while the others wait up to this long for
-	// its result; it should exceed the slowest introspection. 0: no coordination.
-	ClaimWait time.Duration
 
 	// CORSAllowedOrigins: the browser origins whose requests get Access-Control-Allow-Origin
 	// on denials (401/403/400), so a browser MCP client can read the challenge. Empty or "*":
@@ -127,16 +86,9 @@ type Authorizer struct {
 	routes  []*route
 	index   routeIndex // routes by host and path prefix
 	v       Verifiers
-	cache   Cache
-	maxTTL  time.Duration
-	negTTL  time.Duration
+	tokens  TokenVerifier // the chain, behind the cache when there is one
 	skew    time.Duration
 	implies map[string][]string
-	claim   time.Duration
-	// revalidate: see Options.RevalidateAfter.
-	revalidate map[string]time.Duration
-	// staleWait: see Options.StaleWait.
-	staleWait time.Duration
 	// keyScheme is the API-key scheme when it is not Bearer, lower-case; "" otherwise.
 	keyScheme string
 	// corsOrigins: the allow-list of origins for denials; nil: any origin ("*", precomputed).
@@ -145,15 +97,13 @@ type Authorizer struct {
 	shared      atomic.Uint32 // the last Decision.Shared number given
 	now         func() time.Time
 	log         *slog.Logger
-	inflight    singleflight.Group
 	upstream    map[string]*upstreamRoute // by resource name; nil: none configured
 }
 
 // New checks the options and precomputes every route's metadata and challenges.
 func New(o Options) (*Authorizer, error) {
 	a := &Authorizer{
-		v: o.Verifiers, cache: o.Cache, maxTTL: o.CacheMaxTTL, negTTL: o.NegativeTTL,
-		skew: o.ClockSkew, implies: o.ScopeImplies, claim: o.ClaimWait, now: o.Now, log: o.Logger,
+		v: o.Verifiers, skew: o.ClockSkew, implies: o.ScopeImplies, now: o.Now, log: o.Logger,
 		dpop: o.DPoP,
 	}
 	var dpopAlgs []string
@@ -166,19 +116,20 @@ func New(o Options) (*Authorizer, error) {
 		}
 		a.keyScheme = sc
 	}
-	if a.maxTTL <= 0 {
-		a.maxTTL = 5 * time.Minute
-	}
-	if a.negTTL <= 0 {
-		a.negTTL = 10 * time.Second
-	}
-	a.staleWait = o.StaleWait
-	a.revalidate = o.RevalidateAfter
 	if a.now == nil {
 		a.now = time.Now
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
+	}
+	chain := &Chain{v: o.Verifiers, log: a.log}
+	a.tokens = uncached{chain}
+	if o.Cache != nil {
+		tv, err := o.Cache(chain)
+		if err != nil {
+			return nil, err
+		}
+		a.tokens = tv
 	}
 	if o.Unavailable.Status == 0 {
 		o.Unavailable.Status = http.StatusUnauthorized
@@ -315,9 +266,7 @@ func (a *Authorizer) check(ctx context.Context, req *Request) *Decision {
 	}
 
 	caller := CallerToken{Token: token}
-	if a.cache != nil {
-		caller.Key, caller.Keyed = a.cache.Key(token), true
-	}
+	caller.Key, caller.Keyed = a.tokens.Key(token)
 	id, tier, err := a.verify(ctx, caller)
 	var d *Decision
 	switch {
@@ -498,172 +447,15 @@ func (a *Authorizer) match(host, port, path string) *route {
 	return a.index.match(host, port, path)
 }
 
-// verify answers from the cache, or runs the verifier chain once for all concurrent callers
-// presenting the same token.
+// verify answers for a bearer token: API keys against the live configuration, everything
+// else through the verifier chain and its cache.
 func (a *Authorizer) verify(ctx context.Context, caller CallerToken) (identity.Identity, string, error) {
-	token := caller.Token
 	// API keys are checked against the live configuration on every Check and never cached:
 	// a key removed by a reload must be refused at once, on every replica.
-	if id, ok := a.bearerAPIKey(ctx, token); ok {
+	if id, ok := a.bearerAPIKey(ctx, caller.Token); ok {
 		return id, TierIdP, nil
 	}
-	if a.cache == nil {
-		id, err := a.chain(ctx, token)
-		return id, TierIdP, err
-	}
-	key := caller.Key
-	var (
-		id       identity.Identity
-		neg, hit bool
-		tier     = TierL1
-	)
-	if tc, ok := a.cache.(tieredCache); ok {
-		id, neg, tier, hit = tc.GetTier(ctx, key)
-	} else {
-		id, neg, hit = a.cache.Get(ctx, key)
-	}
-	// An API-key identity in the cache (stored by an older version) is not trusted: whether
-	// the key is still configured is known only to the API-key verifier above.
-	if hit && !(id.Source == identity.SourceAPIKey && !neg) {
-		if neg {
-			return identity.Identity{}, tier, errCachedInvalid
-		}
-		return id, tier, nil
-	}
-	stale, awaited := false, false
-	// Stale-while-revalidate (below): with an earlier verification to answer from at once,
-	// the flight is a background re-verification.
-	sc, canStale := a.cache.(staleCache)
-	var sid identity.Identity
-	hasStale := false
-	if canStale && a.staleWait == 0 {
-		sid, hasStale = sc.Stale(key)
-	}
-	flight := a.inflight.DoChan(string(key[:]), func() (_ any, err error) {
-		// DoChan runs this in a goroutine of its own, where a panic would end the process:
-		// it is handed to the caller, whose own recovery (the adapter's) then sees it.
-		defer func() {
-			if p := recover(); p != nil {
-				err = flightPanic{p}
-			}
-		}()
-		// (A token's flight is shared: the stale fallback below is decided once for all.)
-		// The caller's cancellation must not fail everyone waiting on this flight.
-		vctx := context.WithoutCancel(ctx)
-		// Introspection is the IdP call worth sharing between replicas; local JWT and API-key
-		// checks cost less than the coordination would.
-		// A background re-verification is not worth the round trips: while the IdP fails,
-		// every Check of the token starts one.
-		if cc, ok := a.cache.(claimCache); ok && a.claim > 0 && !hasStale && a.introspects(token) {
-			if !cc.Claim(vctx, key, a.claim) {
-				if id, neg, ok := cc.Await(vctx, key, a.claim); ok {
-					awaited = true
-					if neg {
-						return identity.Identity{}, errCachedInvalid
-					}
-					return id, nil
-				}
-			} else {
-				// Deferred, so it runs after the result below is stored.
-				defer cc.Unclaim(vctx, key)
-			}
-		}
-		rc, revAware := a.cache.(revocationAwareCache)
-		var mark int64
-		if revAware {
-			mark = rc.Mark()
-		}
-		id, err := a.chain(vctx, token)
-		switch {
-		case err == nil:
-			if ttl := a.ttl(&id); ttl > 0 {
-				if revAware {
-					rc.SetSince(vctx, key, id, ttl, mark)
-				} else {
-					a.cache.Set(vctx, key, id, ttl)
-				}
-			}
-		case errors.Is(err, identity.ErrInvalid):
-			a.cache.SetNegative(vctx, key, a.negTTL)
-		case errors.Is(err, identity.ErrUnavailable):
-			// Verified earlier by this replica, held back only because a revocation might
-			// have been missed: better than refusing a token nobody can check now.
-			if sc, ok := a.cache.(staleCache); ok {
-				if sid, ok := sc.Stale(key); ok {
-					stale = true
-					a.log.Debug("verifier unavailable; using this replica's earlier verification", "issuer", sid.Issuer, "error", err)
-					return sid, nil
-				}
-			}
-		}
-		return id, err
-	})
-	// Stale-while-revalidate: a token this replica verified before, whose entry is no longer
-	// a hit (cache.Tiered.Stale), is answered from that entry at once, or when the IdP has not
-	// answered within staleWait. The flight goes on and stores its result, so a definite
-	// "invalid" denies the next Check; a failing IdP costs such a Check nothing (or staleWait
-	// at most).
-	if hasStale {
-		return sid, TierStale, nil
-	}
-	var staleAfter <-chan time.Time
-	if canStale && a.staleWait > 0 {
-		t := time.NewTimer(a.staleWait)
-		defer t.Stop()
-		staleAfter = t.C
-	}
-	var res singleflight.Result
-wait:
-	for {
-		select {
-		case res = <-flight:
-			break wait
-		case <-staleAfter:
-			staleAfter = nil
-			if sid, ok := sc.Stale(key); ok {
-				return sid, TierStale, nil
-			}
-		case <-ctx.Done():
-			if canStale {
-				if sid, ok := sc.Stale(key); ok {
-					return sid, TierStale, nil
-				}
-			}
-			// The caller's budget (check_timeout, the proxy's deadline) is spent: it gets the
-			// unavailable answer, with its challenge, while the proxy still waits for one. The
-			// flight goes on and serves the callers after it.
-			return identity.Identity{}, TierIdP, fmt.Errorf("%w: no answer within the Check's budget: %w", identity.ErrUnavailable, ctx.Err())
-		}
-	}
-	if fp, ok := res.Err.(flightPanic); ok {
-		panic(fp.p)
-	}
-	v, err := res.Val, res.Err
-	tier = TierIdP
-	switch {
-	case stale:
-		tier = TierStale
-	case awaited:
-		tier = TierRedis
-	}
-	if err != nil {
-		return identity.Identity{}, tier, err
-	}
-	return v.(identity.Identity), tier, nil
-}
-
-// flightPanic carries a panic out of a verification flight to the caller waiting for it.
-type flightPanic struct{ p any }
-
-func (f flightPanic) Error() string { return fmt.Sprint("panic in verification: ", f.p) }
-
-// introspects says whether chain would send token to introspection.
-func (a *Authorizer) introspects(token string) bool {
-	if a.v.Opaque == nil {
-		return false
-	}
-	_, _, isJWT := a.jwtVerifier(token)
-	return !isJWT
+	return a.tokens.Verify(ctx, caller.Token, caller.Key)
 }
 
 // bearerAPIKey verifies token as an API key sent in the Bearer scheme, when API keys use it.
@@ -673,80 +465,6 @@ func (a *Authorizer) bearerAPIKey(ctx context.Context, token string) (identity.I
 	}
 	id, err := a.v.APIKeys.Verify(ctx, token)
 	return id, err == nil
-}
-
-// jwtVerifier is the verifier of the configured issuer a JWT's (unverified) iss names.
-func (a *Authorizer) jwtVerifier(token string) (string, Verifier, bool) {
-	iss, ok := peekIssuer(token)
-	if !ok {
-		return "", nil, false
-	}
-	v, ok := a.v.JWT[iss]
-	return iss, v, ok
-}
-
-// ttl: never past the token's own expiry (RFC 7662 §4), never longer than configured.
-func (a *Authorizer) ttl(id *identity.Identity) time.Duration {
-	ttl := a.maxTTL
-	if r, ok := a.revalidate[id.Issuer]; ok && id.Source == identity.SourceIntrospection && r < ttl {
-		ttl = r
-	}
-	if !id.Expiry.IsZero() {
-		if left := id.Expiry.Sub(a.now()); left < ttl {
-			ttl = left
-		}
-	}
-	return ttl
-}
-
-// chain runs the verifiers for a token that is not a Bearer-scheme API key (verify checked).
-func (a *Authorizer) chain(ctx context.Context, token string) (identity.Identity, error) {
-	iss, v, ok := a.jwtVerifier(token)
-	if ok {
-		id, err := v.Verify(ctx, token)
-		fb := a.v.Fallback[iss]
-		if err == nil || !errors.Is(err, identity.ErrUnavailable) || errors.Is(err, identity.ErrKeyNotYetKnown) || fb == nil {
-			return id, withIssuer(iss, err)
-		}
-		a.log.Debug("jwt verifier unavailable; trying the issuer's introspection", "issuer", iss, "error", err)
-		id, err = fb.Verify(ctx, token)
-		return id, withIssuer(iss, err)
-	}
-	if iss != "" {
-		// A JWT naming no configured issuer: a near miss is worth saying so (only the denial's
-		// log line pays for this comparison, and only when the token goes no further).
-		if conf, how := a.nearIssuer(iss); conf != "" && a.v.Opaque == nil {
-			return identity.Identity{}, &issuerError{issuer: conf, cls: identity.ClassIssuer, err: errNoVerifier,
-				fix: "the token's iss differs from issuers[].issuer " + conf + " " + how + ": copy the issuer from the AS metadata byte for byte"}
-		}
-	}
-	if a.v.Opaque == nil {
-		if iss != "" {
-			return identity.Identity{}, errUnknownIssuer
-		}
-		return identity.Identity{}, errNoVerifier
-	}
-	id, err := a.v.Opaque.Verify(ctx, token)
-	if err != nil {
-		if o, ok := a.v.Opaque.(interface{ Issuer() string }); ok {
-			return id, withIssuer(o.Issuer(), err)
-		}
-	}
-	return id, err
-}
-
-var (
-	errNoVerifier    = fmt.Errorf("%w: no verifier accepts this token", identity.ErrInvalid)
-	errUnknownIssuer = &issuerError{cls: identity.ClassUnknownIssuer, err: errNoVerifier,
-		fix: "a JWT whose iss is no configured issuer: add the issuer under issuers (mcp-authz doctor --token shows its iss)"}
-)
-
-// withIssuer ties a verifier's error to its issuer for Explain. Only the failure path pays.
-func withIssuer(iss string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return &issuerError{issuer: iss, err: err}
 }
 
 // fitsResource applies the per-resource checks to an identity that may have come from a cache

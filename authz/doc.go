@@ -12,6 +12,7 @@
 //   - the MCP authorization specification (2025-06-18, 2025-11-25, 2026-07-28): challenges an MCP
 //     client can act on, step-up with every scope the operation needs, no token passthrough.
 //
-// The package knows nothing of gRPC, HTTP servers or Redis: it sees small interfaces (Verifier,
-// Cache) that its callers satisfy.
+// The package knows nothing of gRPC, HTTP servers or Redis: it sees small interfaces that its
+// callers satisfy: Verifier (one verifier of the chain), TokenVerifier (the chain behind a
+// cache: cache.Verifier), UpstreamCredentials.
 package authz

@@ -32,8 +32,6 @@ func Explain(err error) Explanation {
 	switch {
 	case errors.As(err, &c) && c.DenialClass() != "":
 		e.Class = c.DenialClass()
-	case errors.Is(err, errCachedInvalid):
-		e.Class = identity.ClassCached
 	case errors.Is(err, identity.ErrUnavailable):
 		e.Class = identity.ClassUnavailable
 	default:
@@ -71,10 +69,6 @@ func fixFor(c identity.Class, issuer string, err error) string {
 	return ""
 }
 
-// errCachedInvalid marks a token refused from the negative cache: its class was logged when
-// it was first refused.
-var errCachedInvalid = fmt.Errorf("%w: cached as invalid", identity.ErrInvalid)
-
 // issuerError ties a verification failure to the configured issuer it concerns, and may
 // override its class with one only the decision core can see (a near-miss iss).
 type issuerError struct {
@@ -86,31 +80,6 @@ type issuerError struct {
 
 func (e *issuerError) Error() string { return e.err.Error() }
 func (e *issuerError) Unwrap() error { return e.err }
-
-// nearIssuer is the configured issuer that iss differs from only by a trailing slash or by
-// scheme, the mistakes that cost operators hours; "" when none. iss is unverified and is only
-// compared, never logged.
-func (a *Authorizer) nearIssuer(iss string) (string, string) {
-	norm := func(s string) string {
-		s = strings.TrimSuffix(s, "/")
-		if i := strings.Index(s, "://"); i >= 0 {
-			s = s[i+3:]
-		}
-		return strings.ToLower(s)
-	}
-	n := norm(iss)
-	for conf := range a.v.JWT {
-		if norm(conf) != n {
-			continue
-		}
-		how := "by a trailing slash"
-		if strings.HasSuffix(iss, "/") == strings.HasSuffix(conf, "/") {
-			how = "by scheme or case"
-		}
-		return conf, how
-	}
-	return "", ""
-}
 
 // resourceError is a failure of the per-resource checks, with its class and fix.
 type resourceError struct {

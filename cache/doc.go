@@ -1,7 +1,10 @@
 // Package cache remembers verification results (DESIGN.md step 5) so that a token is verified
 // once per lifetime of its cache entry, not once per request, by this replica or any other.
 //
-// It implements the Cache interface declared by package authz. Entries are keyed by
+// Its Verifier (verifier.go) puts it in front of the decision core's verifier chain and
+// satisfies the core's TokenVerifier: it owns every caching decision of a Check (which tier
+// answers, stale-while-revalidate, revocation marks, cross-replica claims, TTLs), so the core
+// sees one interface and no cache. Entries are keyed by
 // HMAC-SHA256 of the token (RFC 2104) under a key derived from a server secret (HKDF, RFC 5869),
 // never by the token. An entry lives at most the TTL its caller chose and never past the token's
 // own expiry: RFC 7662 §4 lets a resource server cache an introspection response, and forbids

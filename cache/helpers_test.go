@@ -16,16 +16,14 @@ import (
 	"github.com/mcp-authz/mcp-authz/cache"
 )
 
-// authzCache is the interface package authz declares, restated so this package's tests do not
-// depend on authz compiling.
-type authzCache interface {
-	Key(token string) [32]byte
-	Get(ctx context.Context, key [32]byte) (id identity.Identity, negative bool, ok bool)
-	Set(ctx context.Context, key [32]byte, id identity.Identity, ttl time.Duration)
-	SetNegative(ctx context.Context, key [32]byte, ttl time.Duration)
+// tokenVerifier is the interface package authz declares (authz.TokenVerifier), restated so
+// this package's tests do not depend on authz compiling.
+type tokenVerifier interface {
+	Key(token string) (key [32]byte, ok bool)
+	Verify(ctx context.Context, token string, key [32]byte) (id identity.Identity, tier string, err error)
 }
 
-var _ authzCache = (*cache.Tiered)(nil)
+var _ tokenVerifier = (*cache.Verifier)(nil)
 
 var secret = []byte("0123456789abcdef0123456789abcdef-test-secret")
 

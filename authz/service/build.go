@@ -145,10 +145,6 @@ func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authoriz
 		vs.APIKeys, vs.APIKeyScheme = v, cfg.APIKeys.Scheme
 	}
 
-	var c authz.Cache
-	if tc != nil {
-		c = tc
-	}
 	ups, err := buildUpstream(cfg, o, tc)
 	if err != nil {
 		return nil, nil, nil, err
@@ -158,18 +154,12 @@ func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authoriz
 		return nil, nil, nil, err
 	}
 	core, err := authz.New(authz.Options{
-		Resources:    cfg.AuthzResources(),
-		Verifiers:    vs,
-		Cache:        c,
-		CacheMaxTTL:  cfg.Cache.MaxTTL.D(),
-		NegativeTTL:  cfg.Cache.NegativeTTL.D(),
-		ClockSkew:    cfg.ClockSkew.D(),
-		Unavailable:  cfg.AuthzUnavailable(),
-		ScopeImplies: cfg.ScopeImplies,
-		ClaimWait:    claimWait(cfg),
-
-		RevalidateAfter: revalidateAfter(cfg),
-
+		Resources:          cfg.AuthzResources(),
+		Verifiers:          vs,
+		Cache:              cachingVerifier(cfg, o, tc),
+		ClockSkew:          cfg.ClockSkew.D(),
+		Unavailable:        cfg.AuthzUnavailable(),
+		ScopeImplies:       cfg.ScopeImplies,
 		CORSAllowedOrigins: cfg.CORS.AllowedOrigins,
 		Upstream:           ups,
 		DPoP:               dp,
@@ -177,6 +167,24 @@ func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authoriz
 		Logger:             o.Logger,
 	})
 	return core, jwts, intros, err
+}
+
+// cachingVerifier puts the verified-token cache in front of the core's verifier chain; nil
+// without a cache.
+func cachingVerifier(cfg *config.Config, o Options, tc *cache.Tiered) func(*authz.Chain) (authz.TokenVerifier, error) {
+	if tc == nil {
+		return nil
+	}
+	return func(chain *authz.Chain) (authz.TokenVerifier, error) {
+		return tc.Verifier(chain, cache.VerifierOptions{
+			MaxTTL:          cfg.Cache.MaxTTL.D(),
+			NegativeTTL:     cfg.Cache.NegativeTTL.D(),
+			RevalidateAfter: revalidateAfter(cfg),
+			ClaimWait:       claimWait(cfg),
+			Shared:          chain.Introspects,
+			Logger:          o.Logger,
+		})
+	}
 }
 
 // revalidateAfter is issuers[].revalidate_after by issuer, where set.
