@@ -131,10 +131,8 @@ func New(o Options) (*Authorizer, error) {
 		}
 		a.tokens = tv
 	}
-	if o.Unavailable.Status == 0 {
-		o.Unavailable.Status = http.StatusUnauthorized
-	}
 	if s := o.Unavailable.Status; s != http.StatusUnauthorized && s != http.StatusServiceUnavailable {
+		// No default here: the configuration's (unavailable.status: 401) is the only one.
 		return nil, fmt.Errorf("unavailable status %d: must be 401 or 503", s)
 	}
 	a.shared.Store(firstShared - 1)

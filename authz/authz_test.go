@@ -82,7 +82,7 @@ func testAuthorizer(t testing.TB, mod func(*Options)) *Authorizer {
 		"badheader": {id: badHeader},
 		"down":      {err: fmt.Errorf("%w: jwks unreachable", identity.ErrUnavailable)},
 	}
-	o := Options{
+	o := Options{Unavailable: Unavailable{Status: 401},
 		Resources: []Resource{{
 			Name: "mcp", ID: res,
 			AuthorizationServers: []string{iss},
@@ -374,12 +374,16 @@ func TestNewRejects(t *testing.T) {
 		{ID: "https://h/mcp#x", AuthorizationServers: []string{iss}},
 		{ID: "https://h/mcp"},
 	} {
-		if _, err := New(Options{Resources: []Resource{r}}); err == nil {
+		if _, err := New(Options{Unavailable: Unavailable{Status: 401}, Resources: []Resource{r}}); err == nil {
 			t.Errorf("New accepted %+v", r)
 		}
 	}
 	if _, err := New(Options{Unavailable: Unavailable{Status: http.StatusTeapot}}); err == nil {
 		t.Error("New accepted unavailable status 418")
+	}
+	// Defaults have one home, package config: the core takes no zero status.
+	if _, err := New(Options{}); err == nil {
+		t.Error("New accepted no unavailable status")
 	}
 	var errNil error
 	_ = errors.Is(errNil, identity.ErrInvalid)
@@ -414,7 +418,7 @@ func TestAPIKeys(t *testing.T) {
 			}
 		})
 	}
-	if _, err := New(Options{Verifiers: Verifiers{APIKeyScheme: "Token"}}); err == nil {
+	if _, err := New(Options{Unavailable: Unavailable{Status: 401}, Verifiers: Verifiers{APIKeyScheme: "Token"}}); err == nil {
 		t.Error("a Token scheme without keys accepted")
 	}
 }

@@ -63,7 +63,7 @@ type denials struct {
 // the default, 401 invalid_token, makes a client fetch a new token, which is harmless; 503 with
 // Retry-After is for deployments whose clients handle it.
 type Unavailable struct {
-	Status     int // http.StatusUnauthorized (default) or http.StatusServiceUnavailable
+	Status     int // http.StatusUnauthorized or http.StatusServiceUnavailable
 	RetryAfter int // seconds, with 503
 }
 

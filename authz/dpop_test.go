@@ -59,7 +59,7 @@ func dpopAuthorizer(t testing.TB, key *dpoptest.Key, certX5T string, mode, mtls 
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(Options{
+	a, err := New(Options{Unavailable: Unavailable{Status: 401},
 		Resources: []Resource{{Name: "mcp", ID: res, AuthorizationServers: []string{iss},
 			RequiredScopes: []string{"mcp:tools"},
 			Headers:        IdentityHeaders{Subject: "x-auth-subject", Binding: "x-auth-token-binding"},

@@ -104,7 +104,7 @@ func TestRouteIndexMatchesScan(t *testing.T) {
 	compared, found, metaFound := 0, 0, 0
 	for cfg := range 600 {
 		rs := randomRoutingConfig(r, 1+r.IntN(12))
-		a, err := New(Options{Resources: rs})
+		a, err := New(Options{Unavailable: Unavailable{Status: 401}, Resources: rs})
 		if err != nil {
 			t.Fatalf("seed %d config %d: %v", seed, cfg, err)
 		}
@@ -212,7 +212,7 @@ func tenants(n int) []Resource {
 // TestManyTenantsRoute: with 10,000 resources every tenant's requests and metadata reach that
 // tenant's resource, and an unknown host reaches none.
 func TestManyTenantsRoute(t *testing.T) {
-	a, err := New(Options{Resources: tenants(10000)})
+	a, err := New(Options{Unavailable: Unavailable{Status: 401}, Resources: tenants(10000)})
 	if err != nil {
 		t.Fatal(err)
 	}

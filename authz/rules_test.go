@@ -45,7 +45,7 @@ func rulesAuthorizer(t testing.TB) *Authorizer {
 		"globex":          {id: id(iss2, []string{"api"}, map[string]string{"tenant": `"globex"`})},
 		"acme-on-mcp":     {id: id(iss2, []string{"mcp:tools"}, map[string]string{"tenant": `"acme"`})},
 	}
-	a, err := New(Options{
+	a, err := New(Options{Unavailable: Unavailable{Status: 401},
 		Resources: []Resource{{
 			Name: "mcp", ID: res, AuthorizationServers: []string{iss},
 			RequiredScopes: []string{"mcp:tools"},
@@ -178,7 +178,7 @@ func TestRulePolicyDenialHasNoChallenge(t *testing.T) {
 // new slices, but a caller could reuse them) do not reach a running Authorizer.
 func TestRulesCopied(t *testing.T) {
 	paths := []string{"/mcp/docs/*"}
-	a, err := New(Options{Resources: []Resource{{Name: "m", ID: res, AuthorizationServers: []string{iss},
+	a, err := New(Options{Unavailable: Unavailable{Status: 401}, Resources: []Resource{{Name: "m", ID: res, AuthorizationServers: []string{iss},
 		Rules: []Rule{{Name: "p", Methods: []string{"GET"}, Paths: paths, Public: true}}}},
 		Verifiers: Verifiers{Opaque: tableVerifier{}}})
 	if err != nil {
@@ -191,7 +191,7 @@ func TestRulesCopied(t *testing.T) {
 }
 
 func TestPublicRuleRefused(t *testing.T) {
-	_, err := New(Options{Resources: []Resource{{Name: "m", ID: res, AuthorizationServers: []string{iss},
+	_, err := New(Options{Unavailable: Unavailable{Status: 401}, Resources: []Resource{{Name: "m", ID: res, AuthorizationServers: []string{iss},
 		Rules: []Rule{{Name: "p", Tools: []string{"x"}, Public: true}}}}})
 	if err == nil || !strings.Contains(err.Error(), "public rule") {
 		t.Fatalf("err = %v", err)
@@ -202,7 +202,7 @@ func TestPublicRuleRefused(t *testing.T) {
 // operation must still be read, or mcp.name is "" and a negative condition passes any tool.
 func TestRuleConditionOnMCPReadsTheOperation(t *testing.T) {
 	tv := tableVerifier{"good": {id: goodID()}}
-	a, err := New(Options{Resources: []Resource{{Name: "m", ID: res, AuthorizationServers: []string{iss},
+	a, err := New(Options{Unavailable: Unavailable{Status: 401}, Resources: []Resource{{Name: "m", ID: res, AuthorizationServers: []string{iss},
 		Rules: []Rule{{Name: "no-refund", When: mustCompile(t, `mcp.name != "refund"`)}}}},
 		Verifiers: Verifiers{Opaque: tv}, Now: func() time.Time { return testNow }})
 	if err != nil {
@@ -222,7 +222,7 @@ func TestRuleConditionOnMCPReadsTheOperation(t *testing.T) {
 // A header a condition reads, sent twice, is ambiguous (the upstream may take either copy).
 func TestRuleConditionOnRepeatedHeader(t *testing.T) {
 	tv := tableVerifier{"good": {id: goodID()}}
-	a, err := New(Options{Resources: []Resource{{Name: "m", ID: res, AuthorizationServers: []string{iss},
+	a, err := New(Options{Unavailable: Unavailable{Status: 401}, Resources: []Resource{{Name: "m", ID: res, AuthorizationServers: []string{iss},
 		Rules: []Rule{{Name: "tenant", When: mustCompile(t, `request.headers["x-tenant"] == "acme"`)}}}},
 		Verifiers: Verifiers{Opaque: tv}, Now: func() time.Time { return testNow }})
 	if err != nil {

@@ -157,7 +157,7 @@ func TestPanicIsA503AndServingContinues(t *testing.T) {
 
 // With the real decision core: missing token, metadata and public path.
 func TestWithRealCore(t *testing.T) {
-	core, err := authz.New(authz.Options{Resources: []authz.Resource{{
+	core, err := authz.New(authz.Options{Unavailable: authz.Unavailable{Status: 401}, Resources: []authz.Resource{{
 		Name: "mcp", ID: "https://mcp.example.com/mcp", AuthorizationServers: []string{"https://as.example.com"},
 		RequiredScopes: []string{"mcp:tools"}, PublicPaths: []string{"/mcp/health"},
 	}}})

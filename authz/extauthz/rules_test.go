@@ -38,7 +38,7 @@ func rulesCore(t *testing.T) *authz.Authorizer {
 			Scopes: []string{"mcp:tools"}, Expiry: time.Now().Add(time.Hour), Source: identity.SourceJWT,
 			Claims: map[string]string{"groups": groups}}
 	}
-	core, err := authz.New(authz.Options{
+	core, err := authz.New(authz.Options{Unavailable: authz.Unavailable{Status: 401},
 		Resources: []authz.Resource{{Name: "mcp", ID: res, AuthorizationServers: []string{iss},
 			RequiredScopes: []string{"mcp:tools"},
 			Rules:          []authz.Rule{{Name: "refund", Tools: []string{"refund"}, When: when}}}},

@@ -16,7 +16,7 @@ import (
 // Issue 15 item 2: GET and HEAD of the metadata path once shared one memo entry (keyed on the
 // address of their shared header slice), so a HEAD first emptied every later GET.
 func TestMetadataHeadThenGet(t *testing.T) {
-	core, err := authz.New(authz.Options{Resources: []authz.Resource{{
+	core, err := authz.New(authz.Options{Unavailable: authz.Unavailable{Status: 401}, Resources: []authz.Resource{{
 		Name: "mcp", ID: "https://mcp.example.com/mcp", AuthorizationServers: []string{"https://as.example.com"},
 	}}})
 	if err != nil {
@@ -70,7 +70,7 @@ func TestRepeatedHeadersLinear(t *testing.T) {
 // Shared answers are converted once per core, and only what is really shared: a denial that
 // echoes one request's Origin is never served to another.
 func TestSharedAnswersOnly(t *testing.T) {
-	core, err := authz.New(authz.Options{
+	core, err := authz.New(authz.Options{Unavailable: authz.Unavailable{Status: 401},
 		Resources: []authz.Resource{{
 			Name: "mcp", ID: "https://mcp.example.com/mcp", AuthorizationServers: []string{"https://as.example.com"},
 		}},

@@ -24,7 +24,7 @@ func TestForwardAuthPerOperation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	core, err := authz.New(authz.Options{
+	core, err := authz.New(authz.Options{Unavailable: authz.Unavailable{Status: 401},
 		Resources: []authz.Resource{{
 			Name: "mcp", ID: "https://mcp.example.com/mcp", AuthorizationServers: []string{"https://as.example.com"},
 			RequiredScopes: []string{"mcp:tools"}, AllowAPIKeys: true,

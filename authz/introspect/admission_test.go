@@ -61,7 +61,7 @@ func floodVerifier(t *testing.T, f *floodAS, mod func(*Config)) *Verifier {
 	if mod != nil {
 		mod(&c)
 	}
-	v, err := New(c)
+	v, err := New(required(c))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestShapeRefusedWithoutCall(t *testing.T) {
 
 func TestShapeConfigErrors(t *testing.T) {
 	for _, s := range []Shape{{Pattern: "("}, {MinLength: 10, MaxLength: 5}, {MinLength: -1}} {
-		if _, err := New(Config{Issuer: "https://as", ClientID: "a", ClientSecret: "b", Shape: s}); err == nil {
+		if _, err := New(required(Config{Issuer: "https://as", ClientID: "a", ClientSecret: "b", Shape: s})); err == nil {
 			t.Errorf("New accepted %+v", s)
 		}
 	}
@@ -199,8 +199,8 @@ func TestBreaker(t *testing.T) {
 	}))
 	defer srv.Close()
 	clk := &clock{t: t0}
-	v, err := New(Config{Issuer: srv.URL, Endpoint: srv.URL, ClientID: "a", ClientSecret: "b", Now: clk.now,
-		Breaker: Breaker{Failures: 3, OpenFor: 10 * time.Second}})
+	v, err := New(required(Config{Issuer: srv.URL, Endpoint: srv.URL, ClientID: "a", ClientSecret: "b", Now: clk.now,
+		Breaker: Breaker{Failures: 3, OpenFor: 10 * time.Second}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,8 +242,8 @@ func TestLogsRateLimited(t *testing.T) {
 	defer srv.Close()
 	var buf bytes.Buffer
 	clk := &clock{t: t0}
-	v, err := New(Config{Issuer: srv.URL, Endpoint: srv.URL, ClientID: "a", ClientSecret: "b", Now: clk.now,
-		Logger: slog.New(slog.NewTextHandler(&buf, nil)), Breaker: Breaker{Failures: 1 << 20}})
+	v, err := New(required(Config{Issuer: srv.URL, Endpoint: srv.URL, ClientID: "a", ClientSecret: "b", Now: clk.now,
+		Logger: slog.New(slog.NewTextHandler(&buf, nil)), Breaker: Breaker{Failures: 1 << 20}}))
 	if err != nil {
 		t.Fatal(err)
 	}

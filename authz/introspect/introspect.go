@@ -64,16 +64,20 @@ type Config struct {
 	Endpoint     string
 	ClientID     string
 	ClientSecret string // never logged or put in errors
-	// AuthMethod is "client_secret_basic" (default), "client_secret_post", or "none" for an
-	// endpoint protected by network placement (Ory Hydra's admin API); none takes no
-	// ClientID or ClientSecret.
+	// AuthMethod is "client_secret_basic", "client_secret_post", or "none" for an endpoint
+	// protected by network placement (Ory Hydra's admin API); none takes no ClientID or
+	// ClientSecret.
+	//
+	// What the configuration sets (package config's defaults: client_secret_basic, 2 s, 64,
+	// 5 failures for 5 s) is required here, so each default has one home; the rest are this
+	// package's own.
 	AuthMethod string
-	// Timeout bounds one introspection call (and a caller's wait for discovery); default 2 s.
+	// Timeout bounds one introspection call (and a caller's wait for discovery).
 	Timeout time.Duration
 	// MaxResponse caps an answer's size in bytes; default 64 KiB.
 	MaxResponse int64
-	// MaxConcurrent bounds the calls in flight to this authorization server; default 64. A
-	// call beyond it waits up to QueueWait (default 100 ms) for a slot, then is unavailable.
+	// MaxConcurrent bounds the calls in flight to this authorization server. A call beyond
+	// it waits up to QueueWait (default 100 ms) for a slot, then is unavailable.
 	MaxConcurrent int
 	QueueWait     time.Duration
 	// Shape: tokens that do not fit are invalid without a call (admission.go). Calls share
@@ -126,12 +130,8 @@ type credentials struct {
 }
 
 const (
-	defaultTimeout       = 2 * time.Second
-	defaultMaxResponse   = 64 << 10
-	defaultMaxConcurrent = 64
-	defaultQueueWait     = 100 * time.Millisecond
-	defaultBreakerFails  = 5
-	defaultBreakerOpen   = 5 * time.Second
+	defaultMaxResponse = 64 << 10
+	defaultQueueWait   = 100 * time.Millisecond
 	// logEvery: at most one line per interval for each reason a call fails, whatever the
 	// request rate; the line says how many it stands for.
 	logEvery         = 10 * time.Second
@@ -167,11 +167,20 @@ func New(cfg Config) (*Verifier, error) {
 		errs = append(errs, errors.New("introspect: client_id and client_secret are required (RFC 7662 §2.1)"))
 	}
 	switch cfg.AuthMethod {
-	case "", "client_secret_basic", "none":
+	case "client_secret_basic", "none":
 	case "client_secret_post":
 		post = true
 	default:
 		errs = append(errs, fmt.Errorf("introspect: auth method %q: use client_secret_basic, client_secret_post or none", cfg.AuthMethod))
+	}
+	for _, d := range []struct {
+		name  string
+		unset bool
+	}{{"timeout", cfg.Timeout == 0}, {"max concurrent", cfg.MaxConcurrent == 0},
+		{"breaker failures", cfg.Breaker.Failures == 0}, {"breaker open_for", cfg.Breaker.OpenFor == 0}} {
+		if d.unset {
+			errs = append(errs, fmt.Errorf("introspect: %s is not set", d.name))
+		}
 	}
 	for _, d := range []struct {
 		name string
@@ -195,7 +204,7 @@ func New(cfg Config) (*Verifier, error) {
 		shape:     sh,
 		issuer:    cfg.Issuer,
 		cred:      &credentials{},
-		timeout:   orDefault(cfg.Timeout, defaultTimeout),
+		timeout:   cfg.Timeout,
 		maxResp:   orDefault(cfg.MaxResponse, defaultMaxResponse),
 		queueWait: orDefault(cfg.QueueWait, defaultQueueWait),
 		skew:      cfg.ClockSkew,
@@ -203,8 +212,7 @@ func New(cfg Config) (*Verifier, error) {
 		now:       cfg.Now,
 		log:       cfg.Logger,
 	}
-	n := orDefault(cfg.MaxConcurrent, defaultMaxConcurrent)
-	v.adm = newAdmission(n)
+	v.adm = newAdmission(cfg.MaxConcurrent)
 	switch {
 	case none: // neither header nor form fields
 	case post:
@@ -225,8 +233,7 @@ func New(cfg Config) (*Verifier, error) {
 	if v.log == nil {
 		v.log = slog.New(slog.DiscardHandler)
 	}
-	v.br = &breaker{cfg: Breaker{Failures: orDefault(cfg.Breaker.Failures, defaultBreakerFails),
-		OpenFor: orDefault(cfg.Breaker.OpenFor, defaultBreakerOpen)}, now: v.now, log: v.log, issuer: v.issuer}
+	v.br = &breaker{cfg: cfg.Breaker, now: v.now, log: v.log, issuer: v.issuer}
 	v.logs = logLimit{every: logEvery, now: v.now}
 	var c http.Client
 	if cfg.HTTPClient != nil {
@@ -235,7 +242,7 @@ func New(cfg Config) (*Verifier, error) {
 		// The default transport keeps 2 idle connections per host: with many calls in
 		// flight that means a new TCP (and TLS) connection for most of them.
 		t = t.Clone()
-		t.MaxIdleConnsPerHost = n
+		t.MaxIdleConnsPerHost = cfg.MaxConcurrent
 		c.Transport = t
 	}
 	// A redirect would resend the form, token and all, to wherever it points (307/308).

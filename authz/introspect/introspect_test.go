@@ -206,7 +206,7 @@ func newV(t *testing.T, a *as, mod func(*Config)) (*Verifier, *syncBuffer) {
 	if mod != nil {
 		mod(&c)
 	}
-	v, err := New(c)
+	v, err := New(required(c))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +390,7 @@ func TestAuthMethodNone(t *testing.T) {
 	if !errors.As(err, &c) || c.DenialClass() != identity.ClassCredentials {
 		t.Errorf("an endpoint refusing us: %v, want class credentials", err)
 	}
-	if _, err := New(Config{Issuer: a.URL, AuthMethod: "none", ClientID: "rs", ClientSecret: "x"}); err == nil {
+	if _, err := New(required(Config{Issuer: a.URL, AuthMethod: "none", ClientID: "rs", ClientSecret: "x"})); err == nil {
 		t.Error("none with client credentials accepted")
 	}
 }
@@ -494,7 +494,7 @@ func TestDiscoveryRefusesDowngrade(t *testing.T) {
 		{srv.URL + "/introspect", true},
 	} {
 		endpoint.Store(c.endpoint)
-		v, err := New(Config{Issuer: srv.URL, ClientID: clientID, ClientSecret: secret, HTTPClient: srv.Client()})
+		v, err := New(required(Config{Issuer: srv.URL, ClientID: clientID, ClientSecret: secret, HTTPClient: srv.Client()}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -623,8 +623,8 @@ func TestNothingLeaks(t *testing.T) {
 	dead.Close()
 	for _, ep := range []string{dead.URL + "/introspect", ""} {
 		logs := &syncBuffer{}
-		v, err := New(Config{Issuer: dead.URL, Endpoint: ep, ClientID: clientID, ClientSecret: secret,
-			Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		v, err := New(required(Config{Issuer: dead.URL, Endpoint: ep, ClientID: clientID, ClientSecret: secret,
+			Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -648,7 +648,7 @@ func TestNothingLeaks(t *testing.T) {
 
 func TestNewRejects(t *testing.T) {
 	good := Config{Issuer: "https://as.example", ClientID: "rs", ClientSecret: "zz-secret-zz"}
-	if _, err := New(good); err != nil {
+	if _, err := New(required(good)); err != nil {
 		t.Fatalf("good config: %v", err)
 	}
 	for name, mod := range map[string]func(*Config){
@@ -664,7 +664,7 @@ func TestNewRejects(t *testing.T) {
 	} {
 		c := good
 		mod(&c)
-		_, err := New(c)
+		_, err := New(required(c))
 		if err == nil {
 			t.Errorf("%s: accepted", name)
 		} else if strings.Contains(err.Error(), "zz-secret-zz") {
@@ -683,7 +683,7 @@ func BenchmarkIntrospect(b *testing.B) {
 		fmt.Fprint(w, `{"active":true,"iss":"`+"http://"+r.Host+`","sub":"s","client_id":"c","aud":"https://mcp.example/mcp","scope":"mcp:tools mcp:read","exp":4102444800,"token_type":"Bearer"}`)
 	}))
 	defer srv.Close()
-	v, err := New(Config{Issuer: srv.URL, Endpoint: srv.URL + "/introspect", ClientID: clientID, ClientSecret: secret})
+	v, err := New(required(Config{Issuer: srv.URL, Endpoint: srv.URL + "/introspect", ClientID: clientID, ClientSecret: secret}))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -67,8 +67,9 @@ type Config struct {
 	// JWKSURL is where the issuer's keys are. When empty it is discovered, lazily, from the
 	// issuer's RFC 8414 or OIDC metadata.
 	JWKSURL string
-	// Algorithms is the allow-list of signature algorithms; default RS256, ES256, PS256, EdDSA.
-	// Only asymmetric algorithms are accepted: "none" and HS* are refused by New.
+	// Algorithms is the allow-list of signature algorithms (config's default:
+	// config.DefaultAlgorithms). Only asymmetric algorithms are accepted: "none" and HS* are
+	// refused by New.
 	Algorithms []string
 	// RequireTyp demands the RFC 9068 header typ at+jwt or application/at+jwt
 	// (case-insensitive), which keeps ID tokens and other JWTs from passing as access tokens.
@@ -89,11 +90,12 @@ type Config struct {
 	// ID puts an app-only token's application permissions there, and no scp.
 	RolesAsScopes bool
 	// RefreshInterval is the minimum time between JWKS fetches caused by an unknown kid or a
-	// due refresh; default 30 s, minimum 1 s.
+	// due refresh; at least 1 s (config's default: 30 s).
 	RefreshInterval time.Duration
 	// MaxStale is how long keys past their Cache-Control lifetime keep verifying while every
-	// refresh fails (the issuer is down); default 24 h. After it, tokens are "unavailable"
-	// until a refresh succeeds: a withdrawn key must not verify forever.
+	// refresh fails (the issuer is down); 0: not at all (config's default: 24 h). After it,
+	// tokens are "unavailable" until a refresh succeeds: a withdrawn key must not verify
+	// forever.
 	MaxStale time.Duration
 	// Observer, when set, is told about JWKS fetches and the use of stale keys (metrics).
 	Observer Observer
@@ -132,8 +134,6 @@ type Verifier struct {
 // attack on the parser (or a mistake) whatever it says.
 const maxTokenLen = tokencheck.MaxTokenLen
 
-var defaultAlgorithms = []string{"RS256", "ES256", "PS256", "EdDSA"}
-
 // asymmetric is every JWS alg New can accept (RFC 7518 §3.1 and RFC 8037 §3.1).
 var asymmetric = map[string]bool{
 	"RS256": true, "RS384": true, "RS512": true,
@@ -153,9 +153,11 @@ func New(cfg Config) (*Verifier, error) {
 			return nil, fmt.Errorf("jwt: jwks url %q: %v", cfg.JWKSURL, err)
 		}
 	}
+	// No defaults here: the configuration's (package config) are the only ones, and a zero
+	// value would otherwise mean two things.
 	algs := cfg.Algorithms
 	if len(algs) == 0 {
-		algs = defaultAlgorithms
+		return nil, errors.New("jwt: no algorithms: name the accepted asymmetric algorithms (config.DefaultAlgorithms)")
 	}
 	var parseAlgs []jose.SignatureAlgorithm
 	for _, a := range algs {
@@ -173,16 +175,10 @@ func New(cfg Config) (*Verifier, error) {
 		return nil, fmt.Errorf("jwt: clock skew %s is negative", cfg.ClockSkew)
 	}
 	interval := cfg.RefreshInterval
-	if interval == 0 {
-		interval = 30 * time.Second
-	}
 	if interval < time.Second {
 		return nil, fmt.Errorf("jwt: refresh interval %s is under 1s", interval)
 	}
 	maxStale := cfg.MaxStale
-	if maxStale == 0 {
-		maxStale = 24 * time.Hour
-	}
 	if maxStale < 0 {
 		return nil, fmt.Errorf("jwt: max stale %s is negative", maxStale)
 	}

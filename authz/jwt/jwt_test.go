@@ -62,7 +62,7 @@ func setup(t testing.TB, discovery string, mod func(*Config)) *fixture {
 	if mod != nil {
 		mod(&cfg)
 	}
-	v, err := New(cfg)
+	v, err := New(required(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -551,7 +551,7 @@ func TestNew(t *testing.T) {
 		{"tiny interval", Config{Issuer: is.URL, RefreshInterval: time.Millisecond}, "under 1s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			v, err := New(tc.cfg)
+			v, err := New(required(tc.cfg))
 			if tc.want == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -845,7 +845,7 @@ func TestDiscoveredJWKSURIUnusable(t *testing.T) {
 	}))
 	defer srv.Close()
 	base := srv.URL
-	v, err := New(Config{Issuer: base, HTTPClient: srv.Client(), RequireTyp: true})
+	v, err := New(required(Config{Issuer: base, HTTPClient: srv.Client(), RequireTyp: true}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -289,7 +289,7 @@ func TestJWKSNotFetchedInClearForHTTPSIssuer(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			jwksURI.Store(tc.jwksURI)
 			before := plain.jwksHits.Load()
-			v, err := New(Config{Issuer: tlsURL, HTTPClient: tlsIs.Client(), RequireTyp: true})
+			v, err := New(required(Config{Issuer: tlsURL, HTTPClient: tlsIs.Client(), RequireTyp: true}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -302,7 +302,7 @@ func TestJWKSNotFetchedInClearForHTTPSIssuer(t *testing.T) {
 		})
 	}
 	// Over http the same jwks_uri is the operator's choice (local testing) and is used.
-	v, err := New(Config{Issuer: plain.URL, JWKSURL: plain.URL + "/jwks", RequireTyp: true, HTTPClient: plain.Client()})
+	v, err := New(required(Config{Issuer: plain.URL, JWKSURL: plain.URL + "/jwks", RequireTyp: true, HTTPClient: plain.Client()}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -194,11 +194,11 @@ func TestIDTokenRefusedWithoutRequireTyp(t *testing.T) {
 
 func TestAllowTypRefusesOtherKinds(t *testing.T) {
 	for _, typ := range []string{"id_token", "ID", "urn:ietf:params:oauth:token-type:refresh_token", "logout+jwt", "application/dpop+jwt"} {
-		if _, err := New(Config{Issuer: "https://as.example", RequireTyp: true, AllowTyp: []string{"JWT", typ}}); err == nil {
+		if _, err := New(required(Config{Issuer: "https://as.example", RequireTyp: true, AllowTyp: []string{"JWT", typ}})); err == nil {
 			t.Errorf("allow_typ %q accepted", typ)
 		}
 	}
-	if _, err := New(Config{Issuer: "https://as.example", RequireTyp: true, AllowTyp: []string{"JWT", "at+jwt", "application/jwt"}}); err != nil {
+	if _, err := New(required(Config{Issuer: "https://as.example", RequireTyp: true, AllowTyp: []string{"JWT", "at+jwt", "application/jwt"}})); err != nil {
 		t.Error(err)
 	}
 }

@@ -1,7 +1,6 @@
 package service
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -68,7 +67,7 @@ func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authoriz
 	var opaque []authz.Verifier
 	for i, is := range cfg.Issuers {
 		key := fmt.Sprintf("issuers[%d]", i)
-		if is.VerifyJWT == nil || *is.VerifyJWT {
+		if *is.VerifyJWT {
 			if o.metrics != nil {
 				o.metrics.InitIssuer(is.Issuer)
 			}
@@ -76,7 +75,7 @@ func buildCore(cfg *config.Config, o Options, tc *cache.Tiered) (*authz.Authoriz
 				Issuer:          is.Issuer,
 				JWKSURL:         is.JWKSURI,
 				Algorithms:      is.Algorithms,
-				RequireTyp:      is.RequireTyp == nil || *is.RequireTyp,
+				RequireTyp:      *is.RequireTyp,
 				AllowTyp:        is.AllowTyp,
 				RolesAsScopes:   is.RolesAsScopes != nil && *is.RolesAsScopes,
 				MaxStale:        is.JWKSMaxStale.D(),
@@ -213,7 +212,7 @@ func claimWait(cfg *config.Config) time.Duration {
 		if is.Introspection == nil {
 			continue
 		}
-		longest = max(longest, cmp.Or(is.Introspection.Timeout.D(), 2*time.Second))
+		longest = max(longest, is.Introspection.Timeout.D())
 	}
 	if longest == 0 {
 		return 0
@@ -326,6 +325,7 @@ func Verifiers(cfg *config.Config, getenv func(string) string, client *http.Clie
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
 	}
+	cfg.ApplyDefaults()
 	// A metrics sink of its own: the verifiers take it as their observer, and nothing reads it.
 	_, jwts, intros, err := buildCore(cfg, Options{Getenv: getenv, HTTPClient: client, metrics: telemetry.New(nil)}, nil)
 	if err != nil {

@@ -5,7 +5,6 @@
 package service
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -95,6 +94,7 @@ func (s *Service) warm(jwts []*jwt.Verifier) {
 // and its Redis connection, and the admin token stay as they were started: each changed key
 // among them is named in a warning as needing a restart.
 func (s *Service) Reload(cfg *config.Config) error {
+	cfg.ApplyDefaults()
 	old := s.live.Load()
 	core, jwts, intros, err := buildCore(cfg, s.opts, s.cache)
 	if err != nil {
@@ -276,8 +276,11 @@ type Options struct {
 }
 
 // New builds everything a configuration describes without touching the network: discovery
-// and key loading happen lazily, so an IdP outage never stops the service from starting.
+// and key loading happen lazily, so an IdP outage never stops the service from starting. It
+// fills in the configuration's defaults (config.ApplyDefaults, idempotent) when the caller has
+// not: they are the only defaults, the packages below take no zero for what they set.
 func New(cfg *config.Config, o Options) (*Service, error) {
+	cfg.ApplyDefaults()
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -548,7 +551,7 @@ func Run(ctx context.Context, load func() (*config.Config, error), reload <-chan
 		}
 	}
 	s.Drain(context.Background())
-	sctx, cancel := context.WithTimeout(context.Background(), cmp.Or(s.live.Load().cfg.Shutdown.Timeout.D(), 10*time.Second))
+	sctx, cancel := context.WithTimeout(context.Background(), s.live.Load().cfg.Shutdown.Timeout.D())
 	defer cancel()
 	return s.Shutdown(sctx)
 }
