@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -569,15 +570,6 @@ func (a *Authorizer) allow(rt *route, id *identity.Identity) *Decision {
 	return d
 }
 
-func setIn(hs []Header, name string) bool {
-	for _, h := range hs {
-		if h.Name == name {
-			return true
-		}
-	}
-	return false
-}
-
 // headerValueOK refuses values that would break or smuggle header syntax.
 func headerValueOK(v string) bool {
 	for i := 0; i < len(v); i++ {
@@ -586,4 +578,9 @@ func headerValueOK(v string) bool {
 		}
 	}
 	return true
+}
+
+// setIn says whether hs sets the header name.
+func setIn(hs []Header, name string) bool {
+	return slices.ContainsFunc(hs, func(h Header) bool { return h.Name == name })
 }

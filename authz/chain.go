@@ -81,8 +81,8 @@ func (c *Chain) jwtVerifier(token string) (string, Verifier, bool) {
 func (c *Chain) nearIssuer(iss string) (string, string) {
 	norm := func(s string) string {
 		s = strings.TrimSuffix(s, "/")
-		if i := strings.Index(s, "://"); i >= 0 {
-			s = s[i+3:]
+		if _, rest, ok := strings.Cut(s, "://"); ok {
+			s = rest
 		}
 		return strings.ToLower(s)
 	}

@@ -2,7 +2,7 @@ package config
 
 import (
 	"net/http"
-	"sort"
+	"slices"
 
 	"github.com/mcp-authz/mcp-authz/authz"
 )
@@ -94,6 +94,6 @@ func (c *Config) ClaimsFor() []string {
 			}
 		}
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }

@@ -2,7 +2,8 @@ package config
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -112,12 +113,7 @@ var Profiles = map[string]Profile{
 
 // ProfileNames lists the profiles, sorted, for error messages.
 func ProfileNames() string {
-	var n []string
-	for k := range Profiles {
-		n = append(n, k)
-	}
-	sort.Strings(n)
-	return strings.Join(n, ", ")
+	return strings.Join(slices.Sorted(maps.Keys(Profiles)), ", ")
 }
 
 // typJWT accepts typ JWT beside at+jwt, unless the operator already decided about typ: ID

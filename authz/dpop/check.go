@@ -154,12 +154,8 @@ func (k *Checker) replayID(p Proof) [32]byte {
 // percent-encodings compare by the octet they encode when it is unreserved, by hex digit case
 // otherwise. Anything else (userinfo, a relative reference, control characters) is refused.
 func SameURI(htu, origin, path string) bool {
-	if i := strings.IndexByte(htu, '#'); i >= 0 {
-		htu = htu[:i]
-	}
-	if i := strings.IndexByte(htu, '?'); i >= 0 {
-		htu = htu[:i]
-	}
+	htu, _, _ = strings.Cut(htu, "#")
+	htu, _, _ = strings.Cut(htu, "?")
 	ho, hp, ok := splitURI(htu)
 	if !ok {
 		return false

@@ -30,6 +30,7 @@ package introspect
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -205,8 +206,8 @@ func New(cfg Config) (*Verifier, error) {
 		issuer:    cfg.Issuer,
 		cred:      &credentials{},
 		timeout:   cfg.Timeout,
-		maxResp:   orDefault(cfg.MaxResponse, defaultMaxResponse),
-		queueWait: orDefault(cfg.QueueWait, defaultQueueWait),
+		maxResp:   cmp.Or(cfg.MaxResponse, defaultMaxResponse),
+		queueWait: cmp.Or(cfg.QueueWait, defaultQueueWait),
 		skew:      cfg.ClockSkew,
 		discovery: cfg.HTTPClient,
 		now:       cfg.Now,
@@ -253,13 +254,6 @@ func New(cfg Config) (*Verifier, error) {
 		v.endpoint.Store(&ep)
 	}
 	return v, nil
-}
-
-func orDefault[T int | int64 | time.Duration](v, def T) T {
-	if v == 0 {
-		return def
-	}
-	return v
 }
 
 func checkURL(s string) error {
