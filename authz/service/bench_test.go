@@ -29,28 +29,50 @@ func benchServiceFull(b *testing.B, l1 int) (*Service, string) {
 func benchServiceWith(b testing.TB, l1 int, mod func(*config.Config)) (*Service, string) {
 	b.Helper()
 	a, srv := asServer(b)
-	cfg := &config.Config{
-		Listen:    config.Listen{GRPC: "127.0.0.1:0"},
-		Dev:       config.Dev{AllowHTTP: true},
-		Cache:     config.Cache{L1Size: l1},
-		Issuers:   []config.Issuer{{Issuer: srv}},
-		Resources: []config.Resource{{Resource: resource, Scopes: config.Scopes{Required: []string{"mcp:tools"}}}},
-	}
+	cfg := benchConfig(srv, l1)
 	if mod != nil {
 		mod(cfg)
 	}
+	return startBench(b, cfg), benchToken(b, a, srv, nil)
+}
+
+// benchConfig is every in-process benchmark's configuration: one issuer, one resource that
+// requires mcp:tools, L1 only (l1 entries).
+func benchConfig(issuer string, l1 int) *config.Config {
+	return &config.Config{
+		Listen:    config.Listen{GRPC: "127.0.0.1:0"},
+		Dev:       config.Dev{AllowHTTP: true},
+		Cache:     config.Cache{L1Size: l1},
+		Issuers:   []config.Issuer{{Issuer: issuer}},
+		Resources: []config.Resource{{Resource: resource, Scopes: config.Scopes{Required: []string{"mcp:tools"}}}},
+	}
+}
+
+// startBench validates cfg as a loaded file would be and starts the service on it.
+func startBench(b testing.TB, cfg *config.Config) *Service {
+	b.Helper()
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {
 		b.Fatal(err)
 	}
-	s := startService(b, cfg, Options{})
-	tok, err := a.Mint(map[string]any{"iss": srv, "sub": "bench-user", "aud": resource, "client_id": "bench-client",
+	return startService(b, cfg, Options{})
+}
+
+// benchToken mints the benchmarks' JWT for the resource, valid for an hour, with extra claims
+// added.
+func benchToken(b testing.TB, a *demoas.Server, issuer string, extra map[string]any) string {
+	b.Helper()
+	claims := map[string]any{"iss": issuer, "sub": "bench-user", "aud": resource, "client_id": "bench-client",
 		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(), "jti": "j", "scope": "mcp:tools mcp:read",
-		"groups": []string{"staff", "finance"}}, demoas.MintOptions{})
+		"groups": []string{"staff", "finance"}}
+	for k, v := range extra {
+		claims[k] = v
+	}
+	tok, err := a.Mint(claims, demoas.MintOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	return s, tok
+	return tok
 }
 
 func benchReq(tok string) *authv3.CheckRequest {

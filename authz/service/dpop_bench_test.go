@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/mcp-authz/mcp-authz/authz/config"
-	"github.com/mcp-authz/mcp-authz/authz/demoas"
 	"github.com/mcp-authz/mcp-authz/authz/dpop/dpoptest"
 	"github.com/mcp-authz/mcp-authz/cache/redistest"
 )
@@ -17,30 +16,16 @@ import (
 // replica's memory, or with redis one SET NX round trip on loopback.
 func benchDPoP(b *testing.B, redisAddr string) {
 	a, issuer := asServer(b)
-	cfg := &config.Config{
-		Listen:    config.Listen{GRPC: "127.0.0.1:0"},
-		Dev:       config.Dev{AllowHTTP: true},
-		Cache:     config.Cache{L1Size: 1000},
-		Issuers:   []config.Issuer{{Issuer: issuer}},
-		Resources: []config.Resource{{Resource: resource, Scopes: config.Scopes{Required: []string{"mcp:tools"}}, DPoP: config.BindingRequired}},
-	}
+	cfg := benchConfig(issuer, 1000)
+	cfg.Resources[0].DPoP = config.BindingRequired
 	if redisAddr != "" {
 		cfg.Cache.Redis = &config.Redis{Addrs: []string{redisAddr}, Timeout: config.Duration(200 * time.Millisecond)}
 		cfg.Cache.Secret = config.Secret{Env: "BENCH_CACHE_SECRET"}
 		b.Setenv("BENCH_CACHE_SECRET", "bench-cache-secret-bench-cache-secret")
 	}
-	cfg.ApplyDefaults()
-	if err := cfg.Validate(); err != nil {
-		b.Fatal(err)
-	}
-	s := startService(b, cfg, Options{})
+	s := startBench(b, cfg)
 	key := dpoptest.NewKey()
-	tok, err := a.Mint(map[string]any{"iss": issuer, "sub": "bench-user", "aud": resource, "client_id": "bench-client",
-		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(), "jti": "j", "scope": "mcp:tools mcp:read",
-		"cnf": map[string]any{"jkt": key.JKT()}}, demoas.MintOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	tok := benchToken(b, a, issuer, map[string]any{"cnf": map[string]any{"jkt": key.JKT()}})
 	const htu = "http://localhost:8080/mcp"
 	proofs := make([]string, b.N+1)
 	for i := range proofs {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"testing"
 	"time"
-
-	"github.com/mcp-authz/mcp-authz/authz/config"
 )
 
 // A cached exchange: the caller's JWT from L1, its exchanged token from the exchanged-token
@@ -14,19 +12,9 @@ import (
 // check (the token's cache key, another HMAC) and the credential headers.
 func BenchmarkCheckCachedExchange(b *testing.B) {
 	a, srv := exchangeAS(b, time.Hour)
-	cfg := &config.Config{
-		Listen:    config.Listen{GRPC: "127.0.0.1:0"},
-		Dev:       config.Dev{AllowHTTP: true},
-		Cache:     config.Cache{L1Size: 1000},
-		Issuers:   []config.Issuer{{Issuer: srv.URL}},
-		Resources: []config.Resource{{Resource: resource, Scopes: config.Scopes{Required: []string{"mcp:tools"}}}},
-	}
+	cfg := benchConfig(srv.URL, 1000)
 	withExchange(b, downstreamAPI)(cfg)
-	cfg.ApplyDefaults()
-	if err := cfg.Validate(); err != nil {
-		b.Fatal(err)
-	}
-	s := startService(b, cfg, Options{})
+	s := startBench(b, cfg)
 	tok := callerToken(b, a, srv.URL, "bench-user", "mcp:tools mcp:read api:read", time.Hour)
 	req := benchReq(tok)
 	ctx := context.Background()
