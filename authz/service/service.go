@@ -115,10 +115,10 @@ func (s *Service) Reload(cfg *config.Config) error {
 	if s.opts.LogLevel != nil {
 		s.opts.LogLevel.Set(logLevel(cfg.Log.Level))
 	}
+	// One store: the new state carries its own adapter core (newState), so the responses the
+	// adapter converted for the old core's shared answers, whose numbers the new core gives out
+	// again, go with the old state.
 	s.live.Store(newState(cfg, core, jwts, intros))
-	// The adapter keeps the responses it converted for the old core's shared answers, whose
-	// numbers the new core gives out again: a fresh box drops them. Stored after the core, so
-	// that no Check can pair the fresh box with the old core.
 	s.warm(jwts)
 	s.log.Info("configuration reloaded", "resources", len(cfg.Resources), "issuers", len(cfg.Issuers))
 	return nil
