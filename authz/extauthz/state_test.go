@@ -135,7 +135,8 @@ func TestLiveCoreSwapAppliesToNextCheck(t *testing.T) {
 
 func mustCore(t *testing.T, id, as string) *authz.Authorizer {
 	t.Helper()
-	c, err := authz.New(authz.Options{Resources: []authz.Resource{{Name: "mcp", ID: id, AuthorizationServers: []string{as}}}})
+	c, err := authz.New(authz.Options{Unavailable: authz.Unavailable{Status: 401},
+		Resources: []authz.Resource{{Name: "mcp", ID: id, AuthorizationServers: []string{as}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
