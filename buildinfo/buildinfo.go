@@ -1,5 +1,5 @@
 // Package buildinfo says which build of mcp-authz is running. A release build stamps the
-// version, commit and date with -ldflags "-X" (scripts in deploy/release); any other build
+// version, commit and date with -ldflags "-X" (deploy/k8s/release); any other build
 // falls back to what the Go toolchain recorded: the module version for `go install …@vX`,
 // the VCS revision and commit time for `go build` in a clone.
 package buildinfo

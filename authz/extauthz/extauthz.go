@@ -16,7 +16,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -59,7 +58,7 @@ type Options struct {
 // Server implements authv3.AuthorizationServer.
 type Server struct {
 	authv3.UnimplementedAuthorizationServer
-	checker atomic.Pointer[checkerBox]
+	live    func() *Core
 	log     *slog.Logger
 	onDec   func(context.Context, *authz.Request, *authz.Decision, time.Duration)
 	tracer  trace.Tracer
@@ -76,18 +75,31 @@ type checkerBox struct {
 	denied sync.Map
 }
 
-// New returns a Server deciding with c.
+// Core is a decision core as a Server decides with it: the core with the converted responses
+// of its shared answers. Whoever reloads the configuration keeps one Core beside each core it
+// builds, so a reload drops the converted answers together with the core that numbered them.
+type Core struct{ box checkerBox }
+
+// NewCore wraps c for a Server.
+func NewCore(c Checker) *Core { return &Core{box: checkerBox{c: c}} }
+
+// New returns a Server that always decides with c.
 func New(c Checker, o Options) *Server {
-	s := &Server{log: o.Logger, onDec: o.OnDecision, tracer: o.Tracer, subject: o.SpanSubject}
+	core := NewCore(c)
+	return NewLive(func() *Core { return core }, o)
+}
+
+// NewLive returns a Server that asks live for the current core once per Check and decides the
+// whole Check with it. The Server holds no pointer of its own: the caller's live configuration
+// (one atomic pointer, swapped on reload) is the only one, so a reload applies to the next
+// Check and never pairs one configuration's core with another's converted answers.
+func NewLive(live func() *Core, o Options) *Server {
+	s := &Server{live: live, log: o.Logger, onDec: o.OnDecision, tracer: o.Tracer, subject: o.SpanSubject}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.SetChecker(c)
 	return s
 }
-
-// SetChecker swaps the decision core atomically (configuration reload).
-func (s *Server) SetChecker(c Checker) { s.checker.Store(&checkerBox{c: c}) }
 
 // Register registers the Authorization service on g.
 func Register(g *grpc.Server, s *Server) { authv3.RegisterAuthorizationServer(g, s) }
@@ -96,7 +108,7 @@ func Register(g *grpc.Server, s *Server) { authv3.RegisterAuthorizationServer(g,
 // crash would take every request down. A panic in the core becomes a clean 503.
 func (s *Server) Check(ctx context.Context, in *authv3.CheckRequest) (resp *authv3.CheckResponse, _ error) {
 	start := time.Now()
-	box := s.checker.Load()
+	box := &s.live().box
 	req := Request(in)
 	var d *authz.Decision
 	var span trace.Span

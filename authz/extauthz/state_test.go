@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -100,8 +101,44 @@ func TestSharedAnswersOnly(t *testing.T) {
 	}
 	c.Check(ctx, NewCheckRequest("POST", "mcp.example.com", "/mcp", nil))
 	n := 0
-	s.checker.Load().denied.Range(func(any, any) bool { n++; return true })
+	s.live().box.denied.Range(func(any, any) bool { n++; return true })
 	if n != 1 {
 		t.Errorf("%d converted answers kept, want 1 (the shared 401)", n)
 	}
+}
+
+// A Server built with NewLive asks for the core at every Check: swapping the caller's one
+// pointer (a reload) changes the next Check's answer, and the new core's shared answers are
+// converted afresh, not served from the old core's.
+func TestLiveCoreSwapAppliesToNextCheck(t *testing.T) {
+	var live atomic.Pointer[Core]
+	live.Store(NewCore(mustCore(t, "https://mcp.example.com/mcp", "https://as.example.com")))
+	c := serve(t, NewLive(live.Load, Options{}))
+	ctx := context.Background()
+	const p = "/.well-known/oauth-protected-resource/mcp"
+	doc := func() string {
+		r, err := c.Check(ctx, NewCheckRequest("GET", "mcp.example.com", p, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.GetDeniedResponse().GetBody()
+	}
+	if b := doc(); !strings.Contains(b, `"authorization_servers":["https://as.example.com"]`) {
+		t.Fatalf("before the swap: %s", b)
+	}
+	next := NewCore(mustCore(t, "https://mcp.example.com/mcp", "https://as2.example.com"))
+	live.Store(next)
+	if b := doc(); !strings.Contains(b, `"authorization_servers":["https://as2.example.com"]`) {
+		t.Errorf("after the swap the old core's document answers: %s", b)
+	}
+}
+
+func mustCore(t *testing.T, id, as string) *authz.Authorizer {
+	t.Helper()
+	c, err := authz.New(authz.Options{Unavailable: authz.Unavailable{Status: 401},
+		Resources: []authz.Resource{{Name: "mcp", ID: id, AuthorizationServers: []string{as}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

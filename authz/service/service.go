@@ -71,6 +71,15 @@ type state struct {
 	jwts []*jwt.Verifier
 	// intros: the introspection verifiers, for their circuit breakers' state in metrics.
 	intros []*introspect.Verifier
+	// ext is core as the gRPC adapter decides with it (budgeted, with the converted shared
+	// answers), so that live is the one pointer a reload swaps.
+	ext *extauthz.Core
+}
+
+func newState(cfg *config.Config, core *authz.Authorizer, jwts []*jwt.Verifier, intros []*introspect.Verifier) *state {
+	st := &state{cfg: cfg, core: core, jwts: jwts, intros: intros}
+	st.ext = extauthz.NewCore(budgeted{st})
+	return st
 }
 
 func (s *Service) warm(jwts []*jwt.Verifier) {
@@ -106,11 +115,10 @@ func (s *Service) Reload(cfg *config.Config) error {
 	if s.opts.LogLevel != nil {
 		s.opts.LogLevel.Set(logLevel(cfg.Log.Level))
 	}
-	s.live.Store(&state{cfg: cfg, core: core, jwts: jwts, intros: intros})
-	// The adapter keeps the responses it converted for the old core's shared answers, whose
-	// numbers the new core gives out again: a fresh box drops them. Stored after the core, so
-	// that no Check can pair the fresh box with the old core.
-	s.ext.SetChecker(budgeted{s})
+	// One store: the new state carries its own adapter core (newState), so the responses the
+	// adapter converted for the old core's shared answers, whose numbers the new core gives out
+	// again, go with the old state.
+	s.live.Store(newState(cfg, core, jwts, intros))
 	s.warm(jwts)
 	s.log.Info("configuration reloaded", "resources", len(cfg.Resources), "issuers", len(cfg.Issuers))
 	return nil
@@ -172,15 +180,15 @@ func logLevel(s string) slog.Level {
 // maxReserve is the most of a caller's deadline a Check keeps for writing its answer back.
 const maxReserve = 250 * time.Millisecond
 
-// budgeted decides with whatever core is current, within the Check's budget: check_timeout,
+// budgeted decides with one configuration's core, within the Check's budget: check_timeout,
 // or less when the caller's own deadline comes first (Envoy sends its ext_authz timeout as
 // grpc-timeout). An IdP that hangs then ends as the configured unavailable answer, with its
 // challenge, while the proxy still waits for it, instead of the proxy's bare 503. The key
 // fetch or introspection that overran goes on for the Checks after it.
-type budgeted struct{ s *Service }
+type budgeted struct{ st *state }
 
 func (b budgeted) Check(ctx context.Context, r *authz.Request) *authz.Decision {
-	st := b.s.live.Load()
+	st := b.st
 	budget := st.cfg.CheckTimeout.D()
 	if dl, ok := ctx.Deadline(); ok {
 		left := time.Until(dl)
@@ -251,7 +259,7 @@ type liveCore struct{ s *Service }
 
 func (l liveCore) Check(ctx context.Context, r *authz.Request) *authz.Decision {
 	start := time.Now()
-	d := budgeted(l).Check(ctx, r)
+	d := budgeted{l.s.live.Load()}.Check(ctx, r)
 	l.s.onDecision(ctx, r, d, time.Since(start))
 	return d
 }
@@ -331,7 +339,7 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 		return nil, err
 	}
 	s.opts = o
-	s.live.Store(&state{cfg: cfg, core: p.core, jwts: p.jwts, intros: p.intros})
+	s.live.Store(newState(cfg, p.core, p.jwts, p.intros))
 	s.metrics.SetBreakers(func() map[string]int {
 		out := map[string]int{}
 		for _, v := range s.live.Load().intros {
@@ -358,7 +366,7 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 	if tp != nil {
 		tracer = tp.Tracer("github.com/mcp-authz/mcp-authz")
 	}
-	s.ext = extauthz.New(budgeted{s}, extauthz.Options{Logger: o.Logger, OnDecision: s.onDecision, Tracer: tracer,
+	s.ext = extauthz.NewLive(func() *extauthz.Core { return s.live.Load().ext }, extauthz.Options{Logger: o.Logger, OnDecision: s.onDecision, Tracer: tracer,
 		SpanSubject: cfg.Tracing.IncludeSubject})
 
 	var gopts []grpc.ServerOption

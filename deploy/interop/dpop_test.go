@@ -1,22 +1,17 @@
 package interop
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/mcp-authz/mcp-authz/authz/extauthz"
 )
@@ -162,16 +157,12 @@ func testDPoPThroughMCPAuthz(ctx context.Context, t *testing.T, runs dpopClients
 
 			// The gRPC path, as Envoy would ask: the same kind of request with proofs that
 			// oauth4webapi made and nobody sent.
-			conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
+			ac := checkClient(t, grpcAddr)
 			check := func(scheme, proof, path string) *authv3.CheckResponse {
 				req := extauthz.NewCheckRequest("POST", front, path, map[string]string{
 					"authorization": scheme + " " + m.Token, "dpop": proof, "content-type": "application/json",
 				})
-				resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, req)
+				resp, err := ac.Check(ctx, req)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -240,18 +231,10 @@ func jwtPart(t *testing.T, jws string, i int) map[string]any {
 // returns its last JSON line.
 func runScript(ctx context.Context, t *testing.T, node, program string, args ...string) string {
 	t.Helper()
-	cctx, ccancel := context.WithTimeout(ctx, 20*time.Second)
-	defer ccancel()
-	cmd := exec.CommandContext(cctx, node, append([]string{program}, args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	runErr := cmd.Run()
-	if tokenLike.MatchString(stdout.String() + stderr.String()) {
-		t.Fatalf("%s printed something that looks like a token; not logged", program)
-	}
-	line := lastJSONLine(stdout.String())
-	if runErr != nil || line == "" {
-		t.Fatalf("%s: %v (ctx %v)\n%s", program, runErr, cctx.Err(), tail(stderr.String(), 20))
+	stdout, stderr, err := runNode(ctx, t, node, program, args...)
+	line := lastJSONLine(stdout)
+	if err != nil || line == "" {
+		t.Fatalf("%s: %v\n%s", program, err, tail(stderr, 20))
 	}
 	return line
 }

@@ -1,29 +1,20 @@
 package interop
 
 import (
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/mcp-authz/mcp-authz/authz/config"
 	"github.com/mcp-authz/mcp-authz/authz/extauthz"
-	"github.com/mcp-authz/mcp-authz/authz/service"
 	"github.com/mcp-authz/mcp-authz/cache/redistest"
-	"github.com/mcp-authz/mcp-authz/deploy/internal/nodeenv"
 	"github.com/mcp-authz/mcp-authz/internal/testenv"
 )
 
@@ -62,77 +53,25 @@ resources:
 // here): it applies headers_to_set (overwrite) and headers_to_remove exactly as Envoy's
 // ext_authz filter does, and answers denials from the CheckResponse.
 func TestTokenExchangeInterop(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	t.Cleanup(cancel)
-	node := nodeenv.Need(t, "node", "install Node.js >= 20")
-	nodeenv.Node(t, node)
-	nodeenv.Modules(t, "deploy/interop")
+	h := newHarness(t)
+	ctx, node := h.ctx, h.node
 	rd := redistest.Start(t)
-
-	dir := t.TempDir()
-	logs := map[string]string{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for name, path := range logs {
-				b, _ := os.ReadFile(path)
-				t.Logf("--- %s, last lines:\n%s", name, tail(string(b), 40))
-			}
-		}
-	})
 	addr := testenv.FreeAddrs(t, 3)
 	front, asAddr, upstream := addr[0], addr[1], addr[2]
 	resource := "http://" + front + "/mcp"
 	issuer := "http://" + asAddr
-	logs["oidc-provider"] = start(ctx, t, dir, "oidc-provider", asAddr, node, "exchange-as.mjs", port(asAddr), resource, downstreamAPI)
-	serverLog := start(ctx, t, dir, "mcp-server", upstream, node, "exchange-server.mjs", port(upstream))
-	logs["MCP server"] = serverLog
+	asLogFile := h.start("oidc-provider", asAddr, node, "exchange-as.mjs", port(asAddr), resource, downstreamAPI)
+	h.start("mcp-server", upstream, node, "exchange-server.mjs", port(upstream))
 
 	yml := strings.NewReplacer("@REDIS@", rd.Addr(), "@ISSUER@", issuer, "@RESOURCE@", resource).Replace(exchangeConfig)
-	cfg, err := config.Parse([]byte(yml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	authzLog := filepath.Join(dir, "mcp-authz.log")
-	lf, err := os.Create(authzLog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lf.Close() })
-	logs["mcp-authz"] = authzLog
-	env := map[string]string{"CACHE_SECRET": strings.Repeat("k", 32), "EXCHANGE_SECRET": "mcp-authz-secret"}
-	svc, err := service.New(cfg, service.Options{
-		Logger: slog.New(slog.NewTextHandler(lf, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Getenv: func(k string) string { return env[k] },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		svc.Shutdown(sctx)
-	})
-	conn, err := grpc.NewClient(svc.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	startExtAuthzFront(t, front, "http://"+upstream, authv3.NewAuthorizationClient(conn))
+	svc := h.mcpAuthz(yml, map[string]string{"CACHE_SECRET": strings.Repeat("k", 32), "EXCHANGE_SECRET": "mcp-authz-secret"})
+	startExtAuthzFront(t, front, "http://"+upstream, checkClient(t, svc.GRPCAddr()))
 
 	run := func() map[string]any {
 		t.Helper()
-		cctx, ccancel := context.WithTimeout(ctx, 20*time.Second)
-		defer ccancel()
-		cmd := exec.CommandContext(cctx, node, "exchange-client.mjs", resource, "agent", "agent-secret", issuer, "mcp:tools api:read")
-		out, err := cmd.Output()
-		if tokenLike.Match(out) {
-			t.Fatal("exchange-client.mjs printed something that looks like a token; not logged")
-		}
+		out, _, err := runNode(ctx, t, node, "exchange-client.mjs", resource, "agent", "agent-secret", issuer, "mcp:tools api:read")
 		var r map[string]any
-		if jerr := json.Unmarshal([]byte(lastJSONLine(string(out))), &r); jerr != nil || r["ok"] != true {
+		if jerr := json.Unmarshal([]byte(lastJSONLine(out)), &r); jerr != nil || r["ok"] != true {
 			t.Fatalf("client: %v %s", err, out)
 		}
 		return r
@@ -156,7 +95,7 @@ func TestTokenExchangeInterop(t *testing.T) {
 		t.Errorf("identity headers: act %v, subject %v", seen["act_header"], seen["subject_header"])
 	}
 	// oidc-provider's log: one exchange so far.
-	asLog, _ := os.ReadFile(logs["oidc-provider"])
+	asLog, _ := os.ReadFile(asLogFile)
 	if n := strings.Count(string(asLog), `"token_exchange"`); n != 1 {
 		t.Errorf("%d exchanges at oidc-provider, want 1", n)
 	}

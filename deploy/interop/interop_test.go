@@ -1,43 +1,31 @@
 package interop
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/redis/go-redis/v9"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/mcp-authz/mcp-authz/authz/config"
-	"github.com/mcp-authz/mcp-authz/authz/service"
 	"github.com/mcp-authz/mcp-authz/cache/redistest"
 	"github.com/mcp-authz/mcp-authz/deploy/internal/nodeenv"
 
 	"github.com/mcp-authz/mcp-authz/internal/testenv"
 )
-
-// The whole test, processes included, ends within this.
-const testTimeout = 90 * time.Second
 
 // TestInterop: the SDK's MCP client, starting with no token, discovers everything from our
 // 401 through nginx and reaches the SDK's MCP server with a JWT and with an opaque token; a
@@ -47,24 +35,10 @@ const testTimeout = 90 * time.Second
 // refused for the other, and a header/body mismatch refused by the 2.x server behind nginx
 // (headers only) and by mcp-authz itself on the ext_authz gRPC path (body).
 func TestInterop(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	t.Cleanup(cancel)
-	node := nodeenv.Need(t, "node", "install Node.js >= 20")
-	nodeenv.Node(t, node)
 	ngx := nodeenv.Need(t, "nginx", "apt-get install -y nginx", "/usr/sbin/nginx")
-	nodeenv.Modules(t, "deploy/interop")
+	h := newHarness(t)
+	ctx, node, dir := h.ctx, h.node, h.dir
 	rd := redistest.Start(t) // skips (fails under CI=true) without redis-server
-
-	dir := t.TempDir()
-	logs := map[string]string{} // name → log file, shown when the test fails
-	t.Cleanup(func() {
-		if t.Failed() {
-			for name, path := range logs {
-				b, _ := os.ReadFile(path)
-				t.Logf("--- %s (%s), last lines:\n%s", name, path, tail(string(b), 40))
-			}
-		}
-	})
 
 	addr := testenv.FreeAddrs(t, 4)
 	front, asAddr, upstream, authzHTTP := addr[0], addr[1], addr[2], addr[3]
@@ -73,9 +47,8 @@ func TestInterop(t *testing.T) {
 	issuer := "http://" + asAddr
 
 	asTLS := setupASTLS(t, dir) // oidc-provider's https listener, for certificate-bound tokens (mtls_test.go)
-	logs["oidc-provider"] = start(ctx, t, dir, "oidc-provider", asAddr, node, "as.mjs", port(asAddr), resource, payments)
-	serverLog := start(ctx, t, dir, "mcp-server", upstream, node, "server.mjs", port(upstream))
-	logs["MCP server"] = serverLog
+	h.start("oidc-provider", asAddr, node, "as.mjs", port(asAddr), resource, payments)
+	serverLog := h.start("mcp-server", upstream, node, "server.mjs", port(upstream))
 
 	// mcp-authz, in-process, from the configuration template run.sh uses, loaded as serve does.
 	tmpl, err := os.ReadFile("mcp-authz.yaml.in")
@@ -87,35 +60,9 @@ func TestInterop(t *testing.T) {
 	if regexp.MustCompile(`@[A-Z_]+@`).MatchString(yml) {
 		t.Fatalf("a placeholder of mcp-authz.yaml.in was not filled in:\n%s", yml)
 	}
-	cfg, err := config.Parse([]byte(yml))
-	if err != nil {
-		t.Fatalf("mcp-authz.yaml.in: %v", err)
-	}
-	authzLog := filepath.Join(dir, "mcp-authz.log")
-	lf, err := os.Create(authzLog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lf.Close() })
-	logs["mcp-authz"] = authzLog
-	env := map[string]string{"CACHE_SECRET": strings.Repeat("k", 32), "RS_SECRET": "rs-secret"}
-	svc, err := service.New(cfg, service.Options{
-		Logger: slog.New(slog.NewTextHandler(lf, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Getenv: func(k string) string { return env[k] },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		svc.Shutdown(sctx)
-	})
+	svc := h.mcpAuthz(yml, map[string]string{"CACHE_SECRET": strings.Repeat("k", 32), "RS_SECRET": "rs-secret"})
 
-	logs["nginx"] = startNginx(ctx, t, dir, ngx, front, authzHTTP, upstream)
+	h.startNginx(ngx, front, authzHTTP, upstream)
 
 	// The premise of scenario (b): oidc-provider's introspection answer for an opaque token
 	// requested for the resource carries aud = the resource (mcp-authz denies one without aud).
@@ -198,12 +145,7 @@ func TestInterop(t *testing.T) {
 		if tampered.Body == "" {
 			t.Fatal("no tampered request to put to mcp-authz: the nginx half above failed")
 		}
-		conn, err := grpc.NewClient(svc.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		ac := authv3.NewAuthorizationClient(conn)
+		ac := checkClient(t, svc.GRPCAddr())
 		tok := tokenFor(ctx, t, issuer, "agent", "agent-secret", payments, "mcp:tools")
 		u, err := url.Parse(tampered.URL)
 		if err != nil {
@@ -367,25 +309,15 @@ func TestInterop(t *testing.T) {
 // same), makes its problems test errors, and returns its JSON summary line.
 func runClient(ctx context.Context, t *testing.T, node, program, expect, target, id, secret, issuer, scope string) string {
 	t.Helper()
-	cctx, ccancel := context.WithTimeout(ctx, 20*time.Second)
-	defer ccancel()
-	cmd := exec.CommandContext(cctx, node, program, "--expect="+expect, target, id, secret, issuer, scope)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	runErr := cmd.Run()
-	// Never a token in what the clients print (the test logs it): no JWT, no Bearer credential
-	// (a challenge's "Bearer error=..." is not one).
-	if tokenLike.MatchString(stdout.String() + stderr.String()) {
-		t.Fatalf("%s %s printed something that looks like a token; not logged", program, id)
-	}
-	t.Logf("%s %s:\n%s", program, id, stderr.String())
+	stdout, stderr, runErr := runNode(ctx, t, node, program, "--expect="+expect, target, id, secret, issuer, scope)
+	t.Logf("%s %s:\n%s", program, id, stderr)
 	var r struct {
 		Verdict  string   `json:"verdict"`
 		Problems []string `json:"problems"`
 	}
-	line := lastJSONLine(stdout.String())
+	line := lastJSONLine(stdout)
 	if err := json.Unmarshal([]byte(line), &r); err != nil || r.Verdict == "" {
-		t.Fatalf("%s gave no verdict (%v, ctx %v): stdout %q", program, runErr, cctx.Err(), stdout.String())
+		t.Fatalf("%s gave no verdict (%v): stdout %q", program, runErr, stdout)
 	}
 	for _, p := range r.Problems {
 		t.Error(p)
@@ -395,8 +327,6 @@ func runClient(ctx context.Context, t *testing.T, node, program, expect, target,
 	}
 	return line
 }
-
-var tokenLike = regexp.MustCompile(`eyJ[A-Za-z0-9_-]+\.eyJ|Bearer [A-Za-z0-9._~+/-]{20,}`)
 
 // serverLines returns the lines of the MCP server's log that contain key.
 func serverLines(t *testing.T, log, key string) []string {
@@ -442,48 +372,12 @@ func header(hs []*corev3.HeaderValueOption, name string) string {
 	return ""
 }
 
-func port(addr string) string {
-	_, p, _ := net.SplitHostPort(addr)
-	return p
-}
-
-// start runs a program in this directory until the test ends, its output in a file under
-// dir, and waits until addr accepts connections. It returns the log file's path.
-func start(ctx context.Context, t *testing.T, dir, name, addr, bin string, args ...string) string {
-	t.Helper()
-	log := filepath.Join(dir, name+".log")
-	f, err := os.Create(log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close() // the child has its own copy
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
-	if err := testenv.WaitAddr(ctx, addr, exited); err != nil {
-		b, _ := os.ReadFile(log)
-		t.Fatalf("%s did not listen on %s: %v (%v)\n%s", name, addr, err, cmd.ProcessState, b)
-	}
-	return log
-}
-
 // startNginx runs nginx with the shipped deploy/nginx/mcp-authz.conf, its three loopback
 // addresses replaced by this run's, inside nginx.conf.in (the same files run.sh uses).
-func startNginx(ctx context.Context, t *testing.T, dir, bin, front, authz, upstream string) string {
+func (h *harness) startNginx(bin, front, authz, upstream string) {
+	t := h.t
 	t.Helper()
-	ndir := filepath.Join(dir, "nginx")
+	ndir := filepath.Join(h.dir, "nginx")
 	if err := os.Mkdir(ndir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -510,8 +404,8 @@ func startNginx(ctx context.Context, t *testing.T, dir, bin, front, authz, upstr
 			t.Fatal(err)
 		}
 	}
-	start(ctx, t, dir, "nginx", front, bin, "-c", filepath.Join(ndir, "nginx.conf"), "-p", ndir)
-	return filepath.Join(ndir, "error.log")
+	h.start("nginx", front, bin, "-c", filepath.Join(ndir, "nginx.conf"), "-p", ndir)
+	h.logs["nginx error.log"] = filepath.Join(ndir, "error.log")
 }
 
 // tokenFor gets an access token from the AS directly (client_credentials, RFC 8707 resource).
@@ -545,24 +439,4 @@ func post(ctx context.Context, t *testing.T, u, id, secret string, form url.Valu
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("POST %s: %v: %s", u, err, b)
 	}
-}
-
-func lastJSONLine(s string) string {
-	var last string
-	sc := bufio.NewScanner(strings.NewReader(s))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		if l := sc.Text(); strings.HasPrefix(l, "{") {
-			last = l
-		}
-	}
-	return last
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -24,8 +24,6 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/mcp-authz/mcp-authz/internal/testenv"
 
@@ -148,18 +146,14 @@ func testMTLSToken(ctx context.Context, t *testing.T, as asTLS, resource string)
 // testMTLSThroughMCPAuthz: the gRPC Check Envoy sends with include_peer_certificate, for the
 // certificate the token is bound to, another one, and none.
 func testMTLSThroughMCPAuthz(ctx context.Context, t *testing.T, tok string, cert tls.Certificate, grpcAddr, front, resource string) {
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	ac := checkClient(t, grpcAddr)
 	_, other := newCert(t, "someone-else", nil)
 	check := func(scheme string, der []byte) *authv3.CheckResponse {
 		req := extauthz.NewCheckRequest("POST", front, mustPath(t, resource), map[string]string{"authorization": scheme + " " + tok})
 		if der != nil {
 			req.Attributes.Source.Certificate = envoyURLEncode(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
 		}
-		resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, req)
+		resp, err := ac.Check(ctx, req)
 		if err != nil {
 			t.Fatal(err)
 		}

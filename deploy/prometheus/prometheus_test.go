@@ -18,6 +18,10 @@ import (
 	"testing"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/mcp-authz/mcp-authz/authz/extauthz"
 	"github.com/mcp-authz/mcp-authz/authz/service"
 
@@ -72,8 +76,13 @@ func TestPrometheusScrapesAndEvaluates(t *testing.T) {
 	}
 	defer d.Shutdown(context.Background())
 	// A few decisions, so the decision and latency series exist.
+	conn, err := grpc.NewClient(d.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
 	for range 3 {
-		if _, _, _, err := extauthz.CheckJSON(context.Background(), d.GRPCAddr(), "POST", "localhost:8080", "/mcp", nil); err != nil {
+		if _, err := authv3.NewAuthorizationClient(conn).Check(context.Background(), extauthz.NewCheckRequest("POST", "localhost:8080", "/mcp", nil)); err != nil {
 			t.Fatal(err)
 		}
 	}

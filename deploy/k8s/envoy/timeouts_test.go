@@ -14,6 +14,13 @@ import (
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 
 	"github.com/mcp-authz/mcp-authz/authz/config"
+	"github.com/mcp-authz/mcp-authz/internal/envoyload"
+)
+
+// The repository's root, and its envoy folder, whose files these tests read.
+const (
+	repo     = "../../../"
+	envoyDir = repo + "envoy/"
 )
 
 // proxyMargin is what the proxy's ext_authz timeout must leave beyond mcp-authz's check_timeout:
@@ -51,25 +58,26 @@ type proxyTimeout struct {
 func shippedProxyTimeouts(t *testing.T) []proxyTimeout {
 	t.Helper()
 	var out []proxyTimeout
-	files, _ := filepath.Glob("*.yaml")
-	for _, f := range files {
-		src, err := os.ReadFile(f)
+	files, _ := filepath.Glob(envoyDir + "*.yaml")
+	for _, path := range files {
+		f := filepath.Base(path)
+		src, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := load(t, src)
+		b, err := envoyload.Bootstrap(src)
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
 		for _, l := range b.GetStaticResources().GetListeners() {
 			for _, fc := range l.GetFilterChains() {
 				for _, nf := range fc.GetFilters() {
-					hcm := unpack(t, nf.GetTypedConfig(), &hcmv3.HttpConnectionManager{})
+					hcm := envoyload.Unpack(t, nf.GetTypedConfig(), &hcmv3.HttpConnectionManager{})
 					for _, hf := range hcm.GetHttpFilters() {
 						if !hf.GetTypedConfig().MessageIs(&extauthzv3.ExtAuthz{}) {
 							continue
 						}
-						ea := unpack(t, hf.GetTypedConfig(), &extauthzv3.ExtAuthz{})
+						ea := envoyload.Unpack(t, hf.GetTypedConfig(), &extauthzv3.ExtAuthz{})
 						// Envoy's own default when unset is 200ms.
 						d := 200 * time.Millisecond
 						if ea.GetGrpcService().GetTimeout() != nil {
@@ -83,7 +91,7 @@ func shippedProxyTimeouts(t *testing.T) []proxyTimeout {
 			}
 		}
 	}
-	mesh, err := os.ReadFile("istio/meshconfig.yaml")
+	mesh, err := os.ReadFile(envoyDir + "istio/meshconfig.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +130,7 @@ func deployedConfigs(t *testing.T) map[string]*config.Config {
 		}
 		return &c
 	}
-	k8s, err := os.ReadFile("../deploy/kubernetes/mcp-authz.yaml")
+	k8s, err := os.ReadFile(repo + "deploy/kubernetes/mcp-authz.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +151,7 @@ func deployedConfigs(t *testing.T) map[string]*config.Config {
 			out["deploy/kubernetes ConfigMap"] = decode("kubernetes", v)
 		}
 	}
-	values, err := os.ReadFile("../deploy/helm/mcp-authz/values.yaml")
+	values, err := os.ReadFile(repo + "deploy/helm/mcp-authz/values.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +162,7 @@ func deployedConfigs(t *testing.T) map[string]*config.Config {
 		t.Fatal(err)
 	}
 	out["deploy/helm values.yaml"] = decode("helm", hv.Config)
-	ex, err := os.ReadFile("../deploy/config.example.yaml")
+	ex, err := os.ReadFile(repo + "deploy/config.example.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,13 +205,14 @@ func TestHealthCheckNoticesDrain(t *testing.T) {
 		cfg.ApplyDefaults()
 		drain[name] = cfg.Shutdown.Drain.D()
 	}
-	files, _ := filepath.Glob("*.yaml")
-	for _, f := range files {
-		src, err := os.ReadFile(f)
+	files, _ := filepath.Glob(envoyDir + "*.yaml")
+	for _, path := range files {
+		f := filepath.Base(path)
+		src, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := load(t, src)
+		b, err := envoyload.Bootstrap(src)
 		if err != nil {
 			t.Fatal(err)
 		}

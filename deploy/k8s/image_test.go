@@ -1,4 +1,4 @@
-package deploy
+package k8s
 
 import (
 	"os"
@@ -9,7 +9,7 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// The chart and the manifests run the image deploy/release builds, at the app's version; the
+// The chart and the manifests run the image deploy/k8s/release builds, at the app's version; the
 // chart can pin it by digest instead, and refuses a digest that is not one.
 func TestHelmImage(t *testing.T) {
 	helm := helmBinary(t)
@@ -27,12 +27,12 @@ func TestHelmImage(t *testing.T) {
 	if meta.Version != meta.AppVersion {
 		t.Errorf("Chart.yaml: version %s, appVersion %s: the chart is versioned with the app", meta.Version, meta.AppVersion)
 	}
-	// deploy/release's defaultImage: where a release is pushed.
+	// deploy/k8s/release's defaultImage: where a release is pushed.
 	want := "ghcr.io/mcp-authz/mcp-authz:" + meta.AppVersion
 	if got := render(t, helm).dep.Spec.Template.Spec.Containers[0].Image; got != want {
 		t.Errorf("chart's default image %s, want %s", got, want)
 	}
-	man, err := os.ReadFile("kubernetes/mcp-authz.yaml")
+	man, err := os.ReadFile("../kubernetes/mcp-authz.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

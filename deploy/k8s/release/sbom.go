@@ -37,7 +37,7 @@ func isExecutable(p string) bool {
 
 // toolsPresent reports whether the SBOM and chart steps can run here.
 func toolsPresent() bool {
-	_, e1 := tool("cyclonedx-gomod", "deploy/release/install-cyclonedx.sh")
+	_, e1 := tool("cyclonedx-gomod", "deploy/k8s/release/install-cyclonedx.sh")
 	_, e2 := tool("helm", "deploy/helm/install-helm.sh")
 	return e1 == nil && e2 == nil
 }
@@ -47,7 +47,7 @@ func toolsPresent() bool {
 // information the binary carries), and one for the image: the amd64 binary's plus the
 // Debian ca-certificates package whose bundle the image holds.
 func sboms(o options, version string, bins map[string]string, progress io.Writer) ([]string, error) {
-	cdx, err := tool("cyclonedx-gomod", "deploy/release/install-cyclonedx.sh")
+	cdx, err := tool("cyclonedx-gomod", "deploy/k8s/release/install-cyclonedx.sh")
 	if err != nil {
 		return nil, err
 	}

@@ -42,8 +42,8 @@ func sharedRelease(t *testing.T) (*made, options) {
 		// .ci/run builds the release before the test run, so that two architectures do not
 		// compile while timing-sensitive tests run beside this one; these tests then read it.
 		if dir := os.Getenv("MCP_AUTHZ_RELEASE"); dir != "" {
-			shared, buildErr = readRelease(dir, "../..")
-			sharedO = options{Root: "../..", Out: dir, Image: defaultImage}
+			shared, buildErr = readRelease(dir, "../../..")
+			sharedO = options{Root: "../../..", Out: dir, Image: defaultImage}
 			return
 		}
 		dir, err := os.MkdirTemp("", "mcp-authz-release-")
@@ -51,7 +51,7 @@ func sharedRelease(t *testing.T) (*made, options) {
 			buildErr = err
 			return
 		}
-		sharedO = options{Root: "../..", Out: dir, Image: "registry.example.test/mcp-authz"}
+		sharedO = options{Root: "../../..", Out: dir, Image: "registry.example.test/mcp-authz"}
 		if !toolsPresent() {
 			sharedO.Steps = []string{"image"} // the tests needing the tools skip or fail by themselves
 		}
@@ -67,7 +67,7 @@ func sharedRelease(t *testing.T) (*made, options) {
 	return shared, sharedO
 }
 
-// readRelease describes a release folder made by `go run ./deploy/release` from this
+// readRelease describes a release folder made by `go run -C deploy/k8s ./release` from this
 // checkout (the version, commit and digest it must carry are recomputed here).
 func readRelease(dir, root string) (*made, error) {
 	version, err := chartVersion(filepath.Join(root, "deploy/helm/mcp-authz/Chart.yaml"))
@@ -245,7 +245,7 @@ func TestImageReproducible(t *testing.T) {
 			"amd64": filepath.Join(o.Out, "mcp-authz_"+m.Version+"_linux_amd64"),
 			"arm64": filepath.Join(o.Out, "mcp-authz_"+m.Version+"_linux_arm64"),
 		},
-		CABundle: "/etc/ssl/certs/ca-certificates.crt", ExampleConfig: "../../deploy/config.example.yaml",
+		CABundle: "/etc/ssl/certs/ca-certificates.crt", ExampleConfig: "../../../deploy/config.example.yaml",
 		Ref: m.Ref,
 	}
 	idx, err := buildImage(spec, t.TempDir())
@@ -283,7 +283,7 @@ func needTools(t *testing.T) {
 	if toolsPresent() {
 		return
 	}
-	testenv.Missing(t, "cyclonedx-gomod or helm is missing: run deploy/release/install-cyclonedx.sh and deploy/helm/install-helm.sh")
+	testenv.Missing(t, "cyclonedx-gomod or helm is missing: run deploy/k8s/release/install-cyclonedx.sh and deploy/helm/install-helm.sh")
 }
 
 func sbomModules(t *testing.T, path string) map[string]bool {
@@ -315,7 +315,7 @@ func TestSBOMListsEveryGoModModule(t *testing.T) {
 	needTools(t)
 	m, o := sharedRelease(t)
 	have := sbomModules(t, filepath.Join(o.Out, "mcp-authz_"+m.Version+"_module.cdx.json"))
-	out, err := exec.Command("go", "mod", "edit", "-json", "../../go.mod").Output()
+	out, err := exec.Command("go", "mod", "edit", "-json", "../../../go.mod").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +329,7 @@ func TestSBOMListsEveryGoModModule(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("go", "list", "-deps", "-test", "-f", "{{with .Module}}{{.Path}}@{{.Version}}{{end}}", "./...")
-	cmd.Dir = "../.."
+	cmd.Dir = "../../.."
 	out, err = cmd.Output()
 	if err != nil {
 		t.Fatal(err)

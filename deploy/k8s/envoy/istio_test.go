@@ -58,11 +58,11 @@ func loadIstio(mesh, policy []byte) (*meshv1alpha1.MeshConfig, *securityv1beta1.
 }
 
 func TestIstioManifests(t *testing.T) {
-	mesh, err := os.ReadFile("istio/meshconfig.yaml")
+	mesh, err := os.ReadFile(envoyDir + "istio/meshconfig.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	policy, err := os.ReadFile("istio/authorizationpolicy.yaml")
+	policy, err := os.ReadFile(envoyDir + "istio/authorizationpolicy.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

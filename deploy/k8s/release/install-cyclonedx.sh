@@ -2,7 +2,7 @@
 # Installs cyclonedx-gomod (CycloneDX SBOMs for Go modules and binaries) into the tools cache,
 # once, and prints its path. About 2 minutes with an empty module cache on 2 cores; later runs
 # only check the version.
-#   deploy/release/install-cyclonedx.sh     (MCP_AUTHZ_TOOLS: default ~/.cache/mcp-authz-tools)
+#   deploy/k8s/release/install-cyclonedx.sh    (MCP_AUTHZ_TOOLS: default ~/.cache/mcp-authz-tools)
 set -euo pipefail
 VERSION=v1.10.0
 TOOLS=${MCP_AUTHZ_TOOLS:-$HOME/.cache/mcp-authz-tools}

@@ -1,4 +1,4 @@
-package deploy
+package k8s
 
 import (
 	"bytes"
@@ -39,7 +39,7 @@ type ruleGroup struct {
 // The chart's PrometheusRule carries exactly the rules of deploy/prometheus/mcp-authz.rules.yaml
 // (which promtool checks and unit-tests), from a copy in the chart that must stay equal.
 func TestHelmPrometheusRule(t *testing.T) {
-	canonical, err := os.ReadFile("prometheus/mcp-authz.rules.yaml")
+	canonical, err := os.ReadFile("../prometheus/mcp-authz.rules.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestHelmPrometheusRule(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(canonical, chartCopy) {
-		t.Fatalf("%s/files/mcp-authz.rules.yaml differs from prometheus/mcp-authz.rules.yaml: cp prometheus/mcp-authz.rules.yaml %s/files/", chartDir, chartDir)
+		t.Fatal("deploy/helm/mcp-authz/files/mcp-authz.rules.yaml differs from deploy/prometheus/mcp-authz.rules.yaml: cp deploy/prometheus/mcp-authz.rules.yaml deploy/helm/mcp-authz/files/")
 	}
 	var want struct {
 		Groups []ruleGroup `json:"groups"`

@@ -3,7 +3,11 @@
 // (go-containerregistry, from no base image), an SBOM, the packaged Helm chart, and
 // SHA256SUMS over all of them; then it prints what it made.
 //
-//	go run ./deploy/release [-out dist] [-image ghcr.io/mcp-authz/mcp-authz]
+//	go run -C deploy/k8s ./release [-out dir] [-image ghcr.io/mcp-authz/mcp-authz]
+//
+// It lives in the deploy/k8s module so that go-containerregistry and the Kubernetes types stay
+// out of mcp-authz's own go.mod; it builds the mcp-authz module it finds through that module's
+// replace directive, into dist/ at that module's root unless -out says otherwise.
 //
 // The version is the chart's appVersion (deploy/helm/mcp-authz/Chart.yaml), which must equal
 // the chart's own version: the chart is versioned with the app. Timestamps come from
@@ -53,7 +57,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("release", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	var o options
-	fl.StringVar(&o.Out, "out", "dist", "output folder (emptied first)")
+	fl.StringVar(&o.Out, "out", "", "output folder (emptied first); default: dist at the mcp-authz module's root")
 	fl.StringVar(&o.Image, "image", defaultImage, "image repository the layout is tagged for")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -63,6 +67,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	o.Root = root
+	if o.Out == "" {
+		o.Out = filepath.Join(root, "dist")
+	}
 	made, err := release(o, stderr)
 	if err != nil {
 		return err
@@ -71,7 +78,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 }
 
 // defaultImage is where releases are pushed; the chart's image.repository and the
-// Kubernetes manifests name the same (deploy/release_test.go holds them to it).
+// Kubernetes manifests name the same (deploy/k8s/image_test.go holds them to it).
 const defaultImage = "ghcr.io/mcp-authz/mcp-authz"
 
 // made is what a release produced.
@@ -287,15 +294,22 @@ func report(w io.Writer, o options, m *made) error {
 	return nil
 }
 
-// repoRoot is the module root, found from the working directory.
+// repoRoot is the mcp-authz module's root: where this module's replace directive points
+// (go list answers with an absolute directory).
 func repoRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", mainModule).Output()
 	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return "", fmt.Errorf("go list -m %s: %v\n%s(run it inside the deploy/k8s module: go run -C deploy/k8s ./release)", mainModule, err, ee.Stderr)
+		}
 		return "", err
 	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", errors.New("run it inside the mcp-authz module")
+	dir := strings.TrimSpace(string(out))
+	if dir == "" {
+		return "", fmt.Errorf("%s has no directory here: run it inside the deploy/k8s module (go run -C deploy/k8s ./release)", mainModule)
 	}
-	return filepath.Dir(mod), nil
+	return dir, nil
 }
+
+const mainModule = "github.com/mcp-authz/mcp-authz"

@@ -1,4 +1,4 @@
-package deploy
+package k8s
 
 import (
 	"bytes"
@@ -32,7 +32,7 @@ import (
 // one in the tools cache) and decoded strictly into k8s.io/api types with deploy_test.go's
 // decoder.
 
-const chartDir = "helm/mcp-authz"
+const chartDir = "../helm/mcp-authz"
 
 // helmBinary finds helm: the tools cache first (the version install-helm.sh pins), then PATH.
 // Without one the tests skip, except in CI, where .ci/run installs it and its absence is a
@@ -602,7 +602,7 @@ func TestHelmConfigChecksum(t *testing.T) {
 func TestHelmMatchesManifests(t *testing.T) {
 	helm := helmBinary(t)
 	c := render(t, helm)
-	src, err := os.ReadFile("kubernetes/mcp-authz.yaml")
+	src, err := os.ReadFile("../kubernetes/mcp-authz.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

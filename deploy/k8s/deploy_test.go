@@ -1,4 +1,4 @@
-package deploy
+package k8s
 
 import (
 	"bytes"
@@ -63,7 +63,7 @@ func decode(src []byte) ([]any, error) {
 }
 
 func TestKubernetesManifests(t *testing.T) {
-	src, err := os.ReadFile("kubernetes/mcp-authz.yaml")
+	src, err := os.ReadFile("../kubernetes/mcp-authz.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
