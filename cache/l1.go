@@ -20,14 +20,15 @@ import (
 //   - an l1Value: the entry's deadline and a pointer to a record of its own;
 //   - the record: a few bytes of flags and times, the token's own strings (subject, client id,
 //     cnf thumbprints) inline, and everything many tokens share (issuer, audiences, scopes) as
-//     16-bit references into an interning table whose size is fixed by configuration.
+//     16-bit references into interning tables whose size is fixed by configuration.
 //
 // A typical identity (an introspection answer: issuer, a UUID subject, a short client id, one
 // audience, two scopes, an integral exp) is a 64-byte record beside an 80-byte otter node.
 // A hit builds the identity.Identity from the record without allocating: its strings point
-// into the record or the table, its slices are the table's. An identity the record cannot
-// hold (extra claims, an uninterned issuer or list, very long strings, a time that is not
-// plain unix time) is kept whole (l1Full), with whatever it shares interned all the same.
+// into the record or the tables, its slices and claims map are the tables'. An identity the
+// record cannot hold (an issuer, list or claim set the full tables lack, a string over 255
+// bytes, a time that time.Unix would not give back) is kept whole (l1Full), with whatever it
+// shares interned all the same.
 
 type l1Key [16]byte
 
@@ -52,20 +53,22 @@ type l1Full struct {
 // Compact record layout (little-endian):
 //
 //	0      flags: l1FullBit (never set here), neg, source (2 bits), exp mode (2), nbf mode (2)
-//	1      flags: cnf
+//	1      flags: cnf, claims
 //	2..5   epoch (Tiered.epoch when stored)
 //	then, positive entries only:
 //	       issuer (string code), audience, scopes (list codes): uint16 each
+//	       claims: uint16 code (with the claims flag)
 //	       exp, nbf: by mode, nothing, uint32 unix seconds, or int64 unix nanoseconds
 //	       lengths: subject, client id, and with cnf jkt and x5t#S256: uint8 each
 //	       the bytes of those strings, in that order
 const (
-	l1FullBit  = 1 << 0
-	l1NegBit   = 1 << 1
-	l1SrcShift = 2
-	l1ExpShift = 4
-	l1NbfShift = 6
-	l1CnfBit   = 1 << 0 // in byte 1
+	l1FullBit   = 1 << 0
+	l1NegBit    = 1 << 1
+	l1SrcShift  = 2
+	l1ExpShift  = 4
+	l1NbfShift  = 6
+	l1CnfBit    = 1 << 0 // in byte 1
+	l1ClaimsBit = 1 << 1 // in byte 1
 
 	timeNone = 0
 	timeSec  = 1 // time.Unix(sec, 0) with 0 ≤ sec < 2^32
@@ -95,7 +98,11 @@ const (
 	maxLearnLen = 256
 	maxLists    = 2048
 	maxListLen  = 16
-	maxInline   = 255 // a length byte
+	// Claim sets: whole maps, shared by every token with the same claims (groups, roles,
+	// tenant: what identity headers and policy rules read repeats across users).
+	maxClaimSets   = 512
+	maxClaimSetLen = 512 // bytes of names and values
+	maxInline      = 255 // a length byte
 )
 
 var emptyList = []string{}
@@ -112,6 +119,9 @@ type intern struct {
 	listIdx map[string]uint16 // key: the list's string codes, two bytes each
 	lists   [][]string
 	nLists  int
+	setIdx  map[string]uint16 // key: canonicalClaims
+	sets    []map[string]string
+	nSets   int
 }
 
 func newIntern(configured []string) *intern {
@@ -129,6 +139,8 @@ func newIntern(configured []string) *intern {
 	}
 	in.nStrs = n
 	in.lists = make([][]string, maxLists)
+	in.setIdx = map[string]uint16{}
+	in.sets = make([]map[string]string, maxClaimSets)
 	return in
 }
 
@@ -187,6 +199,49 @@ func (in *intern) list(l []string) (uint16, bool) {
 	return c, true
 }
 
+// claims returns the code of a claim set equal to m. mu is held.
+func (in *intern) claims(m map[string]string) (uint16, bool) {
+	if len(m) > maxListLen {
+		return 0, false
+	}
+	size := 0
+	names := make([]string, 0, maxListLen)
+	for k, v := range m {
+		size += len(k) + len(v) + 2*binary.MaxVarintLen16
+		names = append(names, k)
+	}
+	if size > maxClaimSetLen {
+		return 0, false
+	}
+	var kb [maxClaimSetLen]byte
+	key := kb[:0]
+	slices.Sort(names)
+	for _, k := range names {
+		key = binary.AppendUvarint(key, uint64(len(k)))
+		key = append(key, k...)
+		key = binary.AppendUvarint(key, uint64(len(m[k])))
+		key = append(key, m[k]...)
+	}
+	if c, ok := in.setIdx[string(key)]; ok {
+		return c, true
+	}
+	if in.nSets >= maxClaimSets {
+		return 0, false
+	}
+	shared := make(map[string]string, len(m))
+	for k, v := range m {
+		if c, ok := in.str(k); ok {
+			k = in.getStr(c)
+		}
+		shared[k] = strings.Clone(v)
+	}
+	c := uint16(in.nSets)
+	in.sets[c] = shared
+	in.setIdx[string(key)] = c
+	in.nSets++
+	return c, true
+}
+
 // getStr and getList resolve codes the tables gave out. The slices they return are shared
 // (capacity = length, so an append copies), like every Identity that Get returns.
 func (in *intern) getStr(c uint16) string { return in.strs[c] }
@@ -203,11 +258,11 @@ func (in *intern) getList(c uint16) []string {
 	return in.lists[c-listBase]
 }
 
-// sizes reports how many strings and lists the tables hold (for tests).
-func (in *intern) sizes() (strs, lists int) {
+// sizes reports how many strings, lists and claim sets the tables hold (for tests).
+func (in *intern) sizes() (strs, lists, sets int) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return in.nStrs, in.nLists
+	return in.nStrs, in.nLists, in.nSets
 }
 
 // timeMode says how t is kept: only times that time.Unix would give back exactly (no
@@ -291,7 +346,7 @@ func (in *intern) sharedList(l []string) []string {
 
 // compact returns id's record, or nil if it does not fit one. mu is held.
 func (in *intern) compact(id *identity.Identity, epoch uint32) []byte {
-	if id.Claims != nil || len(id.Subject) > maxInline || len(id.ClientID) > maxInline ||
+	if len(id.Subject) > maxInline || len(id.ClientID) > maxInline ||
 		len(id.Confirmation.JKT) > maxInline || len(id.Confirmation.X5TS256) > maxInline {
 		return nil
 	}
@@ -312,20 +367,34 @@ func (in *intern) compact(id *identity.Identity, epoch uint32) []byte {
 	if !ok {
 		return nil
 	}
+	var set uint16
+	if id.Claims != nil {
+		if set, ok = in.claims(id.Claims); !ok {
+			return nil
+		}
+	}
 	cnf := id.Confirmation.Bound()
 	n := l1Head + 6 + timeSize(expMode) + timeSize(nbfMode) + 2 + len(id.Subject) + len(id.ClientID)
 	if cnf {
 		n += 2 + len(id.Confirmation.JKT) + len(id.Confirmation.X5TS256)
 	}
-	b := make([]byte, 0, n)
-	b = append(b, byte(id.Source&3)<<l1SrcShift|expMode<<l1ExpShift|nbfMode<<l1NbfShift, 0)
+	var f1 byte
 	if cnf {
-		b[1] = l1CnfBit
+		f1 |= l1CnfBit
 	}
+	if id.Claims != nil {
+		f1 |= l1ClaimsBit
+		n += 2
+	}
+	b := make([]byte, 0, n)
+	b = append(b, byte(id.Source&3)<<l1SrcShift|expMode<<l1ExpShift|nbfMode<<l1NbfShift, f1)
 	b = binary.LittleEndian.AppendUint32(b, epoch)
 	b = binary.LittleEndian.AppendUint16(b, iss)
 	b = binary.LittleEndian.AppendUint16(b, aud)
 	b = binary.LittleEndian.AppendUint16(b, scp)
+	if f1&l1ClaimsBit != 0 {
+		b = binary.LittleEndian.AppendUint16(b, set)
+	}
 	b = appendTime(b, expMode, id.Expiry)
 	b = appendTime(b, nbfMode, id.NotBefore)
 	b = append(b, byte(len(id.Subject)), byte(len(id.ClientID)))
@@ -354,7 +423,11 @@ func (in *intern) read(p unsafe.Pointer) (e entry, epoch uint32) {
 		return entry{neg: true}, epoch
 	}
 	expMode, nbfMode, cnf := h[0]>>l1ExpShift&3, h[0]>>l1NbfShift&3, h[1]&l1CnfBit != 0
-	at := l1Head + 6 + timeSize(expMode) + timeSize(nbfMode)
+	times := l1Head + 6
+	if h[1]&l1ClaimsBit != 0 {
+		times += 2
+	}
+	at := times + timeSize(expMode) + timeSize(nbfMode)
 	nl := 2
 	if cnf {
 		nl = 4
@@ -371,8 +444,11 @@ func (in *intern) read(p unsafe.Pointer) (e entry, epoch uint32) {
 	id.Issuer = in.getStr(binary.LittleEndian.Uint16(b[l1Head:]))
 	id.Audience = in.getList(binary.LittleEndian.Uint16(b[l1Head+2:]))
 	id.Scopes = in.getList(binary.LittleEndian.Uint16(b[l1Head+4:]))
-	id.Expiry = readTime(b[l1Head+6:], expMode)
-	id.NotBefore = readTime(b[l1Head+6+timeSize(expMode):], nbfMode)
+	if h[1]&l1ClaimsBit != 0 {
+		id.Claims = in.sets[binary.LittleEndian.Uint16(b[l1Head+6:])]
+	}
+	id.Expiry = readTime(b[times:], expMode)
+	id.NotBefore = readTime(b[times+timeSize(expMode):], nbfMode)
 	s := unsafe.String(unsafe.SliceData(b), n)[tail:]
 	id.Subject, s = s[:lens[0]], s[lens[0]:]
 	id.ClientID, s = s[:lens[1]], s[lens[1]:]

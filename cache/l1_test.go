@@ -132,16 +132,16 @@ func TestL1InternBounded(t *testing.T) {
 		runtime.ReadMemStats(&m)
 		return m.HeapAlloc
 	}
-	flood(2 * maxLearned) // the tables are full after this
-	strs, lists := c.in.sizes()
-	if strs > 1+1+maxLearned || lists > maxLists {
-		t.Fatalf("tables hold %d strings and %d lists; bounds %d and %d", strs, lists, 2+maxLearned, maxLists)
+	flood(2 * maxLists) // the tables are full after this
+	strs, lists, sets := c.in.sizes()
+	if strs > 1+1+maxLearned || lists > maxLists || sets > maxClaimSets {
+		t.Fatalf("tables hold %d strings, %d lists, %d claim sets; bounds %d, %d, %d", strs, lists, sets, 2+maxLearned, maxLists, maxClaimSets)
 	}
 	before := heap()
 	flood(50_000)
 	after := heap()
-	if s2, l2 := c.in.sizes(); s2 != strs || l2 != lists {
-		t.Fatalf("tables grew from %d/%d to %d/%d entries", strs, lists, s2, l2)
+	if s2, l2, c2 := c.in.sizes(); s2 != strs || l2 != lists || c2 != sets {
+		t.Fatalf("tables grew from %d/%d/%d to %d/%d/%d entries", strs, lists, sets, s2, l2, c2)
 	}
 	// 50,000 more distinct values of several strings each: had any of them been kept, the
 	// heap would have grown by megabytes. L1 (100 entries) churns, so allow some slack.

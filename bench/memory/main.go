@@ -6,10 +6,12 @@
 // A typical identity is what the introspection verifier makes of an RFC 7662 answer: the
 // issuer, a random UUID subject, a client id "client-0" … "client-999", one audience, two
 // scopes and exp, a whole number of seconds an hour ahead as time.Unix gives it (NumericDate);
-// every string its own allocation, as decoding an answer makes them. The cache is configured
-// as the service configures it: its Intern list names the issuer, the resource and the two
-// scopes. With -claims, each identity also keeps a "groups" claim (a JWT whose claim an
-// identity header or a policy rule names), which L1 keeps in a map of its own.
+// every string its own allocation, as decoding an answer makes them. The cache's Intern list
+// names the issuer, the resource and the two scopes, as the service's does with Redis (without
+// Redis it names none, and L1 learns the same strings from the first identities: the same
+// figures). With -claims, each identity also keeps the same "groups" claim (a JWT whose claim
+// an identity header or a policy rule names), which L1 shares between identities as it shares
+// lists; claims that differ per user would each cost a map of their own.
 //
 //	go run ./bench/memory              # 100k (the default l1_size) and 1M entries
 //	go run ./bench/memory -n 50000
