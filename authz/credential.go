@@ -150,9 +150,19 @@ var b64tokenChar = func() (t [256]bool) {
 	return t
 }()
 
-// isB64Token checks the RFC 6750 §2.1 grammar: 1*b64tokenChar *"=".
+// isB64Token checks the RFC 6750 §2.1 grammar: 1*b64tokenChar *"=". It runs over every byte of
+// every token on every Check, cached or not, so the bulk of a JWT is read eight bytes per
+// step, with one test per step instead of one per byte; the byte-wise loop finishes what is
+// left, and decides wherever a step found anything else (the padding, a bad byte).
 func isB64Token(t string) bool {
 	i := 0
+	for ; len(t)-i >= 8; i += 8 {
+		s := t[i : i+8]
+		if b64tokenByte[s[0]]&b64tokenByte[s[1]]&b64tokenByte[s[2]]&b64tokenByte[s[3]]&
+			b64tokenByte[s[4]]&b64tokenByte[s[5]]&b64tokenByte[s[6]]&b64tokenByte[s[7]] == 0 {
+			break
+		}
+	}
 	for i < len(t) && b64tokenChar[t[i]] {
 		i++
 	}
@@ -166,6 +176,16 @@ func isB64Token(t string) bool {
 	}
 	return true
 }
+
+// b64tokenByte is b64tokenChar as 1 and 0, to AND eight lookups together.
+var b64tokenByte = func() (t [256]uint8) {
+	for c, ok := range b64tokenChar {
+		if ok {
+			t[c] = 1
+		}
+	}
+	return t
+}()
 
 // queryHasToken reports an access_token parameter (RFC 6750 §2.3) in a raw query string,
 // percent-encoded name included.
