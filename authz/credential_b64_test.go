@@ -6,11 +6,15 @@ import (
 	"testing"
 )
 
-// isB64TokenRef is the grammar read byte by byte, as isB64Token was before it read words: the
-// word-at-a-time version must agree with it on every input.
+// isB64TokenRef is the grammar read byte by byte, spelt out from RFC 6750 §2.1 rather than
+// from isB64Token's table: the table and the word-at-a-time reading must agree with it on
+// every input.
 func isB64TokenRef(t string) bool {
+	char := func(c byte) bool {
+		return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~+/", c) >= 0
+	}
 	i := 0
-	for i < len(t) && b64tokenChar[t[i]] {
+	for i < len(t) && char(t[i]) {
 		i++
 	}
 	if i == 0 {
