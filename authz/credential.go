@@ -134,26 +134,36 @@ func countBearer(v string) int {
 	return n
 }
 
-// b64tokenChar marks the token68 characters of RFC 6750 §2.1:
+// b64tokenChar is 1 for the token68 characters of RFC 6750 §2.1, 0 for every other byte:
 // ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/". A table because this runs over every byte
-// of every token on the hot path.
-var b64tokenChar = func() (t [256]bool) {
+// of every token on the hot path; bytes rather than bools so that eight lookups AND together.
+var b64tokenChar = func() (t [256]uint8) {
 	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
+		t[c], t[c-'a'+'A'] = 1, 1
 	}
 	for c := '0'; c <= '9'; c++ {
-		t[c] = true
+		t[c] = 1
 	}
 	for _, c := range "-._~+/" {
-		t[c] = true
+		t[c] = 1
 	}
 	return t
 }()
 
-// isB64Token checks the RFC 6750 §2.1 grammar: 1*b64tokenChar *"=".
+// isB64Token checks the RFC 6750 §2.1 grammar: 1*b64tokenChar *"=". It runs over every byte of
+// every token on every Check, cached or not, so the bulk of a JWT is read eight bytes per
+// step, with one test per step instead of one per byte; the byte-wise loop finishes what is
+// left, and decides wherever a step found anything else (the padding, a bad byte).
 func isB64Token(t string) bool {
 	i := 0
-	for i < len(t) && b64tokenChar[t[i]] {
+	for ; len(t)-i >= 8; i += 8 {
+		s := t[i : i+8]
+		if b64tokenChar[s[0]]&b64tokenChar[s[1]]&b64tokenChar[s[2]]&b64tokenChar[s[3]]&
+			b64tokenChar[s[4]]&b64tokenChar[s[5]]&b64tokenChar[s[6]]&b64tokenChar[s[7]] == 0 {
+			break
+		}
+	}
+	for i < len(t) && b64tokenChar[t[i]] != 0 {
 		i++
 	}
 	if i == 0 {

@@ -8,9 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"math"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,6 +46,7 @@ type Config struct {
 	// identifiers, which Redis values then hold as a 3-byte reference instead of inline (about a
 	// quarter of a typical entry). Replicas sharing a Redis should list the same strings: an
 	// entry referring to one a replica lacks is a miss there, never a different identity.
+	// L1 records refer to them too, and to a bounded number of others it learns (l1.go).
 	Intern  []string
 	Breaker BreakerConfig
 	Logger  *slog.Logger
@@ -109,7 +108,8 @@ type Health struct {
 type Tiered struct {
 	keys      *hmacPool
 	codec     *codec
-	l1        *otter.Cache[[32]byte, l1Entry]
+	l1        *otter.Cache[l1Key, l1Value]
+	in        *intern // the strings and lists L1 records share
 	rdb       redis.UniversalClient
 	prefix    string
 	channel   string
@@ -153,23 +153,17 @@ type Tiered struct {
 	closeErr  error
 }
 
-type l1Entry struct {
-	entry
-	deadline int64  // unix nanos on the Now clock; the entry is dead from then on
-	epoch    uint32 // Tiered.epoch when it was stored
-}
-
-// staleEnd is when the entry stops standing in for its token (Stale): grace past its
+// staleEnd is when an entry stops standing in for its token (Stale): grace past its
 // deadline, never past the token's exp. A negative entry stands in for nothing.
-func (e *l1Entry) staleEnd(grace int64) int64 {
-	if e.neg || grace <= 0 {
-		return e.deadline
+func staleEnd(deadline int64, neg bool, exp time.Time, grace int64) int64 {
+	if neg || grace <= 0 {
+		return deadline
 	}
-	end := e.deadline + grace
-	if end < e.deadline { // a deadline near the end of time (a value without one)
+	end := deadline + grace
+	if end < deadline { // a deadline near the end of time (a value without one)
 		end = math.MaxInt64
 	}
-	if exp := e.id.Expiry; !exp.IsZero() {
+	if !exp.IsZero() {
 		end = min(end, exp.UnixNano())
 	}
 	return end
@@ -285,15 +279,16 @@ func New(ctx context.Context, cfg Config) (*Tiered, error) {
 		closing:  make(chan struct{}),
 	}
 	if cfg.L1Size > 0 {
-		now, grace := cfg.Now, int64(cfg.StaleGrace)
-		t.l1, err = otter.New(&otter.Options[[32]byte, l1Entry]{
+		now, grace, in := cfg.Now, int64(cfg.StaleGrace), newIntern(cfg.Intern)
+		t.in = in
+		t.l1, err = otter.New(&otter.Options[l1Key, l1Value]{
 			MaximumSize: cfg.L1Size,
 			// Expiry in otter only reclaims memory early; Get and Stale check the deadline
 			// themselves on the Now clock, so a stale entry is never returned whichever clock
 			// is behind. An entry is kept for the stale grace past its deadline, which only
 			// Stale looks at.
-			ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[[32]byte, l1Entry]) time.Duration {
-				return time.Duration(e.Value.staleEnd(grace) - now().UnixNano())
+			ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[l1Key, l1Value]) time.Duration {
+				return time.Duration(in.staleEnd(e.Value, grace) - now().UnixNano())
 			}),
 			Logger: otterLogger{cfg.Logger},
 		})
@@ -362,7 +357,7 @@ func (t *Tiered) listen(msgs <-chan any, ready chan struct{}) {
 			}
 			t.noteRevoked(key)
 			if t.l1 != nil {
-				t.l1.Invalidate(key)
+				t.l1.Invalidate(l1KeyOf(key))
 			}
 			// Counted after the eviction took effect, so the counter means "applied".
 			t.st.evictions.Add(1)
@@ -442,9 +437,11 @@ func (t *Tiered) GetTier(ctx context.Context, key [32]byte) (id identity.Identit
 	}
 	now := t.now().UnixNano()
 	if t.l1 != nil {
-		if e, hit := t.l1.GetIfPresent(key); hit && now < e.deadline && e.epoch == t.epoch.Load() {
-			t.st.l1Hits.Add(1)
-			return e.id, e.neg, "l1", true
+		if v, hit := t.l1.GetIfPresent(l1KeyOf(key)); hit && now < v.deadline {
+			if e, epoch := t.in.read(v.p); epoch == t.epoch.Load() {
+				t.st.l1Hits.Add(1)
+				return e.id, e.neg, "l1", true
+			}
 		}
 		t.st.l1Misses.Add(1)
 	}
@@ -469,13 +466,17 @@ func (t *Tiered) Stale(key [32]byte) (identity.Identity, bool) {
 	if t.l1 == nil {
 		return identity.Identity{}, false
 	}
-	e, hit := t.l1.GetIfPresent(key)
-	if !hit || e.neg || t.now().UnixNano() >= e.staleEnd(t.grace) {
+	v, hit := t.l1.GetIfPresent(l1KeyOf(key))
+	if !hit {
+		return identity.Identity{}, false
+	}
+	e, _ := t.in.read(v.p)
+	if e.neg || t.now().UnixNano() >= staleEnd(v.deadline, false, e.id.Expiry, t.grace) {
 		return identity.Identity{}, false
 	}
 	// Revocation evicts from L1, so this only matters for an entry that came back some other
 	// way; every store is at most maxTTL before its deadline.
-	if t.rev.since(key, e.deadline-int64(t.maxTTL)) {
+	if t.rev.since(key, v.deadline-int64(t.maxTTL)) {
 		return identity.Identity{}, false
 	}
 	t.st.staleUsed.Add(1)
@@ -489,10 +490,10 @@ func (t *Tiered) fromRedis(ctx context.Context, key [32]byte, now int64, countMi
 	if !ok || t.l1 == nil {
 		return e, ok
 	}
-	t.l1.Set(key, l1Entry{entry: e, deadline: end, epoch: t.epoch.Load()})
+	t.l1.Set(l1KeyOf(key), l1Value{p: t.in.record(&e, t.epoch.Load()), deadline: end})
 	// A revocation that arrived while the value was on its way evicted nothing yet.
 	if !e.neg && t.rev.since(key, now) {
-		t.l1.Invalidate(key)
+		t.l1.Invalidate(l1KeyOf(key))
 	}
 	return e, true
 }
@@ -577,11 +578,8 @@ func (t *Tiered) rejected(key [32]byte, err error) {
 
 // Set stores a verified identity for at most ttl and never past id.Expiry.
 func (t *Tiered) Set(ctx context.Context, key [32]byte, id identity.Identity, ttl time.Duration) {
-	// The cache keeps its own copy: a caller changing its slices later must not change
-	// what other requests are served.
-	id.Audience = slices.Clone(id.Audience)
-	id.Scopes = slices.Clone(id.Scopes)
-	id.Claims = maps.Clone(id.Claims)
+	// L1 keeps its own copy (intern.record) and Redis an encoding: a caller changing its
+	// slices later does not change what other requests are served.
 	t.store(ctx, key, entry{id: id}, ttl)
 }
 
@@ -638,7 +636,7 @@ func (t *Tiered) rejectedAnnouncement() {
 // forget removes key from L1 and Redis, best effort.
 func (t *Tiered) forget(ctx context.Context, key [32]byte) {
 	if t.l1 != nil {
-		t.l1.Invalidate(key)
+		t.l1.Invalidate(l1KeyOf(key))
 	}
 	t.del(ctx, t.rkey(key))
 }
@@ -679,7 +677,7 @@ func (t *Tiered) store(ctx context.Context, key [32]byte, e entry, ttl time.Dura
 	t.st.sets.Add(1)
 	deadline := now.UnixNano() + int64(ttl)
 	if t.l1 != nil {
-		t.l1.Set(key, l1Entry{entry: e, deadline: deadline, epoch: t.epoch.Load()})
+		t.l1.Set(l1KeyOf(key), l1Value{p: t.in.record(&e, t.epoch.Load()), deadline: deadline})
 	}
 	// Redis keeps milliseconds: round down so it never outlives the entry. (The value's own
 	// deadline, in whole seconds, is what readers enforce; this only lets Redis reclaim it.)
@@ -733,7 +731,7 @@ func (t *Tiered) Revoke(ctx context.Context, key [32]byte) error {
 
 func (t *Tiered) revoke(ctx context.Context, key [32]byte) error {
 	if t.l1 != nil {
-		t.l1.Invalidate(key)
+		t.l1.Invalidate(l1KeyOf(key))
 	}
 	if t.rdb == nil {
 		return nil
@@ -748,7 +746,7 @@ func (t *Tiered) revoke(ctx context.Context, key [32]byte) error {
 	}
 	// A concurrent Get may have refilled L1 from Redis before the delete.
 	if t.l1 != nil {
-		t.l1.Invalidate(key)
+		t.l1.Invalidate(l1KeyOf(key))
 	}
 	if err := t.rdb.Publish(cctx, t.channel, t.announcement(key, t.now().UnixNano())).Err(); err != nil {
 		return fmt.Errorf("cache: revoke: publish: %w", err)

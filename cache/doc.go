@@ -17,7 +17,9 @@
 //     lifetime. Chosen over a map with a mutex because its reads take no lock and its S3-FIFO
 //     policy admits one-hit entries to a small probationary queue first, so a flood of distinct
 //     garbage tokens (each a negative entry seen once) cannot flush the working set of valid
-//     ones, which an LRU would let it do.
+//     ones, which an LRU would let it do. Its key is the first 128 bits of the lookup key, its
+//     value a compact record that refers to shared strings (issuers, audiences, scopes, claim
+//     names) in interning tables of fixed size: about 180 bytes per typical token (l1.go).
 //   - L2, Redis through a go-redis UniversalClient (single node, Sentinel or Cluster), shared by
 //     every replica. Its key is the prefix and the first 128 bits of the lookup key; its
 //     value is a compact binary encoding of identity.Identity (configured issuers and
