@@ -41,6 +41,7 @@ const (
 // denials are a route's precomputed denial decisions for credentials in one scheme.
 type denials struct {
 	sc                                             scheme
+	unavail                                        Unavailable // see withUnavailable
 	missing, multiple, query, invalid, unavailable *Decision
 	// DPoP scheme only: an invalid proof; a proof without a current nonce (its DPoP-Nonce
 	// header is added per request); a Bearer token where only DPoP is accepted.
@@ -179,8 +180,11 @@ func deny(rt *route, sc scheme, status int, reason Reason, errCode, desc, scope 
 	return d
 }
 
-func buildDenials(rt *route, sc scheme) denials {
-	ds := denials{sc: sc, mu: new(sync.Mutex)}
+// build makes the denials for credentials in ds.sc, keeping what New set (the unavailable
+// setting and nextShared).
+func (ds *denials) build(rt *route) {
+	sc := ds.sc
+	ds.mu = new(sync.Mutex)
 	// RFC 6750 §3.1: no error code when the request carried no credentials. The scope tells an
 	// MCP client what to ask for (MCP 2025-11-25 "Scope Selection Strategy").
 	ds.missing = deny(rt, schemeNone, http.StatusUnauthorized, ReasonMissingToken, "", "", rt.challengeScope)
@@ -199,11 +203,16 @@ func buildDenials(rt *route, sc scheme) denials {
 		ds.nonce = deny(rt, schemeDPoP, http.StatusUnauthorized, ReasonInvalidToken, "use_dpop_nonce", descNonce, "")
 		ds.dpopOnly = deny(rt, schemeDPoP, http.StatusUnauthorized, ReasonInvalidToken, "invalid_token", descDPoPOnly, rt.challengeScope)
 	}
-	return ds
+	ds.unavailable = rt.unavailableDenial(sc, ds.unavail)
 }
 
-// withUnavailable fills the unavailable denial, which depends on service-wide settings.
-func (ds *denials) withUnavailable(rt *route, u Unavailable) {
+// withUnavailable records how to answer when no verifier could decide, a service-wide setting;
+// build makes the denial.
+func (ds *denials) withUnavailable(_ *route, u Unavailable) {
+	ds.unavail = u
+}
+
+func (rt *route) unavailableDenial(sc scheme, u Unavailable) *Decision {
 	if u.Status == http.StatusServiceUnavailable {
 		d := &Decision{Status: http.StatusServiceUnavailable, Reason: ReasonUnavailable, Resource: rt.Name}
 		d.Headers = []Header{hdrJSON, hdrNoStore}
@@ -211,10 +220,9 @@ func (ds *denials) withUnavailable(rt *route, u Unavailable) {
 			d.Headers = append(d.Headers, Header{"retry-after", strconv.Itoa(u.RetryAfter)})
 		}
 		d.Body = errorBody("temporarily_unavailable", descUnavailable)
-		ds.unavailable = d
-		return
+		return d
 	}
-	ds.unavailable = deny(rt, ds.sc, http.StatusUnauthorized, ReasonUnavailable, "invalid_token", descUnavailable, rt.challengeScope)
+	return deny(rt, sc, http.StatusUnauthorized, ReasonUnavailable, "invalid_token", descUnavailable, rt.challengeScope)
 }
 
 // maxStepUp bounds the per-route memo of step-up challenges; scope sets come from
