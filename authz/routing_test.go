@@ -101,8 +101,17 @@ func randomRoutingConfig(r *rand.Rand, n int) []Resource {
 }
 
 // TestRouteIndexMatchesScan: over random configurations and requests, the index picks the
-// route the linear scan picks, for Check's routing, the metadata path and Route.
+// route the linear scan picks, for Check's routing, the metadata path and Route; with the
+// routes of a host searched in order, indexed by prefix, and as New chooses.
 func TestRouteIndexMatchesScan(t *testing.T) {
+	defer func(n int) { smallHost = n }(smallHost)
+	for _, n := range []int{0, 1 << 30, smallHost} {
+		smallHost = n
+		testRouteIndexMatchesScan(t)
+	}
+}
+
+func testRouteIndexMatchesScan(t *testing.T) {
 	seed := rand.Uint64()
 	r := rand.New(rand.NewPCG(seed, 21))
 	compared, found, metaFound := 0, 0, 0
