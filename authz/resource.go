@@ -162,6 +162,11 @@ func metadataLocation(id string) (fullURL, pathAndQuery string, err error) {
 	if err != nil {
 		return "", "", err
 	}
+	return metadataLocationOf(id, u)
+}
+
+// metadataLocationOf is metadataLocation for id already parsed as u.
+func metadataLocationOf(id string, u *url.URL) (fullURL, pathAndQuery string, err error) {
 	if u.Scheme == "" || u.Host == "" {
 		return "", "", errors.New("not an absolute URL")
 	}
@@ -255,11 +260,14 @@ func newRoute(r Resource, corsAnyOrigin bool, dpopAlgs []string) (*route, error)
 	if r.ID == "" {
 		return nil, errors.New("resource identifier is empty")
 	}
-	full, pq, err := metadataLocation(r.ID)
+	u, err := url.Parse(r.ID)
 	if err != nil {
 		return nil, fmt.Errorf("resource %q: %v", r.ID, err)
 	}
-	u, _ := url.Parse(r.ID)
+	full, pq, err := metadataLocationOf(r.ID, u)
+	if err != nil {
+		return nil, fmt.Errorf("resource %q: %v", r.ID, err)
+	}
 	// Requests are matched after cleanPath decoded them once; configured paths are decoded
 	// the same way, so "/caf%C3%A9" in a resource identifier matches the request "/café".
 	mp, mq := splitPath(pq)
