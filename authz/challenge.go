@@ -41,6 +41,7 @@ const (
 // denials are a route's precomputed denial decisions for credentials in one scheme.
 type denials struct {
 	sc                                             scheme
+	unavail                                        Unavailable // see withUnavailable
 	missing, multiple, query, invalid, unavailable *Decision
 	// DPoP scheme only: an invalid proof; a proof without a current nonce (its DPoP-Nonce
 	// header is added per request); a Bearer token where only DPoP is accepted.
@@ -149,6 +150,30 @@ func errorBody(code, desc string) []byte {
 	return b
 }
 
+// sharedBodies are the bodies of the denials every route has: one copy for all routes instead
+// of one per route (Decisions are read-only). Only constants: nothing is added later.
+var sharedBodies = func() map[[2]string][]byte {
+	m := map[[2]string][]byte{}
+	for _, p := range [][2]string{
+		{"unauthorized", descMissing}, {"unauthorized", ""},
+		{"invalid_request", descMultiple}, {"invalid_request", descQuery}, {"invalid_request", descOperation},
+		{"invalid_token", descInvalid}, {"invalid_token", descUnavailable}, {"invalid_token", descDPoPOnly},
+		{"insufficient_scope", descInsufficient}, {"invalid_dpop_proof", descProof}, {"use_dpop_nonce", descNonce},
+		{"temporarily_unavailable", descUnavailable},
+	} {
+		m[p] = errorBody(p[0], p[1])
+	}
+	return m
+}()
+
+// denialBody is errorBody, shared when it is one of sharedBodies.
+func denialBody(code, desc string) []byte {
+	if b, ok := sharedBodies[[2]string{code, desc}]; ok {
+		return b
+	}
+	return errorBody(code, desc)
+}
+
 var (
 	hdrJSON        = Header{"content-type", "application/json"}
 	hdrNoStore     = Header{"cache-control", "no-store"}
@@ -162,10 +187,9 @@ func deny(rt *route, sc scheme, status int, reason Reason, errCode, desc, scope 
 	if rt.DPoP != BindingOff {
 		expose = hdrExposeDPoP
 	}
-	d.Headers = []Header{
-		{"www-authenticate", rt.wwwAuthenticate(sc, errCode, desc, scope)},
-		hdrJSON, hdrNoStore, expose,
-	}
+	d.Headers = append(make([]Header, 0, 5),
+		Header{"www-authenticate", rt.wwwAuthenticate(sc, errCode, desc, scope)},
+		hdrJSON, hdrNoStore, expose)
 	// A browser MCP client reads the challenge only if the response names its origin; with
 	// an allow-list the origin is added per request (Authorizer.withOrigin).
 	if rt.corsAnyOrigin {
@@ -175,16 +199,19 @@ func deny(rt *route, sc scheme, status int, reason Reason, errCode, desc, scope 
 	if bodyCode == "" {
 		bodyCode = "unauthorized"
 	}
-	d.Body = errorBody(bodyCode, desc)
+	d.Body = denialBody(bodyCode, desc)
 	return d
 }
 
-func buildDenials(rt *route, sc scheme) denials {
-	ds := denials{sc: sc, mu: new(sync.Mutex)}
+// build makes the denials for credentials in ds.sc, keeping what New set (the unavailable
+// setting and nextShared).
+func (ds *denials) build(rt *route) {
+	sc := ds.sc
+	ds.mu = new(sync.Mutex)
 	// RFC 6750 §3.1: no error code when the request carried no credentials. The scope tells an
 	// MCP client what to ask for (MCP 2025-11-25 "Scope Selection Strategy").
 	ds.missing = deny(rt, schemeNone, http.StatusUnauthorized, ReasonMissingToken, "", "", rt.challengeScope)
-	ds.missing.Body = errorBody("unauthorized", descMissing)
+	ds.missing.Body = denialBody("unauthorized", descMissing)
 	ds.multiple = deny(rt, sc, http.StatusBadRequest, ReasonInvalidRequest, "invalid_request", descMultiple, "")
 	ds.query = deny(rt, sc, http.StatusBadRequest, ReasonInvalidRequest, "invalid_request", descQuery, "")
 	ds.invalid = deny(rt, sc, http.StatusUnauthorized, ReasonInvalidToken, "invalid_token", descInvalid, rt.challengeScope)
@@ -199,22 +226,26 @@ func buildDenials(rt *route, sc scheme) denials {
 		ds.nonce = deny(rt, schemeDPoP, http.StatusUnauthorized, ReasonInvalidToken, "use_dpop_nonce", descNonce, "")
 		ds.dpopOnly = deny(rt, schemeDPoP, http.StatusUnauthorized, ReasonInvalidToken, "invalid_token", descDPoPOnly, rt.challengeScope)
 	}
-	return ds
+	ds.unavailable = rt.unavailableDenial(sc, ds.unavail)
 }
 
-// withUnavailable fills the unavailable denial, which depends on service-wide settings.
-func (ds *denials) withUnavailable(rt *route, u Unavailable) {
+// withUnavailable records how to answer when no verifier could decide, a service-wide setting;
+// build makes the denial.
+func (ds *denials) withUnavailable(_ *route, u Unavailable) {
+	ds.unavail = u
+}
+
+func (rt *route) unavailableDenial(sc scheme, u Unavailable) *Decision {
 	if u.Status == http.StatusServiceUnavailable {
 		d := &Decision{Status: http.StatusServiceUnavailable, Reason: ReasonUnavailable, Resource: rt.Name}
 		d.Headers = []Header{hdrJSON, hdrNoStore}
 		if u.RetryAfter > 0 {
 			d.Headers = append(d.Headers, Header{"retry-after", strconv.Itoa(u.RetryAfter)})
 		}
-		d.Body = errorBody("temporarily_unavailable", descUnavailable)
-		ds.unavailable = d
-		return
+		d.Body = denialBody("temporarily_unavailable", descUnavailable)
+		return d
 	}
-	ds.unavailable = deny(rt, ds.sc, http.StatusUnauthorized, ReasonUnavailable, "invalid_token", descUnavailable, rt.challengeScope)
+	return deny(rt, sc, http.StatusUnauthorized, ReasonUnavailable, "invalid_token", descUnavailable, rt.challengeScope)
 }
 
 // maxStepUp bounds the per-route memo of step-up challenges; scope sets come from

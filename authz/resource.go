@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Resource is one protected resource: an RFC 8707 resource identifier, the requests that reach
@@ -95,8 +96,8 @@ type route struct {
 
 	prm            []byte  // RFC 9728 document
 	challengeScope string  // scope= of 401/403 challenges for the resource as a whole
-	denials        denials // precomputed, shared
-	metaAnswers    metaSet // precomputed metadata answers
+	denials        denials // precomputed on first use (ready), shared
+	metaAnswers    metaSet // precomputed metadata answers, on first use (ready)
 	claimHeaders   []claimHeader
 	corsAnyOrigin  bool // challenges carry Access-Control-Allow-Origin: *
 	rules          compiledRules
@@ -106,6 +107,16 @@ type route struct {
 	origin    string
 	dpopAlgs  string  // algs= of DPoP challenges
 	dpDenials denials // denials for credentials in the DPoP scheme
+
+	// answered: denials, dpDenials and metaAnswers are built on the route's first match, not
+	// by New. With one resource per tenant host, building them all was about two thirds of
+	// start-up and reload with 10,000 resources, and ~70 MB of live heap that most tenants
+	// never use, which every collection marks and the heap has to grow past after start-up.
+	// Routes come from configuration, so what is built is bounded by it, never by traffic.
+	answered sync.Once
+	// shared: the Decision.Shared numbers reserved by numberShared for the answers built
+	// later, so that they are the numbers an eager build in configuration order gave.
+	shared [numSharedBearer + numSharedDPoP]uint32
 }
 
 type claimHeader struct{ claim, header string }
@@ -151,6 +162,11 @@ func metadataLocation(id string) (fullURL, pathAndQuery string, err error) {
 	if err != nil {
 		return "", "", err
 	}
+	return metadataLocationOf(id, u)
+}
+
+// metadataLocationOf is metadataLocation for id already parsed as u.
+func metadataLocationOf(id string, u *url.URL) (fullURL, pathAndQuery string, err error) {
 	if u.Scheme == "" || u.Host == "" {
 		return "", "", errors.New("not an absolute URL")
 	}
@@ -244,11 +260,14 @@ func newRoute(r Resource, corsAnyOrigin bool, dpopAlgs []string) (*route, error)
 	if r.ID == "" {
 		return nil, errors.New("resource identifier is empty")
 	}
-	full, pq, err := metadataLocation(r.ID)
+	u, err := url.Parse(r.ID)
 	if err != nil {
 		return nil, fmt.Errorf("resource %q: %v", r.ID, err)
 	}
-	u, _ := url.Parse(r.ID)
+	full, pq, err := metadataLocationOf(r.ID, u)
+	if err != nil {
+		return nil, fmt.Errorf("resource %q: %v", r.ID, err)
+	}
 	// Requests are matched after cleanPath decoded them once; configured paths are decoded
 	// the same way, so "/caf%C3%A9" in a resource identifier matches the request "/café".
 	mp, mq := splitPath(pq)
@@ -349,14 +368,42 @@ func newRoute(r Resource, corsAnyOrigin bool, dpopAlgs []string) (*route, error)
 	if rt.prm, err = buildPRM(&rt.Resource, dpopAlgs); err != nil {
 		return nil, err
 	}
-	rt.denials = buildDenials(rt, schemeBearer)
-	if r.DPoP != BindingOff {
-		rt.dpDenials = buildDenials(rt, schemeDPoP)
-		rt.dpDenials.missing = rt.denials.missing
-		rt.dpDenials.both = deny(rt, schemeBoth, http.StatusBadRequest, ReasonInvalidRequest, "invalid_request", descMultiple, "")
+	rt.denials.sc, rt.dpDenials.sc = schemeBearer, schemeDPoP
+	return rt, nil
+}
+
+// ready returns the route with its precomputed answers built. Every route a Check uses comes
+// from the route index, which calls it; after the first call it costs an atomic load.
+func (rt *route) ready() *route {
+	rt.answered.Do(rt.buildAnswers)
+	return rt
+}
+
+func (rt *route) buildAnswers() {
+	ds := &rt.denials
+	ds.build(rt)
+	if rt.DPoP != BindingOff {
+		dp := &rt.dpDenials
+		dp.build(rt)
+		dp.missing = ds.missing
+		dp.both = deny(rt, schemeBoth, http.StatusBadRequest, ReasonInvalidRequest, "invalid_request", descMultiple, "")
 	}
 	rt.metaAnswers = buildMetaAnswers(rt.prm)
-	return rt, nil
+
+	// In the order numberShared reserved the numbers.
+	n := rt.shared[:]
+	for _, d := range [numSharedBearer]*Decision{ds.missing, ds.multiple, ds.query, ds.invalid, ds.unavailable,
+		ds.insufficient, ds.operation, ds.mismatch,
+		rt.metaAnswers.get, rt.metaAnswers.head, rt.metaAnswers.options, rt.metaAnswers.notAllowed} {
+		d.Shared, n = n[0], n[1:]
+	}
+	if rt.DPoP != BindingOff {
+		dp := &rt.dpDenials
+		for _, d := range [numSharedDPoP]*Decision{dp.multiple, dp.both, dp.query, dp.invalid, dp.unavailable, dp.insufficient,
+			dp.operation, dp.mismatch, dp.proof, dp.dpopOnly, ds.proof, ds.dpopOnly} {
+			d.Shared, n = n[0], n[1:]
+		}
+	}
 }
 
 // joinScopes joins scopes for a challenge, leaving out offline_access: MCP 2026-07-28 says a
@@ -385,24 +432,27 @@ func configPath(p string) (string, error) {
 	return c, nil
 }
 
-// numberShared gives the route's precomputed answers their Decision.Shared numbers.
+// How many Decision.Shared numbers a route reserves for the answers buildAnswers makes: the
+// denials and metadata answers of every route, and the DPoP ones of a route that accepts DPoP.
+const (
+	numSharedBearer = 12
+	numSharedDPoP   = 12
+)
+
+// numberShared gives the route's precomputed answers their Decision.Shared numbers: the rules'
+// denials now, the others (built on first use) reserved now, in the same order as before.
 func (rt *route) numberShared(next func() uint32) {
-	ds := &rt.denials
-	for _, d := range []*Decision{ds.missing, ds.multiple, ds.query, ds.invalid, ds.unavailable,
-		ds.insufficient, ds.operation, ds.mismatch,
-		rt.metaAnswers.get, rt.metaAnswers.head, rt.metaAnswers.options, rt.metaAnswers.notAllowed} {
-		d.Shared = next()
+	for i := range numSharedBearer {
+		rt.shared[i] = next()
 	}
 	for _, d := range rt.rules.denied {
 		d.Shared = next()
 	}
-	ds.nextShared = next
+	rt.denials.nextShared = next
 	if rt.DPoP != BindingOff {
-		dp := &rt.dpDenials
-		for _, d := range []*Decision{dp.multiple, dp.both, dp.query, dp.invalid, dp.unavailable, dp.insufficient,
-			dp.operation, dp.mismatch, dp.proof, dp.dpopOnly, ds.proof, ds.dpopOnly} {
-			d.Shared = next()
+		for i := range numSharedDPoP {
+			rt.shared[numSharedBearer+i] = next()
 		}
-		dp.nextShared = next
+		rt.dpDenials.nextShared = next
 	}
 }

@@ -12,25 +12,37 @@ import (
 // tenants (331 µs of server CPU at 10,000 resources against 39 µs at one). The answers are the
 // scan's, by construction: candidates are found by host and path prefix, then confirmed with
 // the same hostPattern.match and pathUnder, and ties go to the earlier resource, as before.
+// Every route it returns is ready (route.ready): its precomputed answers are built.
 type routeIndex struct {
-	exact map[string]*prefixIndex // foldKey(pattern host) → the routes naming that host
-	any   prefixIndex             // the routes with the host "*"
-	meta  map[string]*metaGroup   // route.metadataPath → the routes publishing there
+	exact map[string]hostRoutes // foldKey(pattern host) → the routes naming that host
+	any   hostRoutes            // the routes with the host "*"
+	meta  map[string]*metaGroup // route.metadataPath → the routes publishing there
 }
 
-// routeRef is one (route, host pattern) pair; order is the route's position in the
-// configuration, which decides between equally long prefixes.
+// routeRef is one (route, host pattern) pair, small and with one pointer: the index holds one
+// or two per configured host, ten thousand or more, which every garbage collection marks.
 type routeRef struct {
 	rt    *route
-	order int
-	h     hostPattern
+	order int32 // the route's position in the configuration: decides between equal prefixes
+	host  int32 // which of rt.hosts
 }
 
-// prefixIndex holds routes by their exact path prefix.
-type prefixIndex struct {
-	byPrefix map[string][]routeRef // in configuration order
-	lens     []int                 // the distinct prefix lengths, longest first
+func (r routeRef) match(host, port string) bool { return r.rt.hosts[r.host].match(host, port) }
+
+// hostRoutes holds the routes of one host key, longest prefix first, then in configuration
+// order, so the first that fits a request is the scan's answer. A host with few routes (one
+// per tenant host is the usual) is searched in order; one with many also indexes them by
+// exact prefix, and looks up only the prefix lengths that exist, so a path of many segments
+// costs no more than a short one.
+type hostRoutes struct {
+	refs     []routeRef
+	byPrefix map[string][]routeRef // nil when len(refs) <= smallHost; each in refs' order
+	lens     []int                 // the distinct prefix lengths, longest first (with byPrefix)
 }
+
+// smallHost: up to this many routes on one host are searched in order (a variable so that
+// tests cover both ways).
+var smallHost = 8
 
 // metaGroup: the routes sharing one metadata path (with one resource per tenant host, all of
 // them: every tenant's PRM is at /.well-known/oauth-protected-resource/mcp).
@@ -41,55 +53,121 @@ type metaGroup struct {
 	n     int                   // how many routes have this metadata path
 }
 
+// keyedRef is a routeRef with the key it is indexed under, while the index is built.
+type keyedRef struct {
+	key string
+	ref routeRef
+}
+
 func newRouteIndex(routes []*route) routeIndex {
-	ix := routeIndex{exact: map[string]*prefixIndex{}, meta: map[string]*metaGroup{}}
+	ix := routeIndex{meta: map[string]*metaGroup{}}
+	var exact, anyHost []routeRef
+	var keyed []keyedRef
+	metaKeyed := map[string][]keyedRef{} // by metadata path
 	for order, rt := range routes {
 		g := ix.meta[rt.metadataPath]
 		if g == nil {
-			g = &metaGroup{exact: map[string][]routeRef{}}
+			g = &metaGroup{}
 			ix.meta[rt.metadataPath] = g
 		}
 		g.only = rt
 		g.n++
-		for _, h := range rt.hosts {
-			ref := routeRef{rt: rt, order: order, h: h}
+		for hi, h := range rt.hosts {
+			ref := routeRef{rt: rt, order: int32(order), host: int32(hi)}
 			if h.any {
-				ix.any.add(ref)
+				anyHost = append(anyHost, ref)
 				g.any = append(g.any, ref)
 				continue
 			}
 			k := foldKey(h.host)
-			p := ix.exact[k]
-			if p == nil {
-				p = &prefixIndex{}
-				ix.exact[k] = p
+			keyed = append(keyed, keyedRef{k, ref})
+			metaKeyed[rt.metadataPath] = append(metaKeyed[rt.metadataPath], keyedRef{k, ref})
+		}
+	}
+	ix.any = newHostRoutes(anyHost)
+
+	// Grouped by key, each group's refs are subslices of one array: no allocation per host.
+	slices.SortStableFunc(keyed, func(a, b keyedRef) int {
+		if c := strings.Compare(a.key, b.key); c != 0 {
+			return c
+		}
+		return byPrefix(a.ref, b.ref)
+	})
+	exact = make([]routeRef, len(keyed))
+	for i := range keyed {
+		exact[i] = keyed[i].ref
+	}
+	ix.exact = make(map[string]hostRoutes, len(keyed))
+	for i := 0; i < len(keyed); {
+		j := i + 1
+		for j < len(keyed) && keyed[j].key == keyed[i].key {
+			j++
+		}
+		ix.exact[keyed[i].key] = newHostRoutes(exact[i:j:j])
+		i = j
+	}
+	for mp, kr := range metaKeyed {
+		g := ix.meta[mp]
+		slices.SortStableFunc(kr, func(a, b keyedRef) int { return strings.Compare(a.key, b.key) })
+		refs := make([]routeRef, len(kr))
+		g.exact = make(map[string][]routeRef, len(kr))
+		for i := 0; i < len(kr); {
+			j := i
+			for ; j < len(kr) && kr[j].key == kr[i].key; j++ {
+				refs[j] = kr[j].ref
 			}
-			p.add(ref)
-			g.exact[k] = append(g.exact[k], ref)
+			g.exact[kr[i].key] = refs[i:j:j]
+			i = j
 		}
 	}
 	return ix
 }
 
-func (p *prefixIndex) add(ref routeRef) {
-	if p.byPrefix == nil {
-		p.byPrefix = map[string][]routeRef{}
+// byPrefix orders refs longest prefix first, then in configuration order.
+func byPrefix(a, b routeRef) int {
+	if la, lb := len(a.rt.prefix), len(b.rt.prefix); la != lb {
+		return lb - la
 	}
-	pre := ref.rt.prefix
-	if _, seen := p.byPrefix[pre]; !seen {
-		n := len(pre)
-		if i, found := slices.BinarySearchFunc(p.lens, n, func(a, b int) int { return b - a }); !found {
-			p.lens = slices.Insert(p.lens, i, n)
+	return int(a.order - b.order)
+}
+
+// newHostRoutes takes refs in configuration order or already sorted by byPrefix.
+func newHostRoutes(refs []routeRef) hostRoutes {
+	slices.SortStableFunc(refs, byPrefix)
+	h := hostRoutes{refs: refs}
+	if len(refs) <= smallHost {
+		return h
+	}
+	h.byPrefix = map[string][]routeRef{}
+	for i := 0; i < len(refs); {
+		j := i + 1
+		for j < len(refs) && refs[j].rt.prefix == refs[i].rt.prefix {
+			j++
 		}
+		// Sorted by length first, so equal prefixes are adjacent only within one length:
+		// collect each prefix's refs from its whole length class.
+		pre := refs[i].rt.prefix
+		h.byPrefix[pre] = append(h.byPrefix[pre], refs[i:j]...)
+		if n := len(pre); len(h.lens) == 0 || h.lens[len(h.lens)-1] != n {
+			h.lens = append(h.lens, n)
+		}
+		i = j
 	}
-	p.byPrefix[pre] = append(p.byPrefix[pre], ref)
+	return h
 }
 
 // longest returns the route with the longest prefix that path is under and a host pattern
-// that matches, the earliest in the configuration among equally long ones. Only prefix lengths
-// that exist are looked up, so a path of many segments costs no more than a short one.
-func (p *prefixIndex) longest(host, port, path string) (routeRef, bool) {
-	for _, n := range p.lens {
+// that matches, the earliest in the configuration among equally long ones.
+func (h *hostRoutes) longest(host, port, path string) (routeRef, bool) {
+	if h.byPrefix == nil {
+		for _, ref := range h.refs {
+			if pathUnder(path, ref.rt.prefix) && ref.match(host, port) {
+				return ref, true
+			}
+		}
+		return routeRef{}, false
+	}
+	for _, n := range h.lens {
 		var pre string
 		switch {
 		case n <= 1:
@@ -101,8 +179,8 @@ func (p *prefixIndex) longest(host, port, path string) (routeRef, bool) {
 		default:
 			continue
 		}
-		for _, ref := range p.byPrefix[pre] {
-			if ref.h.match(host, port) {
+		for _, ref := range h.byPrefix[pre] {
+			if ref.match(host, port) {
 				return ref, true
 			}
 		}
@@ -112,23 +190,15 @@ func (p *prefixIndex) longest(host, port, path string) (routeRef, bool) {
 
 func (ix *routeIndex) match(host, port, path string) *route {
 	best, ok := ix.any.longest(host, port, path)
-	if p := ix.exact[foldKey(host)]; p != nil {
-		if e, eok := p.longest(host, port, path); eok && (!ok || better(e, best)) {
+	if p, found := ix.exact[foldKey(host)]; found {
+		if e, eok := p.longest(host, port, path); eok && (!ok || byPrefix(e, best) < 0) {
 			best, ok = e, true
 		}
 	}
 	if !ok {
 		return nil
 	}
-	return best.rt
-}
-
-// better: a longer prefix wins, then the earlier resource (the scan kept the first of equals).
-func better(a, b routeRef) bool {
-	if len(a.rt.prefix) != len(b.rt.prefix) {
-		return len(a.rt.prefix) > len(b.rt.prefix)
-	}
-	return a.order < b.order
+	return best.rt.ready()
 }
 
 func (ix *routeIndex) metadataRoute(host, port, pathAndQuery string) *route {
@@ -139,7 +209,7 @@ func (ix *routeIndex) metadataRoute(host, port, pathAndQuery string) *route {
 	var first *routeRef
 	refs := g.exact[foldKey(host)]
 	for i := range refs {
-		if refs[i].h.match(host, port) {
+		if refs[i].match(host, port) {
 			first = &refs[i]
 			break
 		}
@@ -148,12 +218,12 @@ func (ix *routeIndex) metadataRoute(host, port, pathAndQuery string) *route {
 		first = &g.any[0]
 	}
 	if first != nil {
-		return first.rt
+		return first.rt.ready()
 	}
 	// A request on a host no resource names (the HTTP listener reached directly, say) still
 	// gets the document when exactly one resource has that path.
 	if g.n == 1 {
-		return g.only
+		return g.only.ready()
 	}
 	return nil
 }

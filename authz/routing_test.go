@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/mcp-authz/mcp-authz/authz/dpop"
 )
 
 // scanMatch and scanMetadataRoute are the linear scans routeIndex replaced, kept as the
@@ -97,8 +101,17 @@ func randomRoutingConfig(r *rand.Rand, n int) []Resource {
 }
 
 // TestRouteIndexMatchesScan: over random configurations and requests, the index picks the
-// route the linear scan picks, for Check's routing, the metadata path and Route.
+// route the linear scan picks, for Check's routing, the metadata path and Route; with the
+// routes of a host searched in order, indexed by prefix, and as New chooses.
 func TestRouteIndexMatchesScan(t *testing.T) {
+	defer func(n int) { smallHost = n }(smallHost)
+	for _, n := range []int{0, 1 << 30, smallHost} {
+		smallHost = n
+		testRouteIndexMatchesScan(t)
+	}
+}
+
+func testRouteIndexMatchesScan(t *testing.T) {
 	seed := rand.Uint64()
 	r := rand.New(rand.NewPCG(seed, 21))
 	compared, found, metaFound := 0, 0, 0
@@ -228,5 +241,114 @@ func TestManyTenantsRoute(t *testing.T) {
 	}
 	if id, ok := a.Route("tenant-10000.example.com", "/mcp"); ok {
 		t.Errorf("an unknown tenant routed to %q", id)
+	}
+}
+
+// sharedAnswers lists a ready route's shared answers in the order New numbered them when it
+// built them all at once (before they were built on first use): the denials and metadata
+// answers, the rules' denials, then the DPoP ones.
+func sharedAnswers(rt *route) []*Decision {
+	ds, dp, m := &rt.denials, &rt.dpDenials, &rt.metaAnswers
+	out := []*Decision{ds.missing, ds.multiple, ds.query, ds.invalid, ds.unavailable,
+		ds.insufficient, ds.operation, ds.mismatch, m.get, m.head, m.options, m.notAllowed}
+	out = append(out, rt.rules.denied...)
+	if rt.DPoP != BindingOff {
+		out = append(out, dp.multiple, dp.both, dp.query, dp.invalid, dp.unavailable, dp.insufficient,
+			dp.operation, dp.mismatch, dp.proof, dp.dpopOnly, ds.proof, ds.dpopOnly)
+	}
+	return out
+}
+
+// TestRouteAnswersOnFirstUse: New builds no route's denials or metadata answers; a Check
+// builds those of the route it matched, and only those; the Shared numbers do not depend on
+// which route was used first: they are the ones an eager build in configuration order gave.
+func TestRouteAnswersOnFirstUse(t *testing.T) {
+	ck, err := dpop.NewChecker(dpop.Config{ReplayKey: []byte(strings.Repeat("r", 32)),
+		Now: func() time.Time { return testNow }, Replay: dpop.NewReplay(nil, 100, nil, func() time.Time { return testNow })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rs []Resource
+	for i := range 4 {
+		r := Resource{Name: fmt.Sprint("t", i), ID: fmt.Sprintf("https://t%d.example.com/mcp", i),
+			AuthorizationServers: []string{iss}, RequiredScopes: []string{"mcp:tools"}}
+		if i%2 == 1 {
+			r.DPoP = BindingAllowed
+			r.Rules = []Rule{{Name: "admin", Paths: []string{"/mcp/admin"}, Scopes: []string{"mcp:admin"}},
+				{Name: "ro", Methods: []string{"GET"}, Scopes: []string{"mcp:read"}}}
+		}
+		rs = append(rs, r)
+	}
+	a, err := New(Options{Resources: rs, DPoP: ck, Unavailable: Unavailable{Status: 503, RetryAfter: 7},
+		Verifiers: Verifiers{Opaque: tableVerifier{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	built := func() (names []string) {
+		for _, rt := range a.routes {
+			if rt.denials.missing != nil || rt.metaAnswers.get != nil || rt.dpDenials.invalid != nil {
+				names = append(names, rt.Name)
+			}
+		}
+		return names
+	}
+	if b := built(); len(b) > 0 {
+		t.Fatalf("New built the answers of %v", b)
+	}
+	check := func(host, path string, headers ...string) *Decision {
+		r := req("GET", path, headers...)
+		r.Host = host
+		return a.Check(context.Background(), r)
+	}
+	if d := check("t2.example.com", "/mcp"); d.Status != 401 || d.Reason != ReasonMissingToken {
+		t.Fatalf("t2: %d %s", d.Status, d.Reason)
+	}
+	if b := built(); fmt.Sprint(b) != "[t2]" {
+		t.Fatalf("after a Check on t2, built: %v", b)
+	}
+	if d := check("t1.example.com", "/.well-known/oauth-protected-resource/mcp"); d.Status != 200 {
+		t.Fatalf("t1 metadata: %d", d.Status)
+	}
+	if b := built(); fmt.Sprint(b) != "[t1 t2]" {
+		t.Fatalf("after the metadata of t1, built: %v", b)
+	}
+	for i := len(a.routes) - 1; i >= 0; i-- {
+		a.routes[i].ready()
+	}
+	next := uint32(firstShared)
+	for _, rt := range a.routes {
+		for i, d := range sharedAnswers(rt) {
+			if d.Shared != next {
+				t.Errorf("%s: answer %d (%s %d) has Shared %d, want %d", rt.Name, i, d.Reason, d.Status, d.Shared, next)
+			}
+			next++
+		}
+	}
+	if last := a.shared.Load(); last != next-1 {
+		t.Errorf("the last number given is %d, want %d", last, next-1)
+	}
+	if d := a.routes[3].dpDenials.unavailable; d.Status != 503 || headerOf(d, "retry-after") != "7" {
+		t.Errorf("the DPoP unavailable denial ignores the setting: %d %q", d.Status, headerOf(d, "retry-after"))
+	}
+}
+
+// TestRouteAnswersConcurrentFirstUse: many Checks racing to be a route's first see one set of
+// answers (run with -race).
+func TestRouteAnswersConcurrentFirstUse(t *testing.T) {
+	a := testAuthorizer(t, nil)
+	var wg sync.WaitGroup
+	got := make([]*Decision, 16)
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i] = a.Check(context.Background(), req("POST", "/mcp"))
+		}()
+	}
+	wg.Wait()
+	for i, d := range got {
+		if d != got[0] || d.Shared == 0 {
+			t.Fatalf("Check %d: %p (Shared %d), Check 0: %p", i, d, d.Shared, got[0])
+		}
 	}
 }

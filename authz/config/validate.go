@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -303,10 +304,14 @@ func (c *Config) validateResources(bad badFunc, issuers map[string]bool) {
 		bad("resources", "at least one protected resource is required")
 	}
 
-	names := map[string]bool{}
-	routes := map[string]string{}
+	// Sized for the configuration: with one resource per tenant host there may be thousands.
+	names := make(map[string]bool, len(c.Resources))
+	type hostPath struct{ host, prefix string }
+	routes := make(map[hostPath]string, len(c.Resources))
+	// Every resource usually names the same authorization servers: each is parsed once.
+	asChecked := map[string]error{}
 	for i, r := range c.Resources {
-		key := fmt.Sprintf("resources[%d]", i)
+		key := "resources[" + strconv.Itoa(i) + "]"
 		if names[r.Name] {
 			bad(key+".name", "%q is used by another resource", r.Name)
 		}
@@ -320,7 +325,12 @@ func (c *Config) validateResources(bad badFunc, issuers map[string]bool) {
 			bad(key+".authorization_servers", "at least one issuer identifier is required (MCP: the metadata must name the authorization server)")
 		}
 		for j, as := range r.AuthorizationServers {
-			if err := c.checkURL(as, false); err != nil {
+			err, seen := asChecked[as]
+			if !seen {
+				err = c.checkURL(as, false)
+				asChecked[as] = err
+			}
+			if err != nil {
 				bad(fmt.Sprintf("%s.authorization_servers[%d]", key, j), "%q %v", as, err)
 			}
 		}
@@ -377,8 +387,10 @@ func (c *Config) validateResources(bad badFunc, issuers map[string]bool) {
 		validateRules(bad, key, &c.Resources[i])
 		c.validateUpstream(bad, key, &c.Resources[i])
 		h := r.IdentityHeaders
-		for _, f := range []struct{ name, v string }{{"subject", h.Subject}, {"client_id", h.ClientID}, {"scopes", h.Scopes}, {"issuer", h.Issuer}, {"binding", h.Binding}} {
-			checkHeaderName(bad, key+".identity_headers."+f.name, f.v)
+		for _, f := range [...]struct{ name, v string }{{"subject", h.Subject}, {"client_id", h.ClientID}, {"scopes", h.Scopes}, {"issuer", h.Issuer}, {"binding", h.Binding}} {
+			if f.v != "" { // the key only for a name to check
+				checkHeaderName(bad, key+".identity_headers."+f.name, f.v)
+			}
 		}
 		for claim, hn := range h.Claims {
 			if claim == "" {
@@ -398,7 +410,7 @@ func (c *Config) validateResources(bad badFunc, issuers map[string]bool) {
 			}
 		}
 		for _, hp := range r.Hosts {
-			rk := strings.ToLower(hp) + " " + r.PathPrefix
+			rk := hostPath{strings.ToLower(hp), r.PathPrefix}
 			if other, dup := routes[rk]; dup {
 				bad(key, "host %q and path_prefix %q are already served by resource %q", hp, r.PathPrefix, other)
 			}
