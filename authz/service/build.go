@@ -247,6 +247,25 @@ func buildCache(cfg *config.Config, o Options, p *parts) error {
 		return nil // no cache at all: every token is verified every time
 	}
 	cc := cache.Config{Secret: key, L1Size: l1, Logger: o.Logger, Now: o.Now, MaxTTL: cfg.Cache.MaxTTL.D(), RevocationLimit: cfg.Cache.RevocationLimit, StaleGrace: cfg.Cache.Grace()}
+	// Strings most entries repeat are stored as 16-bit references, in Redis values and in L1
+	// records: the issuers, the audiences and the configured scopes, which typical tokens
+	// carry verbatim. Bounded by the configuration.
+	for _, is := range cfg.Issuers {
+		cc.Intern = append(cc.Intern, is.Issuer)
+	}
+	for _, res := range cfg.Resources {
+		cc.Intern = append(cc.Intern, res.Resource)
+		cc.Intern = append(cc.Intern, res.Audiences...)
+		cc.Intern = append(cc.Intern, res.Scopes.Required...)
+		cc.Intern = append(cc.Intern, res.Scopes.Supported...)
+		if res.MCP != nil {
+			for _, m := range []map[string][]string{res.MCP.Tools, res.MCP.Methods} {
+				for _, scopes := range m {
+					cc.Intern = append(cc.Intern, scopes...)
+				}
+			}
+		}
+	}
 	if r := cfg.Cache.Redis; r != nil {
 		pw, err := r.Password.Read("cache.redis.password", o.Getenv)
 		if err != nil {
@@ -273,24 +292,6 @@ func buildCache(cfg *config.Config, o Options, p *parts) error {
 		}
 		cc.Redis, cc.RedisTimeout = p.redis, r.Timeout.D()
 		cc.Deployment = cache.RedisConfig{Mode: r.Mode, Addrs: r.Addrs, MasterName: r.MasterName, TLS: r.TLS, SentinelUsername: r.SentinelUsername, SentinelPassword: spw}
-		for _, is := range cfg.Issuers {
-			cc.Intern = append(cc.Intern, is.Issuer)
-		}
-		// Strings most entries repeat are stored as 16-bit references: the issuers, the
-		// audiences and the configured scopes, which typical tokens carry verbatim.
-		for _, res := range cfg.Resources {
-			cc.Intern = append(cc.Intern, res.Resource)
-			cc.Intern = append(cc.Intern, res.Audiences...)
-			cc.Intern = append(cc.Intern, res.Scopes.Required...)
-			cc.Intern = append(cc.Intern, res.Scopes.Supported...)
-			if res.MCP != nil {
-				for _, m := range []map[string][]string{res.MCP.Tools, res.MCP.Methods} {
-					for _, scopes := range m {
-						cc.Intern = append(cc.Intern, scopes...)
-					}
-				}
-			}
-		}
 	}
 	p.cache, err = cache.New(context.Background(), cc)
 	if err != nil {
