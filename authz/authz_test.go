@@ -21,7 +21,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 var testNow = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 // tableVerifier stands in for the real verifiers (tested in authz/jwt and end to end in
-// authz/service) so that these tests pin the decision core alone: token string → result.
+// internal/service) so that these tests pin the decision core alone: token string → result.
 type tableVerifier map[string]struct {
 	id  identity.Identity
 	err error

@@ -10,7 +10,7 @@ const mod = "github.com/mcp-authz/mcp-authz/"
 
 // verifierForbidden: a verifier must not pull in the decision core, a transport or the cache.
 var verifierForbidden = []string{
-	mod + "authz\n", mod + "authz/config", mod + "authz/service", mod + "cache",
+	mod + "authz\n", mod + "internal/config", mod + "internal/service", mod + "cache",
 	"google.golang.org/grpc", "github.com/envoyproxy/", "github.com/redis/",
 }
 
@@ -19,9 +19,9 @@ var verifierForbidden = []string{
 // or the store behind them, and nothing below it may import it.
 func TestDependencies(t *testing.T) {
 	for pkg, forbidden := range map[string][]string{
-		".":                     {"google.golang.org/grpc", "github.com/envoyproxy/", "github.com/redis/", "otter", mod + "cache", mod + "authz/extauthz", mod + "authz/service", "net/http/httptest"},
-		"./config":              {"google.golang.org/grpc", "github.com/envoyproxy/", "github.com/redis/", mod + "cache", mod + "authz/service"},
-		"./extauthz":            {"github.com/redis/", mod + "cache", mod + "authz/jwt", mod + "authz/introspect", mod + "authz/service"},
+		".":                     {"google.golang.org/grpc", "github.com/envoyproxy/", "github.com/redis/", "otter", mod + "cache", mod + "authz/extauthz", mod + "internal/service", "net/http/httptest"},
+		"../internal/config":    {"google.golang.org/grpc", "github.com/envoyproxy/", "github.com/redis/", mod + "cache", mod + "internal/service"},
+		"./extauthz":            {"github.com/redis/", mod + "cache", mod + "authz/jwt", mod + "authz/introspect", mod + "internal/service"},
 		"./identity":            {mod + "authz\n", "google.golang.org/grpc", "github.com/redis/"},
 		"./jwt":                 verifierForbidden,
 		"./introspect":          append([]string{"github.com/coreos/go-oidc", "github.com/go-jose/"}, verifierForbidden...),

@@ -564,7 +564,7 @@ func TestBytesPerEntry(t *testing.T) {
 		ClientID: "3c6e0b8a-9c0d-4e2b-8f1a-2b7c5d9e4f60", Audience: []string{"https://mcp.example.com/mcp"},
 		Scopes: []string{"mcp:tools", "mcp:resources"}, Expiry: clk.Now().Add(time.Hour), Source: identity.SourceJWT,
 	}
-	// The service interns the configured issuers, audiences and scopes (authz/service/build.go).
+	// The service interns the configured issuers, audiences and scopes (internal/service/build.go).
 	mcpCache := newTiered(t, cache.Config{Redis: rdb, Now: clk.Now, Intern: []string{mcp.Issuer, mcp.Audience[0], "mcp:tools", "mcp:resources"}})
 	mcpCache.Set(ctx, mcpCache.Key("mcp"), mcp, time.Minute)
 	mcpGot := usage(mcpCache, "mcp")

@@ -15,7 +15,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/authz/policy"
 )
 
-// tokens stands in for the verifiers (tested on their own and end to end in authz/service):
+// tokens stands in for the verifiers (tested on their own and end to end in internal/service):
 // this file tests what the adapter carries between Envoy and the rules.
 type tokens map[string]identity.Identity
 

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcp-authz/mcp-authz/authz/service"
+	"github.com/mcp-authz/mcp-authz/internal/service"
 
 	"github.com/mcp-authz/mcp-authz/internal/testenv"
 )

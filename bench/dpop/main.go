@@ -25,10 +25,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mcp-authz/mcp-authz/authz/config"
-	"github.com/mcp-authz/mcp-authz/authz/demoas"
 	"github.com/mcp-authz/mcp-authz/authz/dpop/dpoptest"
-	"github.com/mcp-authz/mcp-authz/authz/service"
+	"github.com/mcp-authz/mcp-authz/internal/config"
+	"github.com/mcp-authz/mcp-authz/internal/demoas"
+	"github.com/mcp-authz/mcp-authz/internal/service"
 )
 
 const resource = "http://localhost:8080/mcp"

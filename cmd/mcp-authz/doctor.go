@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/mcp-authz/mcp-authz/authz"
-	"github.com/mcp-authz/mcp-authz/authz/config"
 	"github.com/mcp-authz/mcp-authz/authz/identity"
-	"github.com/mcp-authz/mcp-authz/authz/service"
+	"github.com/mcp-authz/mcp-authz/internal/config"
+	"github.com/mcp-authz/mcp-authz/internal/service"
 )
 
 // Doctor exit codes, so a deployment pipeline can tell "fix the config" from "the AS is down".

@@ -13,8 +13,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mcp-authz/mcp-authz/authz/demoas"
 	"github.com/mcp-authz/mcp-authz/deploy/hydra/hydratest"
+	"github.com/mcp-authz/mcp-authz/internal/demoas"
 )
 
 const doctorResource = "http://mcp.test/mcp"

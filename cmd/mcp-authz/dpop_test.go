@@ -33,8 +33,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 
-	"github.com/mcp-authz/mcp-authz/authz/demoas"
 	"github.com/mcp-authz/mcp-authz/authz/dpop"
+	"github.com/mcp-authz/mcp-authz/internal/demoas"
 
 	"github.com/mcp-authz/mcp-authz/internal/testenv"
 )

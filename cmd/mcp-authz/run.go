@@ -17,12 +17,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mcp-authz/mcp-authz/authz/config"
 	"github.com/mcp-authz/mcp-authz/authz/extauthz"
-	"github.com/mcp-authz/mcp-authz/authz/service"
 	"github.com/mcp-authz/mcp-authz/buildinfo"
 	"github.com/mcp-authz/mcp-authz/cmd/mcp-authz/internal/heapfloor"
 	"github.com/mcp-authz/mcp-authz/envoy"
+	"github.com/mcp-authz/mcp-authz/internal/config"
+	"github.com/mcp-authz/mcp-authz/internal/service"
 )
 
 // heapFloor is the heap headroom the service keeps (package heapfloor): it bounds what the

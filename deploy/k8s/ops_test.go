@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcp-authz/mcp-authz/authz/config"
+	"github.com/mcp-authz/mcp-authz/internal/config"
 )
 
 // graceCoversShutdown: at SIGTERM mcp-authz drains (shutdown.drain) and then gives in-flight

@@ -13,7 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 
-	"github.com/mcp-authz/mcp-authz/authz/config"
+	"github.com/mcp-authz/mcp-authz/internal/config"
 	"github.com/mcp-authz/mcp-authz/internal/envoyload"
 )
 

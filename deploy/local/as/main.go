@@ -25,7 +25,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mcp-authz/mcp-authz/authz/demoas"
+	"github.com/mcp-authz/mcp-authz/internal/demoas"
 )
 
 const clientSecret = "demo-secret"

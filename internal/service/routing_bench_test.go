@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcp-authz/mcp-authz/authz/config"
 	"github.com/mcp-authz/mcp-authz/authz/extauthz"
+	"github.com/mcp-authz/mcp-authz/internal/config"
 )
 
 // withTenants puts n-1 resources before the configured one, one per tenant host, as a

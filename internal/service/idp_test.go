@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcp-authz/mcp-authz/authz/config"
-	"github.com/mcp-authz/mcp-authz/authz/demoas"
 	"github.com/mcp-authz/mcp-authz/cache/redistest"
+	"github.com/mcp-authz/mcp-authz/internal/config"
+	"github.com/mcp-authz/mcp-authz/internal/demoas"
 )
 
 // A Bearer-scheme API key removed by a reload is refused at the next Check: it was never

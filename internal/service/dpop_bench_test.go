@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcp-authz/mcp-authz/authz/config"
 	"github.com/mcp-authz/mcp-authz/authz/dpop/dpoptest"
 	"github.com/mcp-authz/mcp-authz/cache/redistest"
+	"github.com/mcp-authz/mcp-authz/internal/config"
 )
 
 // benchDPoP: a DPoP-bound JWT, cached after the first Check, and b.N fresh ES256 proofs made

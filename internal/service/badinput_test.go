@@ -16,7 +16,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/mcp-authz/mcp-authz/authz/demoas"
+	"github.com/mcp-authz/mcp-authz/internal/demoas"
 )
 
 func b64url(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }

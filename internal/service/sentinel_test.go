@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcp-authz/mcp-authz/authz/config"
 	"github.com/mcp-authz/mcp-authz/cache/redistest"
+	"github.com/mcp-authz/mcp-authz/internal/config"
 )
 
 // Two replicas on a real Redis Sentinel deployment (a master, its replica, a sentinel that

@@ -28,11 +28,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mcp-authz/mcp-authz/authz"
-	"github.com/mcp-authz/mcp-authz/authz/config"
 	"github.com/mcp-authz/mcp-authz/authz/extauthz"
 	"github.com/mcp-authz/mcp-authz/authz/introspect"
 	"github.com/mcp-authz/mcp-authz/authz/jwt"
 	"github.com/mcp-authz/mcp-authz/cache"
+	"github.com/mcp-authz/mcp-authz/internal/config"
 	"github.com/mcp-authz/mcp-authz/telemetry"
 )
 

@@ -14,10 +14,10 @@ import (
 
 	"github.com/mcp-authz/mcp-authz/authz"
 	"github.com/mcp-authz/mcp-authz/authz/apikey"
-	"github.com/mcp-authz/mcp-authz/authz/config"
 	"github.com/mcp-authz/mcp-authz/authz/introspect"
 	"github.com/mcp-authz/mcp-authz/authz/jwt"
 	"github.com/mcp-authz/mcp-authz/cache"
+	"github.com/mcp-authz/mcp-authz/internal/config"
 	"github.com/mcp-authz/mcp-authz/telemetry"
 )
 

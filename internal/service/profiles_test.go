@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcp-authz/mcp-authz/authz/config"
-	"github.com/mcp-authz/mcp-authz/authz/demoas"
+	"github.com/mcp-authz/mcp-authz/internal/config"
+	"github.com/mcp-authz/mcp-authz/internal/demoas"
 )
 
 // The documented token shapes of the products whose profiles cannot be tested live here

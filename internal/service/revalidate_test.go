@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcp-authz/mcp-authz/authz/config"
 	"github.com/mcp-authz/mcp-authz/cache/redistest"
+	"github.com/mcp-authz/mcp-authz/internal/config"
 )
 
 // issuers[].revalidate_after: a token revoked at the authorization server is refused within

@@ -23,9 +23,9 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
-	"github.com/mcp-authz/mcp-authz/authz/config"
-	"github.com/mcp-authz/mcp-authz/authz/demoas"
 	"github.com/mcp-authz/mcp-authz/cache/redistest"
+	"github.com/mcp-authz/mcp-authz/internal/config"
+	"github.com/mcp-authz/mcp-authz/internal/demoas"
 )
 
 // The downstream API the upstream MCP server calls with the exchanged token.

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mcp-authz/mcp-authz/authz/config"
-	"github.com/mcp-authz/mcp-authz/authz/demoas"
+	"github.com/mcp-authz/mcp-authz/internal/config"
+	"github.com/mcp-authz/mcp-authz/internal/demoas"
 )
 
 // DemoOptions are the demo's addresses. Defaults: 127.0.0.1:9191 (ext_authz gRPC),

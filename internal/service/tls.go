@@ -9,7 +9,7 @@ import (
 	"os"
 	"sync"
 
-	"github.com/mcp-authz/mcp-authz/authz/config"
+	"github.com/mcp-authz/mcp-authz/internal/config"
 )
 
 // tlsFiles serves the gRPC listener's certificate and client CA from files, re-reading them
