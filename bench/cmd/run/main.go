@@ -71,6 +71,9 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 	fs.StringVar(&o.out, "out", "", `results file (default bench/results/<time>-<mode>[-<sections>].txt; "-" for none)`)
 	fs.BoolVar(&o.keep, "keep", getenv("BENCH_KEEP") != "", "keep the work directory (logs, raw ghz JSON); also BENCH_KEEP=1")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return o, err
+		}
 		return o, usageError{err.Error()}
 	}
 	if fs.NArg() > 0 {
@@ -150,6 +153,9 @@ type lab struct {
 
 func main() {
 	opt, err := parseOptions(os.Args[1:], os.Getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"os"
 	"regexp"
 	"slices"
@@ -57,6 +58,12 @@ func TestParseOptionsRefuses(t *testing.T) {
 		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.msg) {
 			t.Errorf("%q: %v, want a usage error with %q", tc.args, err, tc.msg)
 		}
+	}
+}
+
+func TestParseOptionsHelp(t *testing.T) {
+	if _, err := parseOptions([]string{"-h"}, noEnv); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v", err)
 	}
 }
 
