@@ -178,10 +178,7 @@ func run(ctx context.Context, opt options) error {
 	if err := chdirModuleRoot(); err != nil {
 		return err
 	}
-	need := []string{"redis-server"}
-	if opt.mode == "pinned" || opt.want("cores") {
-		need = append(need, "taskset")
-	}
+	need := []string{"redis-server", "taskset"}
 	for _, b := range need {
 		if _, err := exec.LookPath(b); err != nil {
 			return fmt.Errorf("%s not installed (apt-get install -y redis-server util-linux)", b)
@@ -364,6 +361,9 @@ func (l *lab) busy(ctx context.Context) (int, error) {
 // cpuscale is how much a second vCPU adds here: one CPU-bound thread alone, then one on each
 // vCPU at once.
 func (l *lab) cpuscale(ctx context.Context) (string, error) {
+	if nproc() < 2 {
+		return "n/a (one CPU here)", nil
+	}
 	bin := filepath.Join(l.work, "cpuscale")
 	one := func(cpu string) (float64, error) {
 		out, err := commandContext(ctx, []string{"taskset", "-c", cpu}, bin).Output()
