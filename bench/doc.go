@@ -1,3 +1,4 @@
-// Package bench holds the benchmark harness (run.sh, the no-op baseline and helpers in
-// subdirectories); this package itself only tests run.sh.
+// Package bench holds the benchmark harness: the driver (cmd/run, `go run ./bench/cmd/run`), the
+// no-op baseline and the helpers in subdirectories. This package itself only tests the driver
+// end to end; see README.md for what it measures and how to read the results.
 package bench

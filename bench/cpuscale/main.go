@@ -1,6 +1,6 @@
 // Command cpuscale measures how much CPU throughput this machine really has on more than one
 // vCPU: it runs a fixed CPU-bound Go workload (JSON encode and decode) on one thread for
-// -d and prints the operations done. bench/run.sh runs it alone on CPU 0, then one copy on
+// -d and prints the operations done. The bench driver runs it alone on CPU 0, then one copy on
 // CPU 0 and one on CPU 1 at once: on a machine with two real cores the pair does twice the
 // work of one; on a VM whose two vCPUs share a physical core (SMT siblings, or an overcommitted
 // host) it does much less, and then a load generator on "the other" CPU slows the server too.

@@ -1,6 +1,6 @@
 # The opa-jwt scenario's policy: the same work as mcp-authz on the jwt-cached workload, written
 # the way OPA-Envoy's documentation does it. Verify the RS256 JWT against the authorization
-# server's JWKS (data.bench.jwks, fetched by bench/run.sh at startup: no http.send per request),
+# server's JWKS (data.bench.jwks, fetched by the bench driver at startup: no http.send per request),
 # check iss, aud (the resource), exp/nbf, typ at+jwt and that the scope has mcp:tools, route on
 # host and path like mcp-authz's resource, then allow with the same identity headers and the
 # caller's Authorization removed; anything else is a 401 with a Bearer challenge.

@@ -57,7 +57,7 @@ func benchGRPC(b *testing.B, addr string, req *authv3.CheckRequest) {
 
 // BenchmarkGRPCNoop and BenchmarkGRPCCachedJWT are one pair: the same request over real gRPC
 // on loopback, client and server in this process, so their ratio is mcp-authz's cost over
-// gRPC's for a cached decision (bench/run.sh measures the same across processes).
+// gRPC's for a cached decision (bench/cmd/run measures the same across processes).
 func BenchmarkGRPCNoop(b *testing.B) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
