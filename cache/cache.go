@@ -36,7 +36,8 @@ type Config struct {
 	// revocation subscription follows the master through failovers with it (followMaster);
 	// otherwise it is not needed.
 	Deployment RedisConfig
-	// RedisTimeout bounds each Redis call of Get and Set; default 50ms.
+	// RedisTimeout bounds each Redis call of Get and Set; required with Redis (the service's
+	// cache.redis.timeout).
 	RedisTimeout time.Duration
 	// KeyPrefix starts every Redis key; default "mcp-authz:v5:", the value format's version.
 	KeyPrefix string
@@ -60,10 +61,10 @@ type Config struct {
 	// MaxTTL bounds every entry's lifetime, whatever its caller asks for: the service's
 	// cache.max_ttl. A revocation is remembered for MaxTTL plus RevokeRepeat plus a minute
 	// of slack for clocks and verifications in flight. Every replica sharing a Redis must use
-	// the same value, or one that keeps entries longer outlives another's memory. Default 5m.
+	// the same value, or one that keeps entries longer outlives another's memory. Required.
 	MaxTTL time.Duration
 	// RevocationLimit bounds how many revocations are remembered at once (about 120 bytes
-	// each); default 10,000, about 1.2 MB. Beyond it the oldest is forgotten and, until that one's memory
+	// each; the service's cache.revocation_limit, required). Beyond it the oldest is forgotten and, until that one's memory
 	// would have ended, positive Redis values that could predate it are refused (see
 	// revocations): Redis stops sharing work for a while, it never serves a revoked token.
 	RevocationLimit int
@@ -171,7 +172,6 @@ func staleEnd(deadline int64, neg bool, exp time.Time, grace int64) int64 {
 
 const (
 	defaultPrefix  = "mcp-authz:v5:"
-	defaultTimeout = 50 * time.Millisecond
 	// waitRoundTrips × RedisTimeout bounds how long New waits for the revocation
 	// subscription, and Close for its end, so a Redis that hangs never holds up startup or
 	// shutdown for long (a refused connection fails at once anyway).
@@ -180,8 +180,6 @@ const (
 	revokeTimeout       = time.Second
 	badLogEvery         = 10 * time.Second
 	defaultRevokeRepeat = 10 * time.Second
-	defaultMaxTTL       = 5 * time.Minute
-	defaultRevocations  = 10_000
 	// revokeSlack lengthens a revocation's memory past the longest entry lifetime: replicas'
 	// clocks differ (an entry's deadline is on its writer's clock), and a verification in
 	// flight at the revocation stores its result a little later.
@@ -198,26 +196,24 @@ func New(ctx context.Context, cfg Config) (*Tiered, error) {
 	if cfg.L1Size < 0 {
 		errs = append(errs, fmt.Errorf("cache: l1 size %d: must be 0 (disabled) or more", cfg.L1Size))
 	}
-	if cfg.RedisTimeout < 0 {
-		errs = append(errs, errors.New("cache: redis timeout: must not be negative"))
+	// What the configuration sets (package config) has no default here: one home for each.
+	if cfg.RedisTimeout < 0 || cfg.Redis != nil && cfg.RedisTimeout == 0 {
+		errs = append(errs, errors.New("cache: redis timeout: must be positive with Redis (config's cache.redis.timeout)"))
 	}
 	if cfg.Breaker.Failures < 0 || cfg.Breaker.OpenFor < 0 {
 		errs = append(errs, errors.New("cache: breaker: failures and open duration must not be negative"))
 	}
-	if cfg.MaxTTL < 0 {
-		errs = append(errs, errors.New("cache: max ttl: must not be negative (0: the default, 5m)"))
+	if cfg.MaxTTL <= 0 {
+		errs = append(errs, errors.New("cache: max ttl: must be positive (config's cache.max_ttl)"))
 	}
-	if cfg.RevocationLimit < 0 {
-		errs = append(errs, errors.New("cache: revocation limit: must not be negative (0: the default, 10000)"))
+	if cfg.RevocationLimit <= 0 {
+		errs = append(errs, errors.New("cache: revocation limit: must be positive (config's cache.revocation_limit)"))
 	}
 	if cfg.StaleGrace < 0 {
 		errs = append(errs, errors.New("cache: stale grace: must not be negative (0: none)"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
-	}
-	if cfg.RedisTimeout == 0 {
-		cfg.RedisTimeout = defaultTimeout
 	}
 	if cfg.KeyPrefix == "" {
 		cfg.KeyPrefix = defaultPrefix
@@ -239,12 +235,6 @@ func New(ctx context.Context, cfg Config) (*Tiered, error) {
 	}
 	if cfg.RevokeRepeat == 0 {
 		cfg.RevokeRepeat = defaultRevokeRepeat
-	}
-	if cfg.MaxTTL == 0 {
-		cfg.MaxTTL = defaultMaxTTL
-	}
-	if cfg.RevocationLimit == 0 {
-		cfg.RevocationLimit = defaultRevocations
 	}
 
 	// Two keys from one secret (RFC 5869): knowing lookup keys (they are Redis key names)

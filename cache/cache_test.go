@@ -22,6 +22,9 @@ func TestConfigErrors(t *testing.T) {
 		{"negative breaker", cache.Config{Secret: secret, Breaker: cache.BreakerConfig{Failures: -1}}, "breaker"},
 		{"negative max ttl", cache.Config{Secret: secret, MaxTTL: -time.Second}, "max ttl"},
 		{"negative revocation limit", cache.Config{Secret: secret, RevocationLimit: -1}, "revocation limit"},
+		// Defaults have one home, package config: what it sets is required here.
+		{"no max ttl", cache.Config{Secret: secret, RevocationLimit: 1}, "max ttl"},
+		{"no revocation limit", cache.Config{Secret: secret, MaxTTL: time.Minute}, "revocation limit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := cache.New(t.Context(), tc.cfg)

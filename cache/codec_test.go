@@ -304,7 +304,7 @@ func BenchmarkDecode(b *testing.B) {
 }
 
 func TestL1Bounded(t *testing.T) {
-	c, err := New(t.Context(), Config{Secret: testMACKey, L1Size: 10})
+	c, err := New(t.Context(), Config{MaxTTL: 5 * time.Minute, RevocationLimit: 10_000, Secret: testMACKey, L1Size: 10})
 	if err != nil {
 		t.Fatal(err)
 	}

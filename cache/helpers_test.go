@@ -82,10 +82,7 @@ func rfcIdentity(now time.Time) identity.Identity {
 
 func newTiered(t testing.TB, cfg cache.Config) *cache.Tiered {
 	t.Helper()
-	if cfg.Secret == nil {
-		cfg.Secret = secret
-	}
-	c, err := cache.New(t.Context(), cfg)
+	c, err := cache.New(t.Context(), required(cfg))
 	if err != nil {
 		t.Fatalf("cache.New: %v", err)
 	}
@@ -138,4 +135,22 @@ func eventually(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// required fills what cache.New demands and a test left unset: the secret, and package
+// config's defaults written out (this package must not import config).
+func required(cfg cache.Config) cache.Config {
+	if cfg.Secret == nil {
+		cfg.Secret = secret
+	}
+	if cfg.MaxTTL == 0 {
+		cfg.MaxTTL = 5 * time.Minute
+	}
+	if cfg.RevocationLimit == 0 {
+		cfg.RevocationLimit = 10_000
+	}
+	if cfg.Redis != nil && cfg.RedisTimeout == 0 {
+		cfg.RedisTimeout = 50 * time.Millisecond
+	}
+	return cfg
 }

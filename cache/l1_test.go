@@ -60,7 +60,7 @@ func TestL1RecordRoundTrip(t *testing.T) {
 // appending to what Get returned does not write into what the next Get returns.
 func TestL1OwnCopy(t *testing.T) {
 	now := atomic64{ns: time.Unix(1_700_000_000, 0).UnixNano()}
-	c, err := New(t.Context(), Config{Secret: testMACKey, L1Size: 100, Now: now.Now})
+	c, err := New(t.Context(), Config{MaxTTL: 5 * time.Minute, RevocationLimit: 10_000, Secret: testMACKey, L1Size: 100, Now: now.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestL1OwnCopy(t *testing.T) {
 // audience, scopes and claim names are all distinct fills the tables once, and then memory
 // stays flat however long it goes on (L1 itself is bounded by L1Size).
 func TestL1InternBounded(t *testing.T) {
-	c, err := New(t.Context(), Config{Secret: testMACKey, L1Size: 100, Intern: []string{"https://server.example.com/"}})
+	c, err := New(t.Context(), Config{MaxTTL: 5 * time.Minute, RevocationLimit: 10_000, Secret: testMACKey, L1Size: 100, Intern: []string{"https://server.example.com/"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestL1InternBounded(t *testing.T) {
 func TestL1Deadline(t *testing.T) {
 	var now atomic64
 	now.ns = time.Unix(1_700_000_000, 0).UnixNano()
-	c, err := New(t.Context(), Config{Secret: testMACKey, L1Size: 10, Now: now.Now})
+	c, err := New(t.Context(), Config{MaxTTL: 5 * time.Minute, RevocationLimit: 10_000, Secret: testMACKey, L1Size: 10, Now: now.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -335,7 +335,7 @@ func TestHungRedis(t *testing.T) {
 	t.Cleanup(func() { rdb.Close() })
 	clk := newClock()
 	ctx := t.Context()
-	c, err := cache.New(ctx, cache.Config{Secret: secret, L1Size: 100, Redis: rdb, Now: clk.Now, RedisTimeout: 20 * time.Millisecond})
+	c, err := cache.New(ctx, required(cache.Config{Secret: secret, L1Size: 100, Redis: rdb, Now: clk.Now, RedisTimeout: 20 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}

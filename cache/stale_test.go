@@ -80,7 +80,7 @@ func TestNoStaleGrace(t *testing.T) {
 	if _, ok := c.Stale(key); ok {
 		t.Error("Stale returned an entry past its deadline with no grace configured")
 	}
-	if _, err := cache.New(t.Context(), cache.Config{Secret: secret, StaleGrace: -time.Second}); err == nil {
+	if _, err := cache.New(t.Context(), required(cache.Config{Secret: secret, StaleGrace: -time.Second})); err == nil {
 		t.Error("a negative stale grace was accepted")
 	}
 }

@@ -57,7 +57,7 @@ func measure(n int) {
 	rand.Read(secret)
 	const issuer = "https://auth.example.com" // shared, as the verifier's configured issuer is
 	h0, r0 := settle()
-	c, err := cache.New(ctx, cache.Config{Secret: secret, L1Size: n, Intern: []string{issuer, "https://mcp.example.com/mcp", "mcp:tools", "mcp:read"}})
+	c, err := cache.New(ctx, cache.Config{Secret: secret, L1Size: n, MaxTTL: 5 * time.Minute, RevocationLimit: 10_000, Intern: []string{issuer, "https://mcp.example.com/mcp", "mcp:tools", "mcp:read"}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "memory:", err)
 		os.Exit(1)
