@@ -171,7 +171,7 @@ func staleEnd(deadline int64, neg bool, exp time.Time, grace int64) int64 {
 }
 
 const (
-	defaultPrefix  = "mcp-authz:v5:"
+	defaultPrefix = "mcp-authz:v5:"
 	// waitRoundTrips × RedisTimeout bounds how long New waits for the revocation
 	// subscription, and Close for its end, so a Redis that hangs never holds up startup or
 	// shutdown for long (a refused connection fails at once anyway).
