@@ -65,9 +65,10 @@ type Server struct {
 	subject bool
 }
 
-// checkerBox pairs a decision core with the converted responses of its shared answers, so a
-// reload drops them with it.
-type checkerBox struct {
+// Core is a decision core as a Server decides with it: the core with the converted responses
+// of its shared answers. Whoever reloads the configuration keeps one Core beside each core it
+// builds, so a reload drops the converted answers together with the core that numbered them.
+type Core struct {
 	c Checker
 	// denied: Decision.Shared → *authv3.CheckResponse. The numbers come from the core's
 	// configuration (a few per resource, at most 256 step-up challenges each), so this holds
@@ -75,13 +76,8 @@ type checkerBox struct {
 	denied sync.Map
 }
 
-// Core is a decision core as a Server decides with it: the core with the converted responses
-// of its shared answers. Whoever reloads the configuration keeps one Core beside each core it
-// builds, so a reload drops the converted answers together with the core that numbered them.
-type Core struct{ box checkerBox }
-
 // NewCore wraps c for a Server.
-func NewCore(c Checker) *Core { return &Core{box: checkerBox{c: c}} }
+func NewCore(c Checker) *Core { return &Core{c: c} }
 
 // New returns a Server that always decides with c.
 func New(c Checker, o Options) *Server {
@@ -108,7 +104,7 @@ func Register(g *grpc.Server, s *Server) { authv3.RegisterAuthorizationServer(g,
 // crash would take every request down. A panic in the core becomes a clean 503.
 func (s *Server) Check(ctx context.Context, in *authv3.CheckRequest) (resp *authv3.CheckResponse, _ error) {
 	start := time.Now()
-	box := &s.live().box
+	core := s.live()
 	req := Request(in)
 	var d *authz.Decision
 	var span trace.Span
@@ -119,7 +115,7 @@ func (s *Server) Check(ctx context.Context, in *authv3.CheckRequest) (resp *auth
 		if p := recover(); p != nil {
 			s.log.Error("check panicked; answered 503", "panic", p, "stack", string(debug.Stack()))
 			d = authz.Internal()
-			resp = box.response(d)
+			resp = core.response(d)
 		}
 		if s.onDec != nil {
 			s.onDec(ctx, req, d, time.Since(start))
@@ -131,8 +127,8 @@ func (s *Server) Check(ctx context.Context, in *authv3.CheckRequest) (resp *auth
 			endSpan(span, d)
 		}
 	}()
-	d = box.c.Check(ctx, req)
-	return box.response(d), nil
+	d = core.c.Check(ctx, req)
+	return core.response(d), nil
 }
 
 // propagator reads W3C traceparent and, for proxies traced with Zipkin, B3 in either its
@@ -340,7 +336,7 @@ var okStatus = &rpcstatus.Status{Code: int32(codes.OK)}
 // An earlier memo was keyed on the address of a denial's header slice: every distinct 403
 // grew it without bound, and HEAD's empty metadata answer replaced GET's (they shared the
 // slice). The core's numbers have neither problem.
-func (s *checkerBox) response(d *authz.Decision) *authv3.CheckResponse {
+func (core *Core) response(d *authz.Decision) *authv3.CheckResponse {
 	if d.Allow {
 		ok := &authv3.OkHttpResponse{Headers: headerOptions(d.Headers), HeadersToRemove: d.Remove,
 			ResponseHeadersToAdd: headerOptions(d.ResponseHeaders)}
@@ -350,11 +346,11 @@ func (s *checkerBox) response(d *authz.Decision) *authv3.CheckResponse {
 	if d.Shared == 0 {
 		return denied(d)
 	}
-	if r, ok := s.denied.Load(d.Shared); ok {
+	if r, ok := core.denied.Load(d.Shared); ok {
 		return r.(*authv3.CheckResponse)
 	}
 	r := denied(d)
-	s.denied.Store(d.Shared, r)
+	core.denied.Store(d.Shared, r)
 	return r
 }
 

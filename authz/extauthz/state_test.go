@@ -101,7 +101,7 @@ func TestSharedAnswersOnly(t *testing.T) {
 	}
 	c.Check(ctx, NewCheckRequest("POST", "mcp.example.com", "/mcp", nil))
 	n := 0
-	s.live().box.denied.Range(func(any, any) bool { n++; return true })
+	s.live().denied.Range(func(any, any) bool { n++; return true })
 	if n != 1 {
 		t.Errorf("%d converted answers kept, want 1 (the shared 401)", n)
 	}
